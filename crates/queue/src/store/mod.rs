@@ -1,0 +1,610 @@
+//! Storage: one [`Driver`] interface, one implementation per database, and the [`Store`]
+//! facade that the rest of subsync uses without knowing which database is behind it.
+//!
+//! The queue logic lives above the drivers (retry decisions, lease rescue, wake-ups); the
+//! drivers only speak their SQL dialect. Both pass the same conformance suite
+//! (`crates/queue/tests/conformance.rs`).
+
+mod postgres;
+mod sqlite;
+mod wake;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, SqliteConnection};
+use tokio::sync::OwnedMutexGuard;
+
+use crate::config::QueueConfig;
+use crate::error::QueueError;
+use crate::model::{
+    ClaimedJob, EnqueueOutcome, FailOutcome, JobFilter, JobId, JobRecord, Lease, NewJob, Page,
+    RunningGroup, StateCount,
+};
+use crate::schema::{self, Backend};
+
+pub use wake::WakeSubscription;
+
+/// A running job whose lease ran out: the worker died or lost the database.
+#[derive(Debug, Clone)]
+pub(crate) struct ExpiredLease {
+    pub lease: Lease,
+    pub attempts: u32,
+    pub max_attempts: u32,
+}
+
+/// Which jobs an operator action applies to.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// These jobs.
+    Ids(Vec<JobId>),
+    /// Every job matching the filter.
+    Filter(JobFilter),
+}
+
+/// The storage interface every database implements. The queue never issues SQL itself.
+///
+/// Every state change of a running job is a compare-and-set on `(job id, lease token, state =
+/// running)`; a group is released in the same transaction as its running job's state change.
+pub(crate) trait Driver: Send + Sync {
+    /// The connection type a caller's transaction runs on.
+    type Conn: Send;
+
+    /// Inserts a job unless its unique key exists; marks its group due. Runs in the caller's
+    /// transaction.
+    fn enqueue(
+        &self,
+        conn: &mut Self::Conn,
+        job: &NewJob,
+        id: JobId,
+        max_attempts: u32,
+    ) -> impl Future<Output = Result<EnqueueOutcome, QueueError>> + Send;
+
+    /// Marks a running job succeeded and frees its group, in the caller's transaction.
+    /// `false` when the lease is no longer the job's.
+    fn complete(
+        &self,
+        conn: &mut Self::Conn,
+        lease: &Lease,
+    ) -> impl Future<Output = Result<bool, QueueError>> + Send;
+
+    /// Claims up to `limit` jobs: the oldest due pending job of each free, due group.
+    fn claim(
+        &self,
+        queue: &str,
+        worker: &str,
+        limit: u32,
+        lease_for: Duration,
+    ) -> impl Future<Output = Result<Vec<ClaimedJob>, QueueError>> + Send;
+
+    /// Extends a lease; `false` when it is no longer ours.
+    fn heartbeat(
+        &self,
+        lease: &Lease,
+        lease_for: Duration,
+    ) -> impl Future<Output = Result<bool, QueueError>> + Send;
+
+    /// Records a failed attempt: back to pending after `retry_in`, or dead when `None`.
+    fn fail(
+        &self,
+        lease: &Lease,
+        error: &str,
+        retry_in: Option<Duration>,
+    ) -> impl Future<Output = Result<FailOutcome, QueueError>> + Send;
+
+    /// Gives a job back untouched (shutdown before it ran to the end): pending now, and the
+    /// attempt it started is not counted.
+    fn release(&self, lease: &Lease) -> impl Future<Output = Result<bool, QueueError>> + Send;
+
+    /// Running jobs whose lease has run out.
+    fn expired_leases(
+        &self,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<ExpiredLease>, QueueError>> + Send;
+
+    /// One job.
+    fn get(&self, id: JobId) -> impl Future<Output = Result<Option<JobRecord>, QueueError>> + Send;
+
+    /// The job holding a unique key.
+    fn find_by_key(
+        &self,
+        queue: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<JobRecord>, QueueError>> + Send;
+
+    /// A page of jobs matching the filter, newest first.
+    fn list(
+        &self,
+        filter: &JobFilter,
+        page: Page,
+    ) -> impl Future<Output = Result<Vec<JobRecord>, QueueError>> + Send;
+
+    /// How many jobs match the filter.
+    fn count(&self, filter: &JobFilter) -> impl Future<Output = Result<u64, QueueError>> + Send;
+
+    /// Dead or cancelled → pending with a fresh attempt budget; pending in backoff → due now.
+    /// Returns how many jobs changed.
+    fn retry(&self, selection: &Selection) -> impl Future<Output = Result<u64, QueueError>> + Send;
+
+    /// Pending or dead → cancelled. Running jobs are left alone.
+    fn cancel(&self, selection: &Selection)
+    -> impl Future<Output = Result<u64, QueueError>> + Send;
+
+    /// Jobs per queue and state.
+    fn counts(&self) -> impl Future<Output = Result<Vec<StateCount>, QueueError>> + Send;
+
+    /// The `run_at` of the oldest pending job that is due now.
+    fn oldest_due(
+        &self,
+        queue: Option<&str>,
+    ) -> impl Future<Output = Result<Option<DateTime<Utc>>, QueueError>> + Send;
+
+    /// Groups with a running job.
+    fn running_groups(&self) -> impl Future<Output = Result<Vec<RunningGroup>, QueueError>> + Send;
+
+    /// Deletes finished jobs older than `before` (succeeded and cancelled; dead too when
+    /// asked), and group rows with nothing left. Returns jobs deleted.
+    fn prune(
+        &self,
+        before: DateTime<Utc>,
+        include_dead: bool,
+    ) -> impl Future<Output = Result<u64, QueueError>> + Send;
+
+    /// A round trip, for readiness probes.
+    fn ping(&self) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+#[derive(Debug)]
+enum Db {
+    Sqlite(sqlite::SqliteDriver),
+    Postgres(postgres::PgDriver),
+}
+
+/// Runs the same call on whichever driver is behind the store.
+macro_rules! dispatch {
+    ($self:expr, $d:ident => $call:expr) => {
+        match &$self.inner.db {
+            Db::Sqlite($d) => $call,
+            Db::Postgres($d) => $call,
+        }
+    };
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: Db,
+    config: QueueConfig,
+    wake: wake::Wake,
+}
+
+/// Options for [`Store::connect`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Connections in the pool (PostgreSQL; SQLite readers).
+    pub max_connections: u32,
+    /// How long to wait for a connection (and, on SQLite, for the write lock) before
+    /// reporting the database unavailable.
+    pub acquire_timeout: Duration,
+    /// Queue settings.
+    pub config: QueueConfig,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+            config: QueueConfig::default(),
+        }
+    }
+}
+
+/// The queue's handle on its database. Cheap to clone; share one per process.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite:path`, `sqlite::memory:`, `postgres://…`) and checks it
+    /// answers. Does not migrate: call [`Store::migrate`].
+    pub async fn connect(url: &str, options: StoreOptions) -> Result<Self, QueueError> {
+        let db = if url.starts_with("sqlite:") {
+            Db::Sqlite(sqlite::SqliteDriver::connect(url, &options).await?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Db::Postgres(postgres::PgDriver::connect(url, &options).await?)
+        } else {
+            return Err(QueueError::InvalidUrl(format!(
+                "`{}` is neither `sqlite:<path>` nor `postgres://…`",
+                redact_url(url)
+            )));
+        };
+        let wake = match &db {
+            Db::Sqlite(_) => wake::Wake::local(),
+            Db::Postgres(pg) => wake::Wake::postgres(pg.pool().clone()),
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                config: options.config,
+                wake,
+            }),
+        })
+    }
+
+    /// Applies every embedded migration not yet applied. Safe to run from several processes.
+    pub async fn migrate(&self) -> Result<(), QueueError> {
+        let migrator = schema::migrator(self.backend());
+        match &self.inner.db {
+            Db::Sqlite(d) => migrator.run(d.pool()).await?,
+            Db::Postgres(d) => migrator.run(d.pool()).await?,
+        }
+        Ok(())
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        match &self.inner.db {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The queue settings this store was opened with.
+    pub fn config(&self) -> &QueueConfig {
+        &self.inner.config
+    }
+
+    /// The SQLite pool, for application tables that live beside the queue.
+    pub fn sqlite_pool(&self) -> Option<&sqlx::SqlitePool> {
+        match &self.inner.db {
+            Db::Sqlite(d) => Some(d.pool()),
+            Db::Postgres(_) => None,
+        }
+    }
+
+    /// The PostgreSQL pool, for application tables that live beside the queue.
+    pub fn postgres_pool(&self) -> Option<&sqlx::PgPool> {
+        match &self.inner.db {
+            Db::Postgres(d) => Some(d.pool()),
+            Db::Sqlite(_) => None,
+        }
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`, serialized in-process first) so a transaction that reads before it writes
+    /// can never fail half-way with `SQLITE_BUSY`.
+    pub async fn begin(&self) -> Result<Tx, QueueError> {
+        let (inner, writer) = match &self.inner.db {
+            Db::Sqlite(d) => {
+                let (tx, guard) = d.begin_write().await?;
+                (TxInner::Sqlite(tx), Some(guard))
+            }
+            Db::Postgres(d) => (TxInner::Postgres(d.pool().begin().await?), None),
+        };
+        Ok(Tx {
+            inner,
+            store: self.clone(),
+            wake_queues: false,
+            on_commit: Vec::new(),
+            _writer: writer,
+        })
+    }
+
+    /// Enqueues a job in the caller's transaction: the job exists if and only if the caller
+    /// commits. Concurrent enqueues of one unique key create exactly one job and never fail.
+    pub async fn enqueue(&self, tx: &mut Tx, job: NewJob) -> Result<EnqueueOutcome, QueueError> {
+        job.validate()?;
+        let id = uuid::Uuid::now_v7();
+        let max_attempts = job.max_attempts.unwrap_or(self.inner.config.retry.max_attempts);
+        let outcome = match (&self.inner.db, &mut tx.inner) {
+            (Db::Sqlite(d), TxInner::Sqlite(t)) => d.enqueue(t, &job, id, max_attempts).await?,
+            (Db::Postgres(d), TxInner::Postgres(t)) => d.enqueue(t, &job, id, max_attempts).await?,
+            _ => return Err(mixed_backends()),
+        };
+        if !outcome.is_duplicate() {
+            tx.wake_queues = true;
+        }
+        Ok(outcome)
+    }
+
+    /// Enqueues in a transaction of its own and commits.
+    pub async fn enqueue_one(&self, job: NewJob) -> Result<EnqueueOutcome, QueueError> {
+        let mut tx = self.begin().await?;
+        let outcome = self.enqueue(&mut tx, job).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Marks a running job succeeded inside the caller's transaction, so the job's effect and
+    /// its completion commit together (exactly-once effect). Fails with
+    /// [`QueueError::LeaseLost`] if another worker owns the job now: roll back then.
+    pub async fn complete_in(&self, tx: &mut Tx, lease: &Lease) -> Result<(), QueueError> {
+        let done = match (&self.inner.db, &mut tx.inner) {
+            (Db::Sqlite(d), TxInner::Sqlite(t)) => d.complete(t, lease).await?,
+            (Db::Postgres(d), TxInner::Postgres(t)) => d.complete(t, lease).await?,
+            _ => return Err(mixed_backends()),
+        };
+        if !done {
+            return Err(QueueError::LeaseLost(lease.job_id));
+        }
+        // The group is free once this commits: let a waiting worker take its next job.
+        tx.wake_queues = true;
+        Ok(())
+    }
+
+    /// Marks a running job succeeded in a transaction of its own. `false` when the lease was
+    /// no longer ours (e.g. the handler already completed it in its own transaction).
+    pub async fn complete(&self, lease: &Lease) -> Result<bool, QueueError> {
+        let mut tx = self.begin().await?;
+        let done = match self.complete_in(&mut tx, lease).await {
+            Ok(()) => true,
+            Err(QueueError::LeaseLost(_)) => false,
+            Err(e) => return Err(e),
+        };
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// Claims up to `limit` due jobs of `queue` for `worker`, one per group.
+    pub async fn claim(
+        &self,
+        queue: &str,
+        worker: &str,
+        limit: u32,
+    ) -> Result<Vec<ClaimedJob>, QueueError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lease = self.inner.config.lease;
+        dispatch!(self, d => d.claim(queue, worker, limit, lease).await)
+    }
+
+    /// Renews a lease; `false` means the job is no longer ours and its handler should stop.
+    pub async fn heartbeat(&self, lease: &Lease) -> Result<bool, QueueError> {
+        let lease_for = self.inner.config.lease;
+        dispatch!(self, d => d.heartbeat(lease, lease_for).await)
+    }
+
+    /// Records a failed attempt of `job`: retried with backoff, or dead when `permanent` or
+    /// when the attempt budget is spent.
+    pub async fn fail(
+        &self,
+        job: &ClaimedJob,
+        error: &str,
+        permanent: bool,
+    ) -> Result<FailOutcome, QueueError> {
+        let retry_in = self.retry_delay(job.attempt, job.max_attempts, permanent);
+        let outcome = dispatch!(self, d => d.fail(&job.lease, error, retry_in).await)?;
+        self.wake_after_release();
+        Ok(outcome)
+    }
+
+    /// Gives a claimed job back without counting the attempt (graceful shutdown).
+    pub async fn release(&self, lease: &Lease) -> Result<bool, QueueError> {
+        let released = dispatch!(self, d => d.release(lease).await)?;
+        self.wake_after_release();
+        Ok(released)
+    }
+
+    /// Takes back jobs whose worker stopped renewing its lease: each counts as a failed
+    /// attempt (retried with backoff, or dead when out of attempts). Returns how many.
+    pub async fn rescue_expired(&self, limit: u32) -> Result<u64, QueueError> {
+        let expired = dispatch!(self, d => d.expired_leases(limit).await)?;
+        let mut rescued = 0;
+        for job in expired {
+            let retry_in = self.retry_delay(job.attempts, job.max_attempts, false);
+            let outcome = dispatch!(self, d => d.fail(&job.lease, "lease expired: the worker stopped renewing it (crashed, killed or cut off)", retry_in).await)?;
+            if outcome != FailOutcome::LeaseLost {
+                rescued += 1;
+                tracing::warn!(job_id = %job.lease.job_id, group = %job.lease.group_key, ?outcome, "recovered job from an expired lease");
+            }
+        }
+        if rescued > 0 {
+            self.wake_after_release();
+        }
+        Ok(rescued)
+    }
+
+    fn retry_delay(&self, attempt: u32, max_attempts: u32, permanent: bool) -> Option<Duration> {
+        if permanent || attempt >= max_attempts {
+            None
+        } else {
+            Some(self.inner.config.retry.delay_after(attempt))
+        }
+    }
+
+    /// One job, by id.
+    pub async fn get(&self, id: JobId) -> Result<Option<JobRecord>, QueueError> {
+        dispatch!(self, d => d.get(id).await)
+    }
+
+    /// The job that holds `key` in `queue`.
+    pub async fn find_by_key(&self, queue: &str, key: &str) -> Result<Option<JobRecord>, QueueError> {
+        dispatch!(self, d => d.find_by_key(queue, key).await)
+    }
+
+    /// A page of jobs matching `filter`, newest first.
+    pub async fn list(&self, filter: &JobFilter, page: Page) -> Result<Vec<JobRecord>, QueueError> {
+        page.validate()?;
+        dispatch!(self, d => d.list(filter, page).await)
+    }
+
+    /// How many jobs match `filter`.
+    pub async fn count(&self, filter: &JobFilter) -> Result<u64, QueueError> {
+        dispatch!(self, d => d.count(filter).await)
+    }
+
+    /// Retries the selected jobs (see [`Driver::retry`]); wakes workers.
+    pub async fn retry(&self, selection: &Selection) -> Result<u64, QueueError> {
+        let n = dispatch!(self, d => d.retry(selection).await)?;
+        if n > 0 {
+            self.inner.wake.poke();
+        }
+        Ok(n)
+    }
+
+    /// Cancels the selected pending or dead jobs.
+    pub async fn cancel(&self, selection: &Selection) -> Result<u64, QueueError> {
+        dispatch!(self, d => d.cancel(selection).await)
+    }
+
+    /// Jobs per queue and state.
+    pub async fn counts(&self) -> Result<Vec<StateCount>, QueueError> {
+        dispatch!(self, d => d.counts().await)
+    }
+
+    /// How long the oldest due job has been waiting (zero when none is due).
+    pub async fn oldest_due_age(&self, queue: Option<&str>) -> Result<Duration, QueueError> {
+        let oldest = dispatch!(self, d => d.oldest_due(queue).await)?;
+        Ok(oldest
+            .and_then(|at| (Utc::now() - at).to_std().ok())
+            .unwrap_or_default())
+    }
+
+    /// Who holds which group now.
+    pub async fn running_groups(&self) -> Result<Vec<RunningGroup>, QueueError> {
+        dispatch!(self, d => d.running_groups().await)
+    }
+
+    /// Deletes finished jobs past the retention window. Unique keys of jobs inside the window
+    /// stay, so a late duplicate is still recognised.
+    pub async fn prune(&self, include_dead: bool) -> Result<u64, QueueError> {
+        let retention = chrono::Duration::from_std(self.inner.config.retention)
+            .map_err(|_| QueueError::InvalidInput("retention is too long".into()))?;
+        self.prune_before(Utc::now() - retention, include_dead).await
+    }
+
+    /// Deletes finished jobs that finished before `before`.
+    pub async fn prune_before(&self, before: DateTime<Utc>, include_dead: bool) -> Result<u64, QueueError> {
+        dispatch!(self, d => d.prune(before, include_dead).await)
+    }
+
+    /// Checks the database answers.
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        dispatch!(self, d => d.ping().await)
+    }
+
+    /// Wake-ups for a worker: fires after jobs are enqueued, retried or released (in this
+    /// process, and on PostgreSQL in any process via LISTEN/NOTIFY).
+    pub fn subscribe(&self) -> WakeSubscription {
+        self.inner.wake.subscribe()
+    }
+
+    fn wake_after_release(&self) {
+        // A group was freed: the same group's next job may be due now.
+        self.inner.wake.poke();
+    }
+}
+
+fn mixed_backends() -> QueueError {
+    QueueError::InvalidInput("transaction belongs to a different database than the store".into())
+}
+
+/// Hides the password in a database URL before it reaches a log or an error message.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+enum TxInner {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// A write transaction that the caller owns. The caller writes its own rows through
+/// [`Tx::conn`], enqueues or completes jobs through the [`Store`], then commits: everything
+/// lands together or not at all. Dropping it without commit rolls back.
+pub struct Tx {
+    inner: TxInner,
+    store: Store,
+    wake_queues: bool,
+    on_commit: Vec<Box<dyn FnOnce() + Send>>,
+    _writer: Option<OwnedMutexGuard<()>>,
+}
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx").field("backend", &self.store.backend()).finish()
+    }
+}
+
+/// The connection inside a [`Tx`], in its own dialect, for the caller's SQL.
+pub enum Conn<'a> {
+    /// SQLite.
+    Sqlite(&'a mut SqliteConnection),
+    /// PostgreSQL.
+    Postgres(&'a mut PgConnection),
+}
+
+impl Tx {
+    /// The transaction's connection, for the caller's own statements.
+    pub fn conn(&mut self) -> Conn<'_> {
+        match &mut self.inner {
+            TxInner::Sqlite(t) => Conn::Sqlite(t),
+            TxInner::Postgres(t) => Conn::Postgres(t),
+        }
+    }
+
+    /// Runs `hook` only if (and after) the transaction commits.
+    pub fn on_commit(&mut self, hook: impl FnOnce() + Send + 'static) {
+        self.on_commit.push(Box::new(hook));
+    }
+
+    /// Commits, then wakes workers if jobs became runnable.
+    pub async fn commit(self) -> Result<(), QueueError> {
+        let Tx {
+            inner,
+            store,
+            wake_queues,
+            on_commit,
+            _writer,
+        } = self;
+        match inner {
+            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::Postgres(t) => t.commit().await?,
+        }
+        drop(_writer);
+        if wake_queues {
+            store.inner.wake.poke();
+        }
+        for hook in on_commit {
+            hook();
+        }
+        Ok(())
+    }
+
+    /// Rolls back explicitly (dropping does the same).
+    pub async fn rollback(self) -> Result<(), QueueError> {
+        match self.inner {
+            TxInner::Sqlite(t) => t.rollback().await?,
+            TxInner::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/subsync"),
+            "postgres://app:***@db:5432/subsync"
+        );
+        assert_eq!(redact_url("postgres://db/subsync"), "postgres://db/subsync");
+        assert_eq!(redact_url("sqlite:subsync.db"), "sqlite:subsync.db");
+    }
+}

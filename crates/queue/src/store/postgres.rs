@@ -1,0 +1,533 @@
+//! The PostgreSQL dialect: many intakes and workers on many machines share one database.
+//!
+//! Claims lock only the group rows they take (`FOR UPDATE SKIP LOCKED`), never a table.
+//! Times come from the database clock (`now()`), so machines with skewed clocks agree.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{PgConnection, QueryBuilder, Row};
+use uuid::Uuid;
+
+use super::{Driver, ExpiredLease, Selection, StoreOptions};
+use crate::error::QueueError;
+use crate::model::{
+    ClaimedJob, EnqueueOutcome, FailOutcome, JobFilter, JobId, JobRecord, JobState, Lease, NewJob,
+    Page, RunningGroup, StateCount,
+};
+
+#[derive(Debug)]
+pub(crate) struct PgDriver {
+    pool: PgPool,
+}
+
+const JOB_COLUMNS: &str = "id, queue, unique_key, group_key, payload, state, attempts, max_attempts, \
+     run_at, created_at, started_at, finished_at, lease_owner, lease_expires_at, last_error";
+
+impl PgDriver {
+    pub(crate) async fn connect(url: &str, options: &StoreOptions) -> Result<Self, QueueError> {
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|e| QueueError::InvalidUrl(e.to_string()))?
+            .application_name("subsync");
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(2))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn decode_state(s: &str) -> Result<JobState, QueueError> {
+    JobState::from_str(s).map_err(|_| QueueError::Corrupt(format!("unknown job state `{s}`")))
+}
+
+fn decode_job(row: &PgRow) -> Result<JobRecord, QueueError> {
+    Ok(JobRecord {
+        id: row.try_get("id")?,
+        queue: row.try_get("queue")?,
+        unique_key: row.try_get("unique_key")?,
+        group_key: row.try_get("group_key")?,
+        payload: row.try_get("payload")?,
+        state: decode_state(row.try_get("state")?)?,
+        attempts: row.try_get::<i32, _>("attempts")?.max(0) as u32,
+        max_attempts: row.try_get::<i32, _>("max_attempts")?.max(0) as u32,
+        run_at: row.try_get("run_at")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        lease_owner: row.try_get("lease_owner")?,
+        lease_expires_at: row.try_get("lease_expires_at")?,
+        last_error: row.try_get("last_error")?,
+    })
+}
+
+/// Appends `WHERE …` for a filter (always at least `WHERE TRUE`).
+fn push_filter(qb: &mut QueryBuilder<sqlx::Postgres>, filter: &JobFilter) {
+    qb.push(" WHERE TRUE");
+    if !filter.states.is_empty() {
+        let states: Vec<String> = filter.states.iter().map(|s| s.as_str().to_string()).collect();
+        qb.push(" AND state = ANY(").push_bind(states).push(")");
+    }
+    if let Some(queue) = &filter.queue {
+        qb.push(" AND queue = ").push_bind(queue.clone());
+    }
+    if let Some(group) = &filter.group_key {
+        qb.push(" AND group_key = ").push_bind(group.clone());
+    }
+    if let Some(key) = &filter.unique_key {
+        qb.push(" AND unique_key = ").push_bind(key.clone());
+    }
+    if let Some(after) = filter.created_after {
+        qb.push(" AND created_at >= ").push_bind(after);
+    }
+    if let Some(before) = filter.created_before {
+        qb.push(" AND created_at < ").push_bind(before);
+    }
+}
+
+/// Appends the selection as a condition on `id` or on the filter.
+fn push_selection(qb: &mut QueryBuilder<sqlx::Postgres>, selection: &Selection) {
+    match selection {
+        Selection::Ids(ids) => {
+            qb.push(" WHERE id = ANY(").push_bind(ids.clone()).push(")");
+        }
+        Selection::Filter(filter) => push_filter(qb, filter),
+    }
+}
+
+/// Frees a group after its running job left `running`, recomputing when its next job is due.
+/// The group row is locked first so the recount sees every enqueue that committed before us;
+/// an enqueue still in flight lowers `next_run_at` itself after we release the lock.
+async fn release_group(conn: &mut PgConnection, lease: &Lease) -> Result<(), QueueError> {
+    sqlx::query("SELECT 1 FROM subsync_groups WHERE queue = $1 AND group_key = $2 FOR UPDATE")
+        .bind(&lease.queue)
+        .bind(&lease.group_key)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "UPDATE subsync_groups SET running_job_id = NULL, \
+           next_run_at = (SELECT min(run_at) FROM subsync_jobs j \
+                          WHERE j.queue = $1 AND j.group_key = $2 AND j.state = 'pending') \
+         WHERE queue = $1 AND group_key = $2 AND running_job_id = $3",
+    )
+    .bind(&lease.queue)
+    .bind(&lease.group_key)
+    .bind(lease.job_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+impl Driver for PgDriver {
+    type Conn = PgConnection;
+
+    async fn enqueue(
+        &self,
+        conn: &mut PgConnection,
+        job: &NewJob,
+        id: JobId,
+        max_attempts: u32,
+    ) -> Result<EnqueueOutcome, QueueError> {
+        let group = if job.group_key.is_empty() { id.to_string() } else { job.group_key.clone() };
+        // Bounded: each pass either inserts, finds the existing row, or saw it vanish between
+        // the two statements (its enqueuer rolled back, or it was pruned) and tries again.
+        for _ in 0..5 {
+            let inserted: Option<Uuid> = sqlx::query_scalar(
+                "WITH ins AS ( \
+                   INSERT INTO subsync_jobs (id, queue, unique_key, group_key, payload, max_attempts, run_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, now())) \
+                   ON CONFLICT (queue, unique_key) DO NOTHING \
+                   RETURNING id, run_at \
+                 ), grp AS ( \
+                   INSERT INTO subsync_groups (queue, group_key, next_run_at) \
+                   SELECT $2, $4, run_at FROM ins \
+                   ON CONFLICT (queue, group_key) \
+                   DO UPDATE SET next_run_at = LEAST(subsync_groups.next_run_at, EXCLUDED.next_run_at) \
+                 ) SELECT id FROM ins",
+            )
+            .bind(id)
+            .bind(&job.queue)
+            .bind(&job.unique_key)
+            .bind(&group)
+            .bind(&job.payload)
+            .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+            .bind(job.run_at)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some(job_id) = inserted {
+                return Ok(EnqueueOutcome::Created { job_id });
+            }
+            let existing: Option<(Uuid, String)> = sqlx::query_as(
+                "SELECT id, state FROM subsync_jobs WHERE queue = $1 AND unique_key = $2",
+            )
+            .bind(&job.queue)
+            .bind(&job.unique_key)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some((job_id, state)) = existing {
+                return Ok(EnqueueOutcome::Duplicate { job_id, state: decode_state(&state)? });
+            }
+        }
+        Err(QueueError::InvalidInput(
+            "unique key kept appearing and vanishing; is the transaction REPEATABLE READ? enqueue needs READ COMMITTED".into(),
+        ))
+    }
+
+    async fn complete(&self, conn: &mut PgConnection, lease: &Lease) -> Result<bool, QueueError> {
+        let done = sqlx::query(
+            "UPDATE subsync_jobs SET state = 'succeeded', finished_at = now(), lease_expires_at = NULL, last_error = NULL \
+             WHERE id = $1 AND lease_token = $2 AND state = 'running'",
+        )
+        .bind(lease.job_id)
+        .bind(lease.token)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+            == 1;
+        if done {
+            release_group(conn, lease).await?;
+        }
+        Ok(done)
+    }
+
+    async fn claim(
+        &self,
+        queue: &str,
+        worker: &str,
+        limit: u32,
+        lease_for: Duration,
+    ) -> Result<Vec<ClaimedJob>, QueueError> {
+        let mut tx = self.pool.begin().await?;
+        // 1. Lock free, due groups; skip the ones another worker is claiming right now.
+        let groups: Vec<String> = sqlx::query_scalar(
+            "SELECT group_key FROM subsync_groups \
+             WHERE queue = $1 AND running_job_id IS NULL AND next_run_at <= now() \
+             ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(queue)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        if groups.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        // 2. A new statement, so a new snapshot that sees every enqueue committed before we
+        //    got the locks: take the oldest due pending job of each group.
+        let token = Uuid::new_v4();
+        let rows = sqlx::query(
+            "WITH heads AS ( \
+               SELECT h.id FROM unnest($2::text[]) AS g(group_key) \
+               CROSS JOIN LATERAL ( \
+                 SELECT j.id FROM subsync_jobs j \
+                 WHERE j.queue = $1 AND j.group_key = g.group_key AND j.state = 'pending' AND j.run_at <= now() \
+                 ORDER BY j.seq LIMIT 1 \
+               ) h \
+             ), claimed AS ( \
+               UPDATE subsync_jobs j SET state = 'running', attempts = j.attempts + 1, lease_owner = $3, \
+                 lease_token = $4, lease_expires_at = now() + $5 * interval '1 millisecond', started_at = now() \
+               FROM heads WHERE j.id = heads.id AND j.state = 'pending' \
+               RETURNING j.id, j.group_key, j.unique_key, j.payload, j.attempts, j.max_attempts, j.created_at, j.seq \
+             ), grp AS ( \
+               UPDATE subsync_groups g SET running_job_id = c.id FROM claimed c \
+               WHERE g.queue = $1 AND g.group_key = c.group_key \
+             ) SELECT * FROM claimed ORDER BY seq",
+        )
+        .bind(queue)
+        .bind(&groups)
+        .bind(worker)
+        .bind(token)
+        .bind(millis(lease_for))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            claimed.push(ClaimedJob {
+                lease: Lease {
+                    job_id: row.try_get("id")?,
+                    token,
+                    queue: queue.to_string(),
+                    group_key: row.try_get("group_key")?,
+                },
+                unique_key: row.try_get("unique_key")?,
+                payload: row.try_get("payload")?,
+                attempt: row.try_get::<i32, _>("attempts")?.max(0) as u32,
+                max_attempts: row.try_get::<i32, _>("max_attempts")?.max(0) as u32,
+                created_at: row.try_get("created_at")?,
+            });
+        }
+        // 3. Groups we locked but found nothing due in: their `next_run_at` was a lower bound;
+        //    set it to the real next due time (or clear it) so they stop being probed.
+        let idle: Vec<&String> = groups
+            .iter()
+            .filter(|g| !claimed.iter().any(|c| &c.lease.group_key == *g))
+            .collect();
+        if !idle.is_empty() {
+            sqlx::query(
+                "UPDATE subsync_groups g SET next_run_at = \
+                   (SELECT min(run_at) FROM subsync_jobs j \
+                    WHERE j.queue = g.queue AND j.group_key = g.group_key AND j.state = 'pending') \
+                 WHERE g.queue = $1 AND g.group_key = ANY($2) AND g.running_job_id IS NULL",
+            )
+            .bind(queue)
+            .bind(idle)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<bool, QueueError> {
+        Ok(sqlx::query(
+            "UPDATE subsync_jobs SET lease_expires_at = now() + $3 * interval '1 millisecond' \
+             WHERE id = $1 AND lease_token = $2 AND state = 'running'",
+        )
+        .bind(lease.job_id)
+        .bind(lease.token)
+        .bind(millis(lease_for))
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    async fn fail(
+        &self,
+        lease: &Lease,
+        error: &str,
+        retry_in: Option<Duration>,
+    ) -> Result<FailOutcome, QueueError> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(String, DateTime<Utc>)> = sqlx::query_as(
+            "UPDATE subsync_jobs SET \
+               state = CASE WHEN $3::bigint IS NULL THEN 'dead' ELSE 'pending' END, \
+               run_at = CASE WHEN $3::bigint IS NULL THEN run_at ELSE now() + $3 * interval '1 millisecond' END, \
+               finished_at = CASE WHEN $3::bigint IS NULL THEN now() ELSE NULL END, \
+               last_error = $4, lease_expires_at = NULL \
+             WHERE id = $1 AND lease_token = $2 AND state = 'running' \
+             RETURNING state, run_at",
+        )
+        .bind(lease.job_id)
+        .bind(lease.token)
+        .bind(retry_in.map(millis))
+        .bind(error)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((state, run_at)) = row else {
+            return Ok(FailOutcome::LeaseLost);
+        };
+        release_group(&mut tx, lease).await?;
+        tx.commit().await?;
+        Ok(if state == "dead" { FailOutcome::Dead } else { FailOutcome::Retrying { run_at } })
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<bool, QueueError> {
+        let mut tx = self.pool.begin().await?;
+        let released = sqlx::query(
+            "UPDATE subsync_jobs SET state = 'pending', attempts = GREATEST(attempts - 1, 0), \
+               run_at = now(), lease_expires_at = NULL \
+             WHERE id = $1 AND lease_token = $2 AND state = 'running'",
+        )
+        .bind(lease.job_id)
+        .bind(lease.token)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if released {
+            release_group(&mut tx, lease).await?;
+        }
+        tx.commit().await?;
+        Ok(released)
+    }
+
+    async fn expired_leases(&self, limit: u32) -> Result<Vec<ExpiredLease>, QueueError> {
+        let rows = sqlx::query(
+            "SELECT id, lease_token, queue, group_key, attempts, max_attempts FROM subsync_jobs \
+             WHERE state = 'running' AND lease_expires_at < now() ORDER BY lease_expires_at LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ExpiredLease {
+                    lease: Lease {
+                        job_id: row.try_get("id")?,
+                        token: row.try_get("lease_token")?,
+                        queue: row.try_get("queue")?,
+                        group_key: row.try_get("group_key")?,
+                    },
+                    attempts: row.try_get::<i32, _>("attempts")?.max(0) as u32,
+                    max_attempts: row.try_get::<i32, _>("max_attempts")?.max(0) as u32,
+                })
+            })
+            .collect()
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<JobRecord>, QueueError> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM subsync_jobs WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(decode_job).transpose()
+    }
+
+    async fn find_by_key(&self, queue: &str, key: &str) -> Result<Option<JobRecord>, QueueError> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM subsync_jobs WHERE queue = $1 AND unique_key = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(queue)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(decode_job).transpose()
+    }
+
+    async fn list(&self, filter: &JobFilter, page: Page) -> Result<Vec<JobRecord>, QueueError> {
+        let mut qb = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM subsync_jobs"));
+        push_filter(&mut qb, filter);
+        qb.push(" ORDER BY created_at DESC, seq DESC LIMIT ")
+            .push_bind(i64::from(page.limit))
+            .push(" OFFSET ")
+            .push_bind(page.offset as i64);
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter().map(decode_job).collect()
+    }
+
+    async fn count(&self, filter: &JobFilter) -> Result<u64, QueueError> {
+        let mut qb = QueryBuilder::new("SELECT count(*) FROM subsync_jobs");
+        push_filter(&mut qb, filter);
+        let n: i64 = qb.build_query_scalar().fetch_one(&self.pool).await?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn retry(&self, selection: &Selection) -> Result<u64, QueueError> {
+        let mut tx = self.pool.begin().await?;
+        let mut qb = QueryBuilder::new(
+            "WITH changed AS ( \
+               UPDATE subsync_jobs SET state = 'pending', run_at = now(), finished_at = NULL, \
+                 attempts = CASE WHEN state = 'pending' THEN attempts ELSE 0 END \
+               WHERE id IN (SELECT id FROM subsync_jobs",
+        );
+        push_selection(&mut qb, selection);
+        qb.push(
+            " AND (state IN ('dead', 'cancelled') OR (state = 'pending' AND run_at > now())) \
+               ORDER BY seq FOR UPDATE) \
+               RETURNING queue, group_key \
+             ), grp AS ( \
+               INSERT INTO subsync_groups (queue, group_key, next_run_at) \
+               SELECT DISTINCT queue, group_key, now() FROM changed \
+               ON CONFLICT (queue, group_key) \
+               DO UPDATE SET next_run_at = LEAST(subsync_groups.next_run_at, EXCLUDED.next_run_at) \
+             ) SELECT count(*) FROM changed",
+        );
+        let n: i64 = qb.build_query_scalar().fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn cancel(&self, selection: &Selection) -> Result<u64, QueueError> {
+        let mut qb = QueryBuilder::new(
+            "UPDATE subsync_jobs SET state = 'cancelled', finished_at = now() \
+             WHERE id IN (SELECT id FROM subsync_jobs",
+        );
+        push_selection(&mut qb, selection);
+        qb.push(" AND state IN ('pending', 'dead'))");
+        Ok(qb.build().execute(&self.pool).await?.rows_affected())
+    }
+
+    async fn counts(&self) -> Result<Vec<StateCount>, QueueError> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT queue, state, count(*) FROM subsync_jobs GROUP BY queue, state ORDER BY queue, state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(queue, state, count)| {
+                Ok(StateCount { queue, state: decode_state(&state)?, count: count.max(0) as u64 })
+            })
+            .collect()
+    }
+
+    async fn oldest_due(&self, queue: Option<&str>) -> Result<Option<DateTime<Utc>>, QueueError> {
+        Ok(sqlx::query_scalar(
+            "SELECT min(run_at) FROM subsync_jobs \
+             WHERE state = 'pending' AND run_at <= now() AND ($1::text IS NULL OR queue = $1)",
+        )
+        .bind(queue)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn running_groups(&self) -> Result<Vec<RunningGroup>, QueueError> {
+        let rows = sqlx::query(
+            "SELECT queue, group_key, id, lease_owner, lease_expires_at, started_at FROM subsync_jobs \
+             WHERE state = 'running' ORDER BY started_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RunningGroup {
+                    queue: row.try_get("queue")?,
+                    group_key: row.try_get("group_key")?,
+                    job_id: row.try_get("id")?,
+                    lease_owner: row.try_get("lease_owner")?,
+                    lease_expires_at: row.try_get("lease_expires_at")?,
+                    started_at: row.try_get("started_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn prune(&self, before: DateTime<Utc>, include_dead: bool) -> Result<u64, QueueError> {
+        let states: Vec<&str> = if include_dead {
+            vec!["succeeded", "cancelled", "dead"]
+        } else {
+            vec!["succeeded", "cancelled"]
+        };
+        let mut total = 0u64;
+        // In batches, so a large backlog never holds long locks.
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM subsync_jobs WHERE id IN ( \
+                   SELECT id FROM subsync_jobs WHERE state = ANY($1) AND created_at < $2 AND finished_at < $2 \
+                   LIMIT 5000)",
+            )
+            .bind(&states)
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            total += n;
+            if n < 5000 {
+                break;
+            }
+        }
+        // Only row columns in the condition: PostgreSQL re-checks them against the latest
+        // version if an enqueue touched the row meanwhile (a subquery would use a stale
+        // snapshot and could delete a group that just got a job). `next_run_at` is NULL only
+        // when a recount under the row lock found no pending job.
+        sqlx::query(
+            "DELETE FROM subsync_groups WHERE running_job_id IS NULL AND next_run_at IS NULL",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(total)
+    }
+
+    async fn ping(&self) -> Result<(), QueueError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
