@@ -1,0 +1,557 @@
+//! The per-subscription state machine that makes Stripe's delivery order irrelevant.
+//!
+//! Stripe delivers events late, twice, and out of order (`updated` before `created`), with
+//! one-second `created` timestamps. The stored [`SubscriptionState`] is therefore built as a
+//! set of registers that each keep a maximum under a total order (a join semilattice):
+//! applying the same inputs in any order, any number of times, yields the same state.
+//!
+//! # Ordering and tie-break (documented contract)
+//!
+//! Snapshots are ordered by [`OrderKey`] = (`event_created`, status rank, `event_id`),
+//! compared in that order:
+//! 1. a later `created` second wins;
+//! 2. within the same second, the higher [`SubscriptionStatus::tie_break_rank`] wins:
+//!    `canceled` = `incomplete_expired` > `unpaid` > `past_due` > `paused` >
+//!    `active` = `trialing` > `incomplete` > unknown;
+//! 3. then the lexicographically greater `event_id` wins.
+//!
+//! Payment health is ordered by (`event_created`, paid over failed, `invoice_id`). Links
+//! keep, per field, the value of the newest link, ties by the greater value.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::access::{
+    AccessFacts, AccessPolicy, AccessReason, Entitlement, SubscriptionStatus, UnixSeconds,
+    evaluate_access,
+};
+use crate::identity::{Identity, UserRef};
+use crate::tiers::{PriceRef, TierConfig, TierName, UnmappedPrice};
+
+#[cfg(test)]
+mod tests;
+
+/// Links a user to a customer and subscription; built from `checkout.session.completed`
+/// (or a customer's metadata). May arrive before or after the subscription's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    /// `sub_…`
+    pub subscription_id: String,
+    /// `cus_…`
+    pub customer_id: String,
+    /// `metadata.app_user_id` of the session or customer.
+    pub app_user_id: Option<String>,
+    /// The checkout session's `client_reference_id`.
+    pub client_reference_id: Option<String>,
+    /// Event `created` (unix seconds).
+    pub event_created: UnixSeconds,
+}
+
+/// A subscription's state as of one event; built from `customer.subscription.*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// `sub_…`
+    pub subscription_id: String,
+    /// `cus_…`
+    pub customer_id: String,
+    /// Stripe status.
+    pub status: SubscriptionStatus,
+    /// Prices of all subscription items.
+    pub prices: Vec<PriceRef>,
+    /// Whether it cancels at the period end.
+    pub cancel_at_period_end: bool,
+    /// End of the current period (items' `current_period_end` on new API versions,
+    /// top-level on old ones), if known.
+    pub current_period_end: Option<UnixSeconds>,
+    /// The subscription's `metadata.app_user_id`.
+    pub app_user_id: Option<String>,
+    /// Event `created` (unix seconds).
+    pub event_created: UnixSeconds,
+    /// Event id (`evt_…`), the final tie-break.
+    pub event_id: String,
+}
+
+/// Outcome of an invoice payment; built from `invoice.paid` / `invoice.payment_failed`.
+/// Recorded for support and dunning, but never changes the tier by itself (status does).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentHealth {
+    /// `sub_…` the invoice belongs to.
+    pub subscription_id: String,
+    /// `true` for `invoice.paid`, `false` for `invoice.payment_failed`.
+    pub paid: bool,
+    /// Event `created` (unix seconds).
+    pub event_created: UnixSeconds,
+    /// `in_…`
+    pub invoice_id: String,
+}
+
+/// Any input to [`apply`]; one per relevant Stripe event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Input {
+    /// From `checkout.session.completed`.
+    Link(Link),
+    /// From `customer.subscription.*`.
+    Snapshot(Snapshot),
+    /// From `invoice.paid` / `invoice.payment_failed`.
+    Payment(PaymentHealth),
+}
+
+impl Input {
+    /// The subscription this input belongs to: the key the worker serializes on.
+    pub fn subscription_id(&self) -> &str {
+        match self {
+            Input::Link(l) => &l.subscription_id,
+            Input::Snapshot(s) => &s.subscription_id,
+            Input::Payment(p) => &p.subscription_id,
+        }
+    }
+}
+
+impl From<Link> for Input {
+    fn from(v: Link) -> Self {
+        Input::Link(v)
+    }
+}
+impl From<Snapshot> for Input {
+    fn from(v: Snapshot) -> Self {
+        Input::Snapshot(v)
+    }
+}
+impl From<PaymentHealth> for Input {
+    fn from(v: PaymentHealth) -> Self {
+        Input::Payment(v)
+    }
+}
+
+/// Total order of snapshots: (`created`, status tie-break rank, `event_id`). Field order is
+/// the comparison order (derived `Ord`). See the module docs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OrderKey {
+    /// Event `created` (unix seconds).
+    pub created: UnixSeconds,
+    /// [`SubscriptionStatus::tie_break_rank`].
+    pub status_rank: u8,
+    /// Event id.
+    pub event_id: String,
+}
+
+impl OrderKey {
+    /// The key of a snapshot.
+    pub fn of(s: &Snapshot) -> Self {
+        Self {
+            created: s.event_created,
+            status_rank: s.status.tie_break_rank(),
+            event_id: s.event_id.clone(),
+        }
+    }
+}
+
+impl fmt::Display for OrderKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}#{}", self.event_id, self.created, self.status_rank)
+    }
+}
+
+/// The newest snapshot applied: what access is computed from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    /// Its order key (includes the event id and time).
+    pub key: OrderKey,
+    /// `cus_…`
+    pub customer_id: String,
+    /// Status.
+    pub status: SubscriptionStatus,
+    /// Prices (the tier is re-derived from them with the current config).
+    pub prices: Vec<PriceRef>,
+    /// Cancels at period end.
+    pub cancel_at_period_end: bool,
+    /// Period end, if known.
+    pub current_period_end: Option<UnixSeconds>,
+}
+
+/// The newest payment outcome, ordered by (time, paid over failed, invoice id).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PaymentRecord {
+    /// Event `created`.
+    pub event_created: UnixSeconds,
+    /// Paid (`true`) or failed.
+    pub paid: bool,
+    /// `in_…`
+    pub invoice_id: String,
+}
+
+/// Tracks when the current `past_due` episode began, independent of arrival order.
+///
+/// Keeps the key of the newest non-`past_due` snapshot seen (`last_clear`) and every
+/// `past_due` snapshot key newer than it. The episode start is the oldest of those; a late
+/// non-`past_due` snapshot that falls inside the episode splits it correctly. Older marks
+/// are discarded because `last_clear` only moves forward.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PastDueTracker {
+    last_clear: Option<OrderKey>,
+    marks: BTreeSet<OrderKey>,
+}
+
+impl PastDueTracker {
+    fn observe(&mut self, key: &OrderKey, past_due: bool) {
+        if self.last_clear.as_ref().is_some_and(|c| key <= c) {
+            return;
+        }
+        if past_due {
+            self.marks.insert(key.clone());
+        } else {
+            self.marks.retain(|m| m > key);
+            self.last_clear = Some(key.clone());
+        }
+    }
+
+    /// Start of the `past_due` episode the newest snapshot is in, if it is `past_due`.
+    fn since(&self) -> Option<UnixSeconds> {
+        self.marks.first().map(|k| k.created)
+    }
+}
+
+/// Everything stored per subscription. Private fields so the merge invariants hold;
+/// serializable so the worker can persist it (e.g. as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionState {
+    subscription_id: String,
+    current: Option<SnapshotRecord>,
+    identity: Identity,
+    past_due: PastDueTracker,
+    last_payment: Option<PaymentRecord>,
+}
+
+impl SubscriptionState {
+    /// An empty state for a subscription nothing is known about yet.
+    pub fn new(subscription_id: impl Into<String>) -> Self {
+        Self {
+            subscription_id: subscription_id.into(),
+            current: None,
+            identity: Identity::default(),
+            past_due: PastDueTracker::default(),
+            last_payment: None,
+        }
+    }
+
+    /// `sub_…`
+    pub fn subscription_id(&self) -> &str {
+        &self.subscription_id
+    }
+
+    /// The newest snapshot, if any arrived.
+    pub fn current(&self) -> Option<&SnapshotRecord> {
+        self.current.as_ref()
+    }
+
+    /// Current status, if a snapshot arrived.
+    pub fn status(&self) -> Option<&SubscriptionStatus> {
+        self.current.as_ref().map(|c| &c.status)
+    }
+
+    /// The Stripe customer, from the snapshot or else a link.
+    pub fn customer_id(&self) -> Option<&str> {
+        self.current
+            .as_ref()
+            .map(|c| c.customer_id.as_str())
+            .or_else(|| self.identity.link_customer())
+    }
+
+    /// The user this subscription's entitlement belongs to (see [`Identity::resolve`]);
+    /// `None` only when nothing but payments is known.
+    pub fn user(&self) -> Option<UserRef> {
+        self.identity.resolve(self.customer_id())
+    }
+
+    /// The identity registers.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// When the current `past_due` episode began (`None` unless currently `past_due`).
+    pub fn past_due_since(&self) -> Option<UnixSeconds> {
+        match self.status() {
+            Some(SubscriptionStatus::PastDue) => self.past_due.since(),
+            _ => None,
+        }
+    }
+
+    /// The newest payment outcome.
+    pub fn last_payment(&self) -> Option<&PaymentRecord> {
+        self.last_payment.as_ref()
+    }
+
+    /// The entitlement at `now`. Re-derives the tier from the stored prices, so a config
+    /// change takes effect on re-evaluation; a price the config no longer maps is an error,
+    /// never a silent grant or denial.
+    pub fn entitlement(
+        &self,
+        cfg: &TierConfig,
+        policy: &AccessPolicy,
+        now: UnixSeconds,
+    ) -> Result<Entitlement, DomainError> {
+        let Some(cur) = &self.current else {
+            return Ok(Entitlement {
+                tier: TierName::free(),
+                features: cfg.free_features(),
+                access_until: None,
+                reason: AccessReason::NoSubscription,
+                status: None,
+                plan_tier: None,
+                evaluated_at: now,
+            });
+        };
+        let plan_tier = cfg.tier_for_prices(&cur.prices)?;
+        let access = evaluate_access(
+            &AccessFacts {
+                status: &cur.status,
+                plan_tier: &plan_tier,
+                cancel_at_period_end: cur.cancel_at_period_end,
+                current_period_end: cur.current_period_end,
+                past_due_since: self.past_due_since(),
+                observed_at: cur.key.created,
+            },
+            policy,
+            now,
+        );
+        // `access.tier` is the mapped plan tier or `free`; both exist in a validated config.
+        let features = cfg
+            .features(&access.tier)
+            .cloned()
+            .unwrap_or_else(|| cfg.free_features());
+        Ok(Entitlement {
+            tier: access.tier,
+            features,
+            access_until: access.access_until,
+            reason: access.reason,
+            status: Some(cur.status.clone()),
+            plan_tier: Some(plan_tier),
+            evaluated_at: now,
+        })
+    }
+}
+
+/// A change of the tier in force, reported so the worker can log and notify.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierChange {
+    /// Tier before (`free` if there was no state).
+    pub from: TierName,
+    /// Tier after.
+    pub to: TierName,
+}
+
+/// Why an input was skipped as stale (recorded, not an error).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StaleReason {
+    /// A newer snapshot is already applied.
+    OlderSnapshot {
+        /// Key of the stored snapshot.
+        stored: OrderKey,
+        /// Key of the incoming one.
+        incoming: OrderKey,
+    },
+    /// A newer payment outcome is already recorded.
+    OlderPayment {
+        /// Stored record.
+        stored: PaymentRecord,
+        /// Incoming record.
+        incoming: PaymentRecord,
+    },
+}
+
+impl fmt::Display for StaleReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StaleReason::OlderSnapshot { stored, incoming } => {
+                write!(f, "snapshot {incoming} is older than stored {stored}")
+            }
+            StaleReason::OlderPayment { stored, incoming } => write!(
+                f,
+                "payment event for {}@{} is older than stored {}@{}",
+                incoming.invoice_id,
+                incoming.event_created,
+                stored.invoice_id,
+                stored.event_created
+            ),
+        }
+    }
+}
+
+/// What [`apply`] decided.
+// One `Outcome` exists per processed event and is consumed at once: boxing the state
+// would cost an allocation for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The state changed: store `new_state`.
+    Applied {
+        /// The state to store.
+        new_state: SubscriptionState,
+        /// Set when the tier in force at `now` changed.
+        tier_change: Option<TierChange>,
+    },
+    /// Older than what is stored: record as skipped.
+    Stale {
+        /// Why.
+        reason: StaleReason,
+    },
+    /// Already known (duplicate delivery or redundant link): nothing to do.
+    Unchanged,
+}
+
+/// Errors that make an input impossible to apply. All are permanent: retrying without an
+/// operator fixing something gives the same answer.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DomainError {
+    /// A price the tier config does not map.
+    #[error(transparent)]
+    UnmappedPrice(#[from] UnmappedPrice),
+    /// The input belongs to another subscription than the state (a worker bug).
+    #[error("input for subscription {input} applied to the state of subscription {state}")]
+    SubscriptionMismatch {
+        /// The state's subscription.
+        state: String,
+        /// The input's subscription.
+        input: String,
+    },
+}
+
+/// Applies one input to the stored state (or `None` if nothing is stored yet).
+///
+/// Pure and order-independent: any permutation of any multiset of inputs ends in the same
+/// state. `now` is used only to report [`TierChange`]; the state itself does not depend on
+/// it. Rules:
+/// * a snapshot becomes current only if its [`OrderKey`] is greater than the stored one
+///   (else `Stale`, or `Unchanged` if it is the stored one); its prices must map, else
+///   [`DomainError::UnmappedPrice`] and nothing changes;
+/// * an older snapshot can still refine history (the `past_due` episode start, or the
+///   newest subscription `app_user_id`); then it is `Applied` with no tier change;
+/// * links merge identity: an explicit `app_user_id` beats `client_reference_id`, which
+///   beats the customer id;
+/// * payment outcomes keep the newest one; older ones are `Stale`.
+pub fn apply(
+    state: Option<&SubscriptionState>,
+    input: &Input,
+    cfg: &TierConfig,
+    policy: &AccessPolicy,
+    now: UnixSeconds,
+) -> Result<Outcome, DomainError> {
+    if let Some(s) = state
+        && s.subscription_id != input.subscription_id()
+    {
+        return Err(DomainError::SubscriptionMismatch {
+            state: s.subscription_id.clone(),
+            input: input.subscription_id().to_owned(),
+        });
+    }
+    let empty;
+    let old = match state {
+        Some(s) => s,
+        None => {
+            empty = SubscriptionState::new(input.subscription_id());
+            &empty
+        }
+    };
+    let mut next = old.clone();
+    let mut stale = None;
+    match input {
+        Input::Snapshot(s) => {
+            let key = OrderKey::of(s);
+            match &old.current {
+                Some(cur) if key <= cur.key => {
+                    if key < cur.key {
+                        stale = Some(StaleReason::OlderSnapshot {
+                            stored: cur.key.clone(),
+                            incoming: key.clone(),
+                        });
+                    }
+                }
+                _ => {
+                    cfg.tier_for_prices(&s.prices)?;
+                    next.current = Some(SnapshotRecord {
+                        key: key.clone(),
+                        customer_id: s.customer_id.clone(),
+                        status: s.status.clone(),
+                        prices: s.prices.clone(),
+                        cancel_at_period_end: s.cancel_at_period_end,
+                        current_period_end: s.current_period_end,
+                    });
+                }
+            }
+            next.identity
+                .observe_snapshot(&key, s.app_user_id.as_deref());
+            next.past_due
+                .observe(&key, s.status == SubscriptionStatus::PastDue);
+        }
+        Input::Link(l) => next.identity.observe_link(
+            l.event_created,
+            Some(&l.customer_id),
+            l.app_user_id.as_deref(),
+            l.client_reference_id.as_deref(),
+        ),
+        Input::Payment(p) => {
+            let rec = PaymentRecord {
+                event_created: p.event_created,
+                paid: p.paid,
+                invoice_id: p.invoice_id.clone(),
+            };
+            match &old.last_payment {
+                Some(cur) if rec < *cur => {
+                    stale = Some(StaleReason::OlderPayment {
+                        stored: cur.clone(),
+                        incoming: rec,
+                    });
+                }
+                Some(cur) if rec == *cur => {}
+                _ => next.last_payment = Some(rec),
+            }
+        }
+    }
+
+    if next == *old {
+        return Ok(match stale {
+            Some(reason) => Outcome::Stale { reason },
+            None => Outcome::Unchanged,
+        });
+    }
+    let before = match state {
+        Some(s) => s
+            .entitlement(cfg, policy, now)
+            .map(|e| e.tier)
+            .unwrap_or_else(|_| TierName::free()),
+        None => TierName::free(),
+    };
+    let after = next.entitlement(cfg, policy, now)?.tier;
+    let tier_change = (before != after).then_some(TierChange {
+        from: before,
+        to: after,
+    });
+    Ok(Outcome::Applied {
+        new_state: next,
+        tier_change,
+    })
+}
+
+/// Applies inputs one after another, ignoring `Stale`/`Unchanged`. For replays, tests and
+/// the oracle; stops at the first error.
+pub fn replay<'a>(
+    state: Option<SubscriptionState>,
+    inputs: impl IntoIterator<Item = &'a Input>,
+    cfg: &TierConfig,
+    policy: &AccessPolicy,
+    now: UnixSeconds,
+) -> Result<Option<SubscriptionState>, DomainError> {
+    let mut state = state;
+    for input in inputs {
+        if let Outcome::Applied { new_state, .. } = apply(state.as_ref(), input, cfg, policy, now)?
+        {
+            state = Some(new_state);
+        }
+    }
+    Ok(state)
+}

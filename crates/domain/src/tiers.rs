@@ -1,0 +1,745 @@
+//! Tiers, the features each grants, and the price → tier mapping loaded from TOML.
+//!
+//! Tiers are data, not code: marketing renames plans and adds prices far more often than
+//! the rules change, so the mapping lives in a config file validated at load time.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use thiserror::Error;
+use toml::Spanned;
+
+/// The default tier configuration shipped with the crate, so a fresh install works and
+/// tests share one source of truth with production.
+pub const DEFAULT_TIERS_TOML: &str = include_str!("../tiers.default.toml");
+
+/// Name of a tier as declared in the config (`free`, `basic`, …). A newtype rather than an
+/// enum because the set of tiers is driven by config.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TierName(String);
+
+impl TierName {
+    /// The name every config must define: the floor everyone falls back to.
+    pub const FREE: &'static str = "free";
+
+    /// Builds a tier name; exists so callers never depend on the inner representation.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self(name.into())
+    }
+
+    /// The `free` tier, the access floor.
+    pub fn free() -> Self {
+        Self(Self::FREE.to_owned())
+    }
+
+    /// The name as text, for storage and logs.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is the `free` floor.
+    pub fn is_free(&self) -> bool {
+        self.0 == Self::FREE
+    }
+}
+
+impl fmt::Display for TierName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for TierName {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+/// How many income sources a tier may submit for. Exists because "unlimited" must not be
+/// encoded as a magic number that someone later compares against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceLimit {
+    /// At most this many sources (0 = none).
+    Limited(u32),
+    /// No limit.
+    #[default]
+    Unlimited,
+}
+
+impl SourceLimit {
+    /// Whether a user with `count` sources is within the limit.
+    pub fn allows(self, count: u32) -> bool {
+        match self {
+            SourceLimit::Limited(max) => count <= max,
+            SourceLimit::Unlimited => true,
+        }
+    }
+}
+
+impl Serialize for SourceLimit {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SourceLimit::Limited(n) => s.serialize_u32(*n),
+            SourceLimit::Unlimited => s.serialize_str("unlimited"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SourceLimit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(u32),
+            Word(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Count(n) => Ok(SourceLimit::Limited(n)),
+            Raw::Word(w) if w == "unlimited" => Ok(SourceLimit::Unlimited),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "sources.max must be a non-negative integer or \"unlimited\", got {w:?}"
+            ))),
+        }
+    }
+}
+
+/// Obligation features (`obligations.*`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObligationFeatures {
+    /// See HMRC obligations (deadlines). Read access: every tier must grant it.
+    pub view: bool,
+}
+
+/// Income Tax Self Assessment features (`itsa.*`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ItsaFeatures {
+    /// Submit quarterly updates.
+    pub quarterly: bool,
+    /// Submit the final declaration.
+    pub final_declaration: bool,
+}
+
+/// Income source features (`sources.*`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceFeatures {
+    /// How many income sources may be submitted for.
+    pub max: SourceLimit,
+    /// UK property businesses allowed.
+    pub uk_property: bool,
+    /// Foreign property businesses allowed.
+    pub foreign_property: bool,
+}
+
+impl Default for SourceFeatures {
+    fn default() -> Self {
+        Self {
+            max: SourceLimit::Limited(0),
+            uk_property: false,
+            foreign_property: false,
+        }
+    }
+}
+
+/// VAT features (`vat.*`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VatFeatures {
+    /// Submit VAT returns.
+    pub returns: bool,
+}
+
+/// Agent features (`agent.*`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentFeatures {
+    /// How many clients an agent may act for (0 = not an agent).
+    pub clients: u32,
+}
+
+/// The feature flags a tier grants: what the app checks before letting a user act.
+/// Missing keys in TOML default to "not granted".
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Features {
+    /// Keep and read digital records. Read access: every tier must grant it.
+    pub records: bool,
+    /// Export records. Every tier must grant it (records must be kept for years).
+    pub export: bool,
+    /// `obligations.*`
+    pub obligations: ObligationFeatures,
+    /// `itsa.*`
+    pub itsa: ItsaFeatures,
+    /// `sources.*`
+    pub sources: SourceFeatures,
+    /// `vat.*`
+    pub vat: VatFeatures,
+    /// `agent.*`
+    pub agent: AgentFeatures,
+}
+
+impl Features {
+    /// Whether the never-removable read/export features are all granted.
+    pub fn keeps_read_and_export(&self) -> bool {
+        self.records && self.export && self.obligations.view
+    }
+}
+
+/// A price on a subscription item, as the worker extracts it from Stripe. Exists so the
+/// domain never sees Stripe JSON.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PriceRef {
+    /// Stripe price id (`price_…`).
+    pub id: String,
+    /// The price's `lookup_key`, if set. Preferred for mapping: it survives price changes.
+    pub lookup_key: Option<String>,
+}
+
+impl PriceRef {
+    /// Convenience constructor.
+    pub fn new(id: impl Into<String>, lookup_key: Option<&str>) -> Self {
+        Self {
+            id: id.into(),
+            lookup_key: lookup_key.map(str::to_owned),
+        }
+    }
+}
+
+/// A price the config does not map. A permanent error by design: guessing would silently
+/// grant or deny paid access, so an operator must add the mapping and retry.
+#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
+#[error(
+    "Stripe price {price_id} (lookup_key {}) is not mapped to a tier; add it to the tier config and retry",
+    lookup_key.as_deref().unwrap_or("<none>")
+)]
+pub struct UnmappedPrice {
+    /// The unmapped price id.
+    pub price_id: String,
+    /// Its lookup_key, if any.
+    pub lookup_key: Option<String>,
+}
+
+/// Why a tier config was rejected, located by file and (when known) line so an operator
+/// can fix it without guessing.
+#[derive(Debug, Error)]
+#[error("{file}{}: {kind}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    /// File path, or `<string>` for [`TierConfig::from_toml_str`].
+    pub file: String,
+    /// 1-based line, when the problem can be pinned to one.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub kind: ConfigErrorKind,
+}
+
+/// The specific config problem.
+#[derive(Debug, Error)]
+pub enum ConfigErrorKind {
+    /// The file could not be read.
+    #[error("cannot read tier config: {0}")]
+    Io(#[from] std::io::Error),
+    /// TOML syntax or shape error (unknown key, wrong type…).
+    #[error("invalid tier config: {0}")]
+    Parse(String),
+    /// A price mapping names a tier that is not defined.
+    #[error("price mapping refers to unknown tier {0:?}")]
+    UnknownTier(String),
+    /// The same lookup_key or price id is mapped twice.
+    #[error("duplicate price mapping for {what} {value:?} (first mapped on line {first_line})")]
+    DuplicatePrice {
+        /// `lookup_key` or `id`.
+        what: &'static str,
+        /// The duplicated value.
+        value: String,
+        /// Where it was first mapped.
+        first_line: usize,
+    },
+    /// A price entry has neither `lookup_key` nor `id`.
+    #[error("price mapping needs a lookup_key or an id")]
+    EmptyPrice,
+    /// No `free` tier.
+    #[error("the \"free\" tier must be defined")]
+    MissingFree,
+    /// A tier removes read/export access.
+    #[error(
+        "tier {0:?} must grant records, obligations.view and export (tax records must stay readable and exportable)"
+    )]
+    ReadExportRemoved(String),
+    /// `order` and `[tiers.*]` disagree.
+    #[error("tier {0:?} must appear exactly once in `order` and have a [tiers.{0}] table")]
+    OrderMismatch(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    order: Vec<Spanned<String>>,
+    tiers: BTreeMap<String, Spanned<Features>>,
+    #[serde(default)]
+    prices: Vec<RawPrice>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrice {
+    lookup_key: Option<Spanned<String>>,
+    id: Option<Spanned<String>>,
+    tier: Spanned<String>,
+}
+
+/// The validated tier configuration: tiers in rank order, their features, and the price
+/// mapping. Immutable after load so every decision made with it is reproducible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierConfig {
+    order: Vec<TierName>,
+    features: BTreeMap<TierName, Features>,
+    by_lookup_key: BTreeMap<String, TierName>,
+    by_price_id: BTreeMap<String, TierName>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+impl TierConfig {
+    /// The embedded default (`tiers.default.toml`): free, basic, pro, agent.
+    ///
+    /// # Panics
+    /// Only if the embedded file is invalid, which a unit test rules out.
+    pub fn default_config() -> Self {
+        match Self::parse(DEFAULT_TIERS_TOML, "tiers.default.toml") {
+            Ok(cfg) => cfg,
+            Err(e) => panic!("embedded tiers.default.toml is invalid: {e}"),
+        }
+    }
+
+    /// Parses and validates config text; errors name `<string>` as the file.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        Self::parse(text, "<string>")
+    }
+
+    /// Reads, parses and validates a config file; errors name the file and line.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: None,
+            kind: ConfigErrorKind::Io(e),
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    /// Parses config text, naming `file` in errors (for callers that read the file themselves).
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let err = |line: Option<usize>, kind| ConfigError {
+            file: file.to_owned(),
+            line,
+            kind,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            err(line, ConfigErrorKind::Parse(e.message().trim().to_owned()))
+        })?;
+
+        let mut order = Vec::with_capacity(raw.order.len());
+        for name in &raw.order {
+            let tier = TierName::new(name.get_ref().clone());
+            if order.contains(&tier) || !raw.tiers.contains_key(tier.as_str()) {
+                return Err(err(
+                    Some(line_of(text, name.span().start)),
+                    ConfigErrorKind::OrderMismatch(tier.0),
+                ));
+            }
+            order.push(tier);
+        }
+        let mut features = BTreeMap::new();
+        for (name, feats) in raw.tiers {
+            let line = Some(line_of(text, feats.span().start));
+            if !order.iter().any(|t| t.as_str() == name) {
+                return Err(err(line, ConfigErrorKind::OrderMismatch(name)));
+            }
+            if !feats.get_ref().keeps_read_and_export() {
+                return Err(err(line, ConfigErrorKind::ReadExportRemoved(name)));
+            }
+            features.insert(TierName::new(name), feats.into_inner());
+        }
+        if !features.contains_key(&TierName::free()) {
+            return Err(err(None, ConfigErrorKind::MissingFree));
+        }
+
+        let mut by_lookup_key = BTreeMap::new();
+        let mut by_price_id = BTreeMap::new();
+        let mut first_lines: BTreeMap<(&'static str, String), usize> = BTreeMap::new();
+        for price in raw.prices {
+            let tier_line = line_of(text, price.tier.span().start);
+            let tier = TierName::new(price.tier.into_inner());
+            if !features.contains_key(&tier) {
+                return Err(err(Some(tier_line), ConfigErrorKind::UnknownTier(tier.0)));
+            }
+            if price.lookup_key.is_none() && price.id.is_none() {
+                return Err(err(Some(tier_line), ConfigErrorKind::EmptyPrice));
+            }
+            for (what, value, map) in [
+                ("lookup_key", price.lookup_key, &mut by_lookup_key),
+                ("id", price.id, &mut by_price_id),
+            ] {
+                let Some(value) = value else { continue };
+                let line = line_of(text, value.span().start);
+                let value = value.into_inner();
+                if let Some(first_line) = first_lines.get(&(what, value.clone())) {
+                    return Err(err(
+                        Some(line),
+                        ConfigErrorKind::DuplicatePrice {
+                            what,
+                            value,
+                            first_line: *first_line,
+                        },
+                    ));
+                }
+                first_lines.insert((what, value.clone()), line);
+                map.insert(value, tier.clone());
+            }
+        }
+        Ok(Self {
+            order,
+            features,
+            by_lookup_key,
+            by_price_id,
+        })
+    }
+
+    /// All tiers, lowest rank first.
+    pub fn tiers(&self) -> &[TierName] {
+        &self.order
+    }
+
+    /// A tier's rank (0 = lowest), or `None` if the tier is not defined.
+    pub fn rank(&self, tier: &TierName) -> Option<usize> {
+        self.order.iter().position(|t| t == tier)
+    }
+
+    /// The features a tier grants, or `None` if the tier is not defined.
+    pub fn features(&self, tier: &TierName) -> Option<&Features> {
+        self.features.get(tier)
+    }
+
+    /// The `free` tier's features (validation guarantees the tier exists).
+    pub fn free_features(&self) -> Features {
+        self.features
+            .get(&TierName::free())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The tier one price grants: its lookup_key mapping if there is one, else its id
+    /// mapping, else [`UnmappedPrice`].
+    pub fn tier_for_price(&self, price: &PriceRef) -> Result<TierName, UnmappedPrice> {
+        let by_key = price
+            .lookup_key
+            .as_ref()
+            .and_then(|k| self.by_lookup_key.get(k));
+        by_key
+            .or_else(|| self.by_price_id.get(&price.id))
+            .cloned()
+            .ok_or_else(|| UnmappedPrice {
+                price_id: price.id.clone(),
+                lookup_key: price.lookup_key.clone(),
+            })
+    }
+
+    /// The tier a subscription's prices grant: the highest-ranked among its items. Any
+    /// unmapped price is an error (the first in input order), never skipped. No prices
+    /// means nothing is paid for: `free`.
+    pub fn tier_for_prices(&self, prices: &[PriceRef]) -> Result<TierName, UnmappedPrice> {
+        let mut best = TierName::free();
+        for price in prices {
+            let tier = self.tier_for_price(price)?;
+            if self.rank(&tier) > self.rank(&best) {
+                best = tier;
+            }
+        }
+        Ok(best)
+    }
+
+    /// The higher-ranked of two tiers (ties and unknown tiers keep `a`). Used to combine
+    /// several subscriptions of one user.
+    pub fn higher<'a>(&self, a: &'a TierName, b: &'a TierName) -> &'a TierName {
+        if self.rank(b) > self.rank(a) { b } else { a }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(id: &str, key: Option<&str>) -> PriceRef {
+        PriceRef::new(id, key)
+    }
+
+    const MINIMAL: &str = r#"
+order = ["free", "pro"]
+[tiers.free]
+records = true
+export = true
+obligations.view = true
+[tiers.pro]
+records = true
+export = true
+obligations.view = true
+vat.returns = true
+"#;
+
+    fn with_prices(prices: &str) -> Result<TierConfig, ConfigError> {
+        TierConfig::from_toml_str(&format!("{MINIMAL}{prices}"))
+    }
+
+    #[test]
+    fn default_config_is_valid_and_ranked() {
+        let cfg = TierConfig::default_config();
+        let names: Vec<_> = cfg.tiers().iter().map(TierName::as_str).collect();
+        assert_eq!(names, ["free", "basic", "pro", "agent"]);
+        for t in cfg.tiers() {
+            assert!(cfg.features(t).unwrap().keeps_read_and_export(), "{t}");
+        }
+        let free = cfg.free_features();
+        assert!(!free.itsa.quarterly && !free.vat.returns);
+        let basic = cfg.features(&"basic".into()).unwrap();
+        assert_eq!(basic.sources.max, SourceLimit::Limited(1));
+        assert!(basic.itsa.quarterly && basic.itsa.final_declaration);
+        assert!(!basic.sources.foreign_property && !basic.vat.returns);
+        let pro = cfg.features(&"pro".into()).unwrap();
+        assert_eq!(pro.sources.max, SourceLimit::Unlimited);
+        assert!(pro.sources.foreign_property && pro.sources.uk_property && pro.vat.returns);
+        assert_eq!(pro.agent.clients, 0);
+        let agent = cfg.features(&"agent".into()).unwrap();
+        assert_eq!(agent.agent.clients, 500);
+        assert!(agent.vat.returns && agent.sources.foreign_property);
+        for key in [
+            "basic_monthly",
+            "basic_yearly",
+            "pro_monthly",
+            "pro_yearly",
+            "agent_monthly",
+            "agent_yearly",
+        ] {
+            let tier = cfg.tier_for_price(&p("price_x", Some(key))).unwrap();
+            assert!(key.starts_with(tier.as_str()), "{key} -> {tier}");
+        }
+    }
+
+    #[test]
+    fn lookup_key_wins_over_id() {
+        let cfg = with_prices(
+            r#"
+[[prices]]
+lookup_key = "k_free"
+tier = "free"
+[[prices]]
+id = "price_1"
+tier = "pro"
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.tier_for_price(&p("price_1", Some("k_free"))).unwrap(),
+            TierName::free()
+        );
+        // id mapping is the fallback when the lookup_key is absent or unmapped.
+        assert_eq!(
+            cfg.tier_for_price(&p("price_1", None)).unwrap().as_str(),
+            "pro"
+        );
+        assert_eq!(
+            cfg.tier_for_price(&p("price_1", Some("other")))
+                .unwrap()
+                .as_str(),
+            "pro"
+        );
+    }
+
+    #[test]
+    fn unmapped_price_is_an_error_naming_the_price() {
+        let cfg = TierConfig::default_config();
+        let e = cfg
+            .tier_for_prices(&[
+                p("price_a", Some("pro_monthly")),
+                p("price_zz", Some("nope")),
+            ])
+            .unwrap_err();
+        assert_eq!(
+            e,
+            UnmappedPrice {
+                price_id: "price_zz".into(),
+                lookup_key: Some("nope".into())
+            }
+        );
+        assert!(e.to_string().contains("price_zz") && e.to_string().contains("nope"));
+        let e = cfg.tier_for_price(&p("price_q", None)).unwrap_err();
+        assert!(e.to_string().contains("<none>"));
+    }
+
+    #[test]
+    fn several_items_pick_the_highest_rank_in_any_order() {
+        let cfg = TierConfig::default_config();
+        let a = p("p1", Some("basic_monthly"));
+        let b = p("p2", Some("agent_monthly"));
+        let c = p("p3", Some("pro_yearly"));
+        for items in [
+            vec![a.clone(), b.clone(), c.clone()],
+            vec![c.clone(), b.clone(), a.clone()],
+            vec![b.clone(), a.clone()],
+        ] {
+            assert_eq!(cfg.tier_for_prices(&items).unwrap().as_str(), "agent");
+        }
+        assert_eq!(cfg.tier_for_prices(&[a, c]).unwrap().as_str(), "pro");
+        assert_eq!(cfg.tier_for_prices(&[]).unwrap(), TierName::free());
+    }
+
+    #[test]
+    fn unknown_tier_is_rejected_with_line() {
+        let e = with_prices("[[prices]]\nlookup_key = \"x\"\ntier = \"gold\"\n").unwrap_err();
+        assert!(matches!(e.kind, ConfigErrorKind::UnknownTier(ref t) if t == "gold"));
+        let expected_line = MINIMAL.lines().count() + 3;
+        assert_eq!(e.line, Some(expected_line));
+        assert!(
+            e.to_string()
+                .starts_with(&format!("<string>:{expected_line}:")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn duplicate_mappings_are_rejected() {
+        let e = with_prices(
+            "[[prices]]\nlookup_key = \"x\"\ntier = \"pro\"\n[[prices]]\nlookup_key = \"x\"\ntier = \"free\"\n",
+        )
+        .unwrap_err();
+        assert!(matches!(
+            e.kind,
+            ConfigErrorKind::DuplicatePrice {
+                what: "lookup_key",
+                ..
+            }
+        ));
+        let e = with_prices(
+            "[[prices]]\nid = \"price_1\"\ntier = \"pro\"\n[[prices]]\nid = \"price_1\"\ntier = \"pro\"\n",
+        )
+        .unwrap_err();
+        assert!(matches!(
+            e.kind,
+            ConfigErrorKind::DuplicatePrice { what: "id", .. }
+        ));
+        // The same string as a lookup_key and as an id is not a duplicate.
+        with_prices(
+            "[[prices]]\nid = \"same\"\ntier = \"pro\"\n[[prices]]\nlookup_key = \"same\"\ntier = \"pro\"\n",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn empty_price_entry_is_rejected() {
+        let e = with_prices("[[prices]]\ntier = \"pro\"\n").unwrap_err();
+        assert!(matches!(e.kind, ConfigErrorKind::EmptyPrice));
+    }
+
+    #[test]
+    fn free_must_exist() {
+        let e = TierConfig::from_toml_str(
+            "order = [\"pro\"]\n[tiers.pro]\nrecords = true\nexport = true\nobligations.view = true\n",
+        )
+        .unwrap_err();
+        assert!(matches!(e.kind, ConfigErrorKind::MissingFree));
+    }
+
+    #[test]
+    fn every_tier_must_keep_read_and_export() {
+        for missing in ["records", "export", "obligations.view"] {
+            let pro = ["records", "export", "obligations.view"]
+                .iter()
+                .filter(|k| **k != missing)
+                .map(|k| format!("{k} = true\n"))
+                .collect::<String>();
+            let text = format!(
+                "order = [\"free\", \"pro\"]\n[tiers.free]\nrecords = true\nexport = true\nobligations.view = true\n[tiers.pro]\n{pro}"
+            );
+            let e = TierConfig::from_toml_str(&text).unwrap_err();
+            assert!(
+                matches!(e.kind, ConfigErrorKind::ReadExportRemoved(ref t) if t == "pro"),
+                "{e}"
+            );
+            assert!(e.line.is_some());
+        }
+    }
+
+    #[test]
+    fn order_must_match_tiers() {
+        let e = TierConfig::from_toml_str(&MINIMAL.replace("[\"free\", \"pro\"]", "[\"free\"]"))
+            .unwrap_err();
+        assert!(matches!(e.kind, ConfigErrorKind::OrderMismatch(ref t) if t == "pro"));
+        let e = TierConfig::from_toml_str(
+            &MINIMAL.replace("[\"free\", \"pro\"]", "[\"free\", \"pro\", \"pro\"]"),
+        )
+        .unwrap_err();
+        assert!(matches!(e.kind, ConfigErrorKind::OrderMismatch(_)));
+        assert_eq!(e.line, Some(2));
+    }
+
+    #[test]
+    fn syntax_and_unknown_keys_report_lines() {
+        let e = TierConfig::from_toml_str(&format!("{MINIMAL}vat.retruns = true\n")).unwrap_err();
+        assert!(matches!(e.kind, ConfigErrorKind::Parse(_)));
+        assert!(e.line.is_some(), "{e}");
+        let e = TierConfig::from_toml_str("order = [\n").unwrap_err();
+        assert!(matches!(e.kind, ConfigErrorKind::Parse(_)));
+        let e = TierConfig::from_toml_str(
+            &MINIMAL.replace("vat.returns = true", "sources.max = \"lots\""),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unlimited"), "{e}");
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let dir = std::env::temp_dir().join(format!("subsync-domain-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tiers.toml");
+        std::fs::write(
+            &path,
+            format!("{MINIMAL}[[prices]]\nid = \"p\"\ntier = \"nope\"\n"),
+        )
+        .unwrap();
+        let e = TierConfig::load(&path).unwrap_err();
+        assert!(
+            e.to_string().starts_with(&path.display().to_string()),
+            "{e}"
+        );
+        assert!(e.line.is_some());
+        let e = TierConfig::load(dir.join("missing.toml")).unwrap_err();
+        assert!(matches!(e.kind, ConfigErrorKind::Io(_)));
+        std::fs::write(&path, MINIMAL).unwrap();
+        assert_eq!(TierConfig::load(&path).unwrap().tiers().len(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn source_limit_round_trips() {
+        assert!(SourceLimit::Limited(1).allows(1) && !SourceLimit::Limited(1).allows(2));
+        assert!(SourceLimit::Unlimited.allows(u32::MAX));
+        let json =
+            serde_json::to_string(&[SourceLimit::Limited(3), SourceLimit::Unlimited]).unwrap();
+        assert_eq!(json, "[3,\"unlimited\"]");
+        let back: Vec<SourceLimit> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, [SourceLimit::Limited(3), SourceLimit::Unlimited]);
+    }
+}

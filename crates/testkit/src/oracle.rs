@@ -1,0 +1,77 @@
+//! The oracle: what every user's entitlement must be once all events are processed.
+//!
+//! Applies each lifecycle's events in true order through `subsync_domain::apply`. Because
+//! the domain is order-independent, a correct pipeline (any delivery order, duplicates,
+//! concurrency) must end with exactly these entitlements.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use subsync_domain::{
+    AccessPolicy, DomainError, Entitlement, Outcome, SubscriptionState, SubscriptionStatus,
+    TierConfig, TierName, UnixSeconds, apply,
+};
+
+use crate::generator::Lifecycle;
+
+/// The expected end state for one user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpectedEntitlement {
+    /// Tier in force at the evaluation instant.
+    pub tier: TierName,
+    /// The subscription that grants it (the highest-tier one if the user has several).
+    pub subscription_id: String,
+    /// That subscription's final status.
+    pub status: Option<SubscriptionStatus>,
+    /// The full entitlement (features, `access_until`, reason).
+    pub entitlement: Entitlement,
+}
+
+/// Final domain state per subscription id, applying events in true order.
+pub fn final_states(
+    lifecycles: &[Lifecycle],
+    cfg: &TierConfig,
+    policy: &AccessPolicy,
+) -> Result<BTreeMap<String, SubscriptionState>, DomainError> {
+    let mut states: BTreeMap<String, SubscriptionState> = BTreeMap::new();
+    for lc in lifecycles {
+        for ev in &lc.events {
+            let input = ev.domain_input();
+            let key = input.subscription_id().to_owned();
+            let outcome = apply(states.get(&key), &input, cfg, policy, ev.created)?;
+            if let Outcome::Applied { new_state, .. } = outcome {
+                states.insert(key, new_state);
+            }
+        }
+    }
+    Ok(states)
+}
+
+/// Expected entitlement per user id at `now`. A user with several subscriptions gets the
+/// highest-ranked tier among them (ties: the smallest subscription id). A subscription
+/// whose user is not known yet is keyed by its customer id, as the domain resolves it.
+pub fn expected_entitlements(
+    lifecycles: &[Lifecycle],
+    cfg: &TierConfig,
+    policy: &AccessPolicy,
+    now: UnixSeconds,
+) -> Result<BTreeMap<String, ExpectedEntitlement>, DomainError> {
+    let mut out: BTreeMap<String, ExpectedEntitlement> = BTreeMap::new();
+    for (sub_id, state) in final_states(lifecycles, cfg, policy)? {
+        let Some(user) = state.user() else { continue };
+        let entitlement = state.entitlement(cfg, policy, now)?;
+        let candidate = ExpectedEntitlement {
+            tier: entitlement.tier.clone(),
+            subscription_id: sub_id,
+            status: state.status().cloned(),
+            entitlement,
+        };
+        match out.get(&user.user_id) {
+            Some(existing) if cfg.rank(&candidate.tier) <= cfg.rank(&existing.tier) => {}
+            _ => {
+                out.insert(user.user_id, candidate);
+            }
+        }
+    }
+    Ok(out)
+}
