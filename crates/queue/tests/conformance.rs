@@ -47,6 +47,7 @@ conformance!(
     rolled_back_enqueue_leaves_nothing,
     enqueue_rejects_bad_input,
     claim_takes_oldest_due_job_per_group_only,
+    idle_groups_never_hide_due_work,
     ungrouped_jobs_run_in_parallel,
     database_refuses_two_running_jobs_in_a_group,
     complete_in_commits_with_the_handler_writes,
@@ -179,6 +180,22 @@ async fn claim_takes_oldest_due_job_per_group_only(b: Backend) {
     let mut keys: Vec<_> = second.iter().map(|j| j.unique_key.clone().unwrap()).collect();
     keys.sort();
     assert_eq!(keys, vec!["a1", "b1"]);
+    t.close().await;
+}
+
+async fn idle_groups_never_hide_due_work(b: Backend) {
+    let t = db(b, fast_config()).await;
+    // Ten groups each finish their only job: their rows linger as "maybe due" until probed.
+    for i in 0..10 {
+        t.store.enqueue_one(job(&format!("idle{i}"), &format!("sub_idle{i}"))).await.unwrap();
+    }
+    for j in t.store.claim(Q, "w", 10).await.unwrap() {
+        assert!(t.store.complete(&j.lease).await.unwrap());
+    }
+    t.store.enqueue_one(job("real", "sub_real")).await.unwrap();
+    let claimed = t.store.claim(Q, "w", 1).await.unwrap();
+    assert_eq!(claimed.len(), 1, "a one-slot claim still finds the due job behind idle groups");
+    assert_eq!(claimed[0].unique_key.as_deref(), Some("real"));
     t.close().await;
 }
 

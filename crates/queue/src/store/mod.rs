@@ -35,6 +35,12 @@ pub(crate) struct ExpiredLease {
     pub max_attempts: u32,
 }
 
+/// How many free groups a claim for `limit` jobs looks at: more than it takes, so groups that
+/// just went idle (and are probed once more before they drop out) never hide due work.
+pub(crate) fn probe_size(limit: u32) -> u32 {
+    limit.saturating_mul(2).saturating_add(16)
+}
+
 /// Which jobs an operator action applies to.
 #[derive(Debug, Clone)]
 pub enum Selection {
@@ -70,14 +76,16 @@ pub(crate) trait Driver: Send + Sync {
         lease: &Lease,
     ) -> impl Future<Output = Result<bool, QueueError>> + Send;
 
-    /// Claims up to `limit` jobs: the oldest due pending job of each free, due group.
+    /// Claims up to `limit` jobs: the oldest due pending job of each free, due group. Also
+    /// returns how many groups it found idle (a stale lower-bound `next_run_at`, now
+    /// corrected).
     fn claim(
         &self,
         queue: &str,
         worker: &str,
         limit: u32,
         lease_for: Duration,
-    ) -> impl Future<Output = Result<Vec<ClaimedJob>, QueueError>> + Send;
+    ) -> impl Future<Output = Result<(Vec<ClaimedJob>, usize), QueueError>> + Send;
 
     /// Extends a lease; `false` when it is no longer ours.
     fn heartbeat(
@@ -312,6 +320,18 @@ impl Store {
 
     /// Enqueues in a transaction of its own and commits.
     pub async fn enqueue_one(&self, job: NewJob) -> Result<EnqueueOutcome, QueueError> {
+        if let Db::Postgres(d) = &self.inner.db {
+            // One statement writes the job and its group: autocommit is atomic and saves the
+            // BEGIN/COMMIT round trips.
+            job.validate()?;
+            let max_attempts = job.max_attempts.unwrap_or(self.inner.config.retry.max_attempts);
+            let mut conn = d.pool().acquire().await?;
+            let outcome = d.enqueue(&mut conn, &job, uuid::Uuid::now_v7(), max_attempts).await?;
+            if !outcome.is_duplicate() {
+                self.inner.wake.poke();
+            }
+            return Ok(outcome);
+        }
         let mut tx = self.begin().await?;
         let outcome = self.enqueue(&mut tx, job).await?;
         tx.commit().await?;
@@ -359,7 +379,18 @@ impl Store {
             return Ok(Vec::new());
         }
         let lease = self.inner.config.lease;
-        dispatch!(self, d => d.claim(queue, worker, limit, lease).await)
+        let mut claimed = Vec::new();
+        // A released group keeps a lower-bound `next_run_at` and is probed once more before
+        // it drops out; keep going past such groups so they never hide due work. Bounded.
+        for _ in 0..8 {
+            let want = limit - claimed.len() as u32;
+            let (jobs, idle) = dispatch!(self, d => d.claim(queue, worker, want, lease).await)?;
+            claimed.extend(jobs);
+            if idle == 0 || claimed.len() as u32 >= limit {
+                break;
+            }
+        }
+        Ok(claimed)
     }
 
     /// Renews a lease; `false` means the job is no longer ours and its handler should stop.

@@ -11,7 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, QueryBuilder, Row};
 use uuid::Uuid;
 
-use super::{Driver, ExpiredLease, Selection, StoreOptions};
+use super::{Driver, ExpiredLease, Selection, StoreOptions, probe_size};
 use crate::error::QueueError;
 use crate::model::{
     ClaimedJob, EnqueueOutcome, FailOutcome, JobFilter, JobId, JobRecord, JobState, Lease, NewJob,
@@ -42,7 +42,38 @@ impl PgDriver {
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// Groups a claim found without a due job had a stale lower-bound `next_run_at`: set it to
+    /// the real next due time (or NULL). Lock first, count in a second statement: its fresh
+    /// snapshot sees every enqueue that committed before we got the lock, and an enqueue
+    /// still in flight lowers `next_run_at` itself after we let go.
+    async fn recount_idle_groups(&self, queue: &str, groups: &[String]) -> Result<(), QueueError> {
+        let mut tx = self.pool.begin().await?;
+        let locked: Vec<String> = sqlx::query_scalar(
+            "SELECT group_key FROM subsync_groups WHERE queue = $1 AND group_key = ANY($2) \
+             AND running_job_id IS NULL FOR UPDATE SKIP LOCKED",
+        )
+        .bind(queue)
+        .bind(groups)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !locked.is_empty() {
+            sqlx::query(
+                "UPDATE subsync_groups g SET next_run_at = \
+                   (SELECT min(run_at) FROM subsync_jobs j \
+                    WHERE j.queue = g.queue AND j.group_key = g.group_key AND j.state = 'pending') \
+                 WHERE g.queue = $1 AND g.group_key = ANY($2)",
+            )
+            .bind(queue)
+            .bind(&locked)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }
+
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -106,28 +137,14 @@ fn push_selection(qb: &mut QueryBuilder<sqlx::Postgres>, selection: &Selection) 
     }
 }
 
-/// Frees a group after its running job left `running`, recomputing when its next job is due.
-/// The group row is locked first so the recount sees every enqueue that committed before us;
-/// an enqueue still in flight lowers `next_run_at` itself after we release the lock.
-async fn release_group(conn: &mut PgConnection, lease: &Lease) -> Result<(), QueueError> {
-    sqlx::query("SELECT 1 FROM subsync_groups WHERE queue = $1 AND group_key = $2 FOR UPDATE")
-        .bind(&lease.queue)
-        .bind(&lease.group_key)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
-        "UPDATE subsync_groups SET running_job_id = NULL, \
-           next_run_at = (SELECT min(run_at) FROM subsync_jobs j \
-                          WHERE j.queue = $1 AND j.group_key = $2 AND j.state = 'pending') \
-         WHERE queue = $1 AND group_key = $2 AND running_job_id = $3",
-    )
-    .bind(&lease.queue)
-    .bind(&lease.group_key)
-    .bind(lease.job_id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
+/// Frees a group after its running job left `running`, in the same statement. `next_run_at`
+/// becomes `max(old, now)`: the old value was at most the claim time, so every pending job's
+/// `run_at` is either already due (so "due now" is right) or later than both; enqueues and
+/// retries only lower it. The group thus stays a correct lower bound and queues behind
+/// groups that have waited longer; the next claim that finds it idle recounts it exactly.
+const RELEASE_GROUP: &str = "UPDATE subsync_groups g SET running_job_id = NULL, \
+       next_run_at = GREATEST(g.next_run_at, now()) FROM changed c \
+     WHERE g.queue = c.queue AND g.group_key = c.group_key AND g.running_job_id = c.id";
 
 impl Driver for PgDriver {
     type Conn = PgConnection;
@@ -185,20 +202,18 @@ impl Driver for PgDriver {
     }
 
     async fn complete(&self, conn: &mut PgConnection, lease: &Lease) -> Result<bool, QueueError> {
-        let done = sqlx::query(
-            "UPDATE subsync_jobs SET state = 'succeeded', finished_at = now(), lease_expires_at = NULL, last_error = NULL \
-             WHERE id = $1 AND lease_token = $2 AND state = 'running'",
-        )
-        .bind(lease.job_id)
-        .bind(lease.token)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected()
-            == 1;
-        if done {
-            release_group(conn, lease).await?;
-        }
-        Ok(done)
+        let sql = format!(
+            "WITH changed AS ( \
+               UPDATE subsync_jobs SET state = 'succeeded', finished_at = now(), lease_expires_at = NULL, last_error = NULL \
+               WHERE id = $1 AND lease_token = $2 AND state = 'running' RETURNING id, queue, group_key \
+             ), grp AS ({RELEASE_GROUP}) SELECT count(*) FROM changed"
+        );
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(lease.job_id)
+            .bind(lease.token)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(n == 1)
     }
 
     async fn claim(
@@ -207,59 +222,55 @@ impl Driver for PgDriver {
         worker: &str,
         limit: u32,
         lease_for: Duration,
-    ) -> Result<Vec<ClaimedJob>, QueueError> {
-        let mut tx = self.pool.begin().await?;
-        // 1. Lock free, due groups; skip the ones another worker is claiming right now.
-        let groups: Vec<String> = sqlx::query_scalar(
-            "SELECT group_key FROM subsync_groups \
-             WHERE queue = $1 AND running_job_id IS NULL AND next_run_at <= now() \
-             ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED",
-        )
-        .bind(queue)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        if groups.is_empty() {
-            tx.commit().await?;
-            return Ok(Vec::new());
-        }
-        // 2. A new statement, so a new snapshot that sees every enqueue committed before we
-        //    got the locks: take the oldest due pending job of each group.
+    ) -> Result<(Vec<ClaimedJob>, usize), QueueError> {
+        // One autocommitted statement: lock free, due groups (skipping those another worker
+        // is claiming), take the oldest due pending job of each (at most `limit`, oldest
+        // first), mark them running. Groups probed beyond `limit` are only looked at.
         let token = Uuid::new_v4();
         let rows = sqlx::query(
-            "WITH heads AS ( \
-               SELECT h.id FROM unnest($2::text[]) AS g(group_key) \
-               CROSS JOIN LATERAL ( \
-                 SELECT j.id FROM subsync_jobs j \
+            "WITH g AS ( \
+               SELECT group_key FROM subsync_groups \
+               WHERE queue = $1 AND running_job_id IS NULL AND next_run_at <= now() \
+               ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED \
+             ), heads AS ( \
+               SELECT g.group_key, h.id, h.seq FROM g LEFT JOIN LATERAL ( \
+                 SELECT j.id, j.seq FROM subsync_jobs j \
                  WHERE j.queue = $1 AND j.group_key = g.group_key AND j.state = 'pending' AND j.run_at <= now() \
                  ORDER BY j.seq LIMIT 1 \
-               ) h \
+               ) h ON TRUE \
+             ), chosen AS ( \
+               SELECT id FROM heads WHERE id IS NOT NULL ORDER BY seq LIMIT $3 \
              ), claimed AS ( \
-               UPDATE subsync_jobs j SET state = 'running', attempts = j.attempts + 1, lease_owner = $3, \
-                 lease_token = $4, lease_expires_at = now() + $5 * interval '1 millisecond', started_at = now() \
-               FROM heads WHERE j.id = heads.id AND j.state = 'pending' \
+               UPDATE subsync_jobs j SET state = 'running', attempts = j.attempts + 1, lease_owner = $4, \
+                 lease_token = $5, lease_expires_at = now() + $6 * interval '1 millisecond', started_at = now() \
+               FROM chosen WHERE j.id = chosen.id AND j.state = 'pending' \
                RETURNING j.id, j.group_key, j.unique_key, j.payload, j.attempts, j.max_attempts, j.created_at, j.seq \
              ), grp AS ( \
-               UPDATE subsync_groups g SET running_job_id = c.id FROM claimed c \
-               WHERE g.queue = $1 AND g.group_key = c.group_key \
-             ) SELECT * FROM claimed ORDER BY seq",
+               UPDATE subsync_groups gg SET running_job_id = c.id FROM claimed c \
+               WHERE gg.queue = $1 AND gg.group_key = c.group_key \
+             ) SELECT heads.group_key AS locked_group, heads.id IS NOT NULL AS has_head, \
+                      c.id, c.unique_key, c.payload, c.attempts, c.max_attempts, c.created_at \
+               FROM heads LEFT JOIN claimed c ON c.group_key = heads.group_key ORDER BY c.seq",
         )
         .bind(queue)
-        .bind(&groups)
+        .bind(i64::from(probe_size(limit)))
+        .bind(i64::from(limit))
         .bind(worker)
         .bind(token)
         .bind(millis(lease_for))
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
         let mut claimed = Vec::with_capacity(rows.len());
+        let mut idle = Vec::new();
         for row in &rows {
+            let group: String = row.try_get("locked_group")?;
+            if !row.try_get::<bool, _>("has_head")? {
+                idle.push(group);
+                continue;
+            }
+            let Some(id) = row.try_get::<Option<Uuid>, _>("id")? else { continue };
             claimed.push(ClaimedJob {
-                lease: Lease {
-                    job_id: row.try_get("id")?,
-                    token,
-                    queue: queue.to_string(),
-                    group_key: row.try_get("group_key")?,
-                },
+                lease: Lease { job_id: id, token, queue: queue.to_string(), group_key: group },
                 unique_key: row.try_get("unique_key")?,
                 payload: row.try_get("payload")?,
                 attempt: row.try_get::<i32, _>("attempts")?.max(0) as u32,
@@ -267,26 +278,10 @@ impl Driver for PgDriver {
                 created_at: row.try_get("created_at")?,
             });
         }
-        // 3. Groups we locked but found nothing due in: their `next_run_at` was a lower bound;
-        //    set it to the real next due time (or clear it) so they stop being probed.
-        let idle: Vec<&String> = groups
-            .iter()
-            .filter(|g| !claimed.iter().any(|c| &c.lease.group_key == *g))
-            .collect();
         if !idle.is_empty() {
-            sqlx::query(
-                "UPDATE subsync_groups g SET next_run_at = \
-                   (SELECT min(run_at) FROM subsync_jobs j \
-                    WHERE j.queue = g.queue AND j.group_key = g.group_key AND j.state = 'pending') \
-                 WHERE g.queue = $1 AND g.group_key = ANY($2) AND g.running_job_id IS NULL",
-            )
-            .bind(queue)
-            .bind(idle)
-            .execute(&mut *tx)
-            .await?;
+            self.recount_idle_groups(queue, &idle).await?;
         }
-        tx.commit().await?;
-        Ok(claimed)
+        Ok((claimed, idle.len()))
     }
 
     async fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<bool, QueueError> {
@@ -309,48 +304,45 @@ impl Driver for PgDriver {
         error: &str,
         retry_in: Option<Duration>,
     ) -> Result<FailOutcome, QueueError> {
-        let mut tx = self.pool.begin().await?;
-        let row: Option<(String, DateTime<Utc>)> = sqlx::query_as(
-            "UPDATE subsync_jobs SET \
-               state = CASE WHEN $3::bigint IS NULL THEN 'dead' ELSE 'pending' END, \
-               run_at = CASE WHEN $3::bigint IS NULL THEN run_at ELSE now() + $3 * interval '1 millisecond' END, \
-               finished_at = CASE WHEN $3::bigint IS NULL THEN now() ELSE NULL END, \
-               last_error = $4, lease_expires_at = NULL \
-             WHERE id = $1 AND lease_token = $2 AND state = 'running' \
-             RETURNING state, run_at",
-        )
-        .bind(lease.job_id)
-        .bind(lease.token)
-        .bind(retry_in.map(millis))
-        .bind(error)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((state, run_at)) = row else {
-            return Ok(FailOutcome::LeaseLost);
-        };
-        release_group(&mut tx, lease).await?;
-        tx.commit().await?;
-        Ok(if state == "dead" { FailOutcome::Dead } else { FailOutcome::Retrying { run_at } })
+        let sql = format!(
+            "WITH changed AS ( \
+               UPDATE subsync_jobs SET \
+                 state = CASE WHEN $3::bigint IS NULL THEN 'dead' ELSE 'pending' END, \
+                 run_at = CASE WHEN $3::bigint IS NULL THEN run_at ELSE now() + $3 * interval '1 millisecond' END, \
+                 finished_at = CASE WHEN $3::bigint IS NULL THEN now() ELSE NULL END, \
+                 last_error = $4, lease_expires_at = NULL \
+               WHERE id = $1 AND lease_token = $2 AND state = 'running' \
+               RETURNING id, queue, group_key, state, run_at \
+             ), grp AS ({RELEASE_GROUP}) SELECT state, run_at FROM changed"
+        );
+        let row: Option<(String, DateTime<Utc>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(lease.job_id)
+            .bind(lease.token)
+            .bind(retry_in.map(millis))
+            .bind(error)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            None => FailOutcome::LeaseLost,
+            Some((state, _)) if state == "dead" => FailOutcome::Dead,
+            Some((_, run_at)) => FailOutcome::Retrying { run_at },
+        })
     }
 
     async fn release(&self, lease: &Lease) -> Result<bool, QueueError> {
-        let mut tx = self.pool.begin().await?;
-        let released = sqlx::query(
-            "UPDATE subsync_jobs SET state = 'pending', attempts = GREATEST(attempts - 1, 0), \
-               run_at = now(), lease_expires_at = NULL \
-             WHERE id = $1 AND lease_token = $2 AND state = 'running'",
-        )
-        .bind(lease.job_id)
-        .bind(lease.token)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if released {
-            release_group(&mut tx, lease).await?;
-        }
-        tx.commit().await?;
-        Ok(released)
+        let sql = format!(
+            "WITH changed AS ( \
+               UPDATE subsync_jobs SET state = 'pending', attempts = GREATEST(attempts - 1, 0), \
+                 run_at = now(), lease_expires_at = NULL \
+               WHERE id = $1 AND lease_token = $2 AND state = 'running' RETURNING id, queue, group_key \
+             ), grp AS ({RELEASE_GROUP}) SELECT count(*) FROM changed"
+        );
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(lease.job_id)
+            .bind(lease.token)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n == 1)
     }
 
     async fn expired_leases(&self, limit: u32) -> Result<Vec<ExpiredLease>, QueueError> {

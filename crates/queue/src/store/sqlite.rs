@@ -19,7 +19,7 @@ use sqlx::{QueryBuilder, Row, SqliteConnection};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
-use super::{Driver, ExpiredLease, Selection, StoreOptions};
+use super::{Driver, ExpiredLease, Selection, StoreOptions, probe_size};
 use crate::error::QueueError;
 use crate::model::{
     ClaimedJob, EnqueueOutcome, FailOutcome, JobFilter, JobId, JobRecord, JobState, Lease, NewJob,
@@ -130,17 +130,17 @@ fn push_selection(qb: &mut QueryBuilder<sqlx::Sqlite>, selection: &Selection) {
     }
 }
 
-/// Frees a group and recomputes when its next job is due (we hold the write lock).
+/// Frees a group; `next_run_at` becomes `max(old, now)`, still a lower bound (see the
+/// PostgreSQL driver); the next claim that finds the group idle recounts it.
 async fn release_group(conn: &mut SqliteConnection, lease: &Lease) -> Result<(), QueueError> {
     sqlx::query(
-        "UPDATE subsync_groups SET running_job_id = NULL, \
-           next_run_at = (SELECT min(run_at) FROM subsync_jobs j \
-                          WHERE j.queue = ?1 AND j.group_key = ?2 AND j.state = 'pending') \
+        "UPDATE subsync_groups SET running_job_id = NULL, next_run_at = max(coalesce(next_run_at, ?4), ?4) \
          WHERE queue = ?1 AND group_key = ?2 AND running_job_id = ?3",
     )
     .bind(&lease.queue)
     .bind(&lease.group_key)
     .bind(lease.job_id.to_string())
+    .bind(now_ms())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -273,7 +273,7 @@ impl Driver for SqliteDriver {
         worker: &str,
         limit: u32,
         lease_for: Duration,
-    ) -> Result<Vec<ClaimedJob>, QueueError> {
+    ) -> Result<(Vec<ClaimedJob>, usize), QueueError> {
         let now = now_ms();
         // Cheap read first: most polls of an idle queue end here without taking the write lock.
         let any_due: Option<i64> = sqlx::query_scalar(
@@ -285,7 +285,7 @@ impl Driver for SqliteDriver {
         .fetch_optional(&self.pool)
         .await?;
         if any_due.is_none() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0));
         }
         let (mut tx, _guard) = self.begin_write().await?;
         let now = now_ms();
@@ -296,12 +296,16 @@ impl Driver for SqliteDriver {
         )
         .bind(queue)
         .bind(now)
-        .bind(i64::from(limit))
+        .bind(i64::from(probe_size(limit)))
         .fetch_all(&mut *tx)
         .await?;
         let token = Uuid::new_v4();
         let mut claimed = Vec::with_capacity(groups.len());
+        let mut idle = 0;
         for group in &groups {
+            if claimed.len() as u32 >= limit {
+                break;
+            }
             let row = sqlx::query(
                 "UPDATE subsync_jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?3, \
                    lease_token = ?4, lease_expires_at = ?5, started_at = ?6 \
@@ -343,6 +347,7 @@ impl Driver for SqliteDriver {
                     });
                 }
                 None => {
+                    idle += 1;
                     // `next_run_at` was a lower bound: store the real next due time.
                     sqlx::query(
                         "UPDATE subsync_groups SET next_run_at = \
@@ -358,7 +363,7 @@ impl Driver for SqliteDriver {
             }
         }
         tx.commit().await?;
-        Ok(claimed)
+        Ok((claimed, idle))
     }
 
     async fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> Result<bool, QueueError> {

@@ -1,0 +1,302 @@
+//! The queue benchmark: on each backend, in one run,
+//! 1. the raw ceiling: `INSERT … ON CONFLICT DO NOTHING`, one row per statement, N clients;
+//! 2. enqueue/s: N producers calling `Store::enqueue_one`, 10% of calls duplicates;
+//! 3. drain/s: one apalis worker at N-way concurrency over the enqueued jobs (2,000 groups),
+//!    each job a small upsert committed together with its completion, with a no-overlap check.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use apalis::layers::WorkerBuilderExt;
+use apalis_core::worker::builder::WorkerBuilder;
+use serde_json::json;
+use subsync_queue::{Conn, Job, JobError, NewJob, QueueBackend, QueueConfig, Store, WorkerOptions};
+use tokio::sync::Notify;
+
+use crate::db::BenchDb;
+use crate::stats::{per_sec, percentile_ms};
+
+const QUEUE: &str = "bench";
+
+/// Options of `subsync-bench queue`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// PostgreSQL server to benchmark (a scratch schema is created and dropped).
+    #[arg(long, env = "SUBSYNC_BENCH_POSTGRES_URL")]
+    postgres: Option<String>,
+    /// Skip the SQLite run.
+    #[arg(long)]
+    no_sqlite: bool,
+    /// Distinct jobs to enqueue and drain.
+    #[arg(long, default_value_t = 20_000)]
+    jobs: u64,
+    /// Distinct groups (subscriptions) the jobs are spread over.
+    #[arg(long, default_value_t = 2_000)]
+    groups: u64,
+    /// Concurrent clients, producers and worker slots.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Share of enqueue calls that repeat an earlier key, in percent.
+    #[arg(long, default_value_t = 10)]
+    duplicate_percent: u64,
+}
+
+/// One backend's figures.
+struct Figures {
+    label: &'static str,
+    ceiling: f64,
+    enqueue: f64,
+    enqueue_p50: f64,
+    enqueue_p99: f64,
+    drain: f64,
+    overlaps: u64,
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    if args.groups == 0 || args.jobs == 0 || args.concurrency == 0 || args.duplicate_percent >= 100 {
+        bail!("jobs, groups and concurrency must be positive and duplicate-percent below 100");
+    }
+    let mut results = Vec::new();
+    if !args.no_sqlite {
+        results.push(bench(BenchDb::sqlite(QueueConfig::default()).await?, &args).await?);
+    }
+    if let Some(url) = &args.postgres {
+        results.push(bench(BenchDb::postgres(url, QueueConfig::default()).await?, &args).await?);
+    }
+    if results.is_empty() {
+        bail!("nothing to run: give --postgres URL or drop --no-sqlite");
+    }
+    println!();
+    println!(
+        "Queue: {} jobs in {} groups, {}-way concurrency, {}% duplicate enqueues",
+        args.jobs, args.groups, args.concurrency, args.duplicate_percent
+    );
+    println!();
+    println!("| backend | raw insert ceiling (rows/s) | enqueue (calls/s) | vs ceiling | enqueue p50 / p99 (ms) | drain (jobs/s) | vs ceiling | overlaps |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for f in &results {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2} | {:.2} / {:.2} | {:.0} | {:.2} | {} |",
+            f.label,
+            f.ceiling,
+            f.enqueue,
+            f.enqueue / f.ceiling,
+            f.enqueue_p50,
+            f.enqueue_p99,
+            f.drain,
+            f.drain / f.ceiling,
+            f.overlaps
+        );
+    }
+    if results.iter().any(|f| f.overlaps > 0) {
+        bail!("a group ran two jobs at once");
+    }
+    Ok(())
+}
+
+async fn bench(db: BenchDb, args: &Args) -> Result<Figures> {
+    eprintln!("[{}] raw insert ceiling…", db.label);
+    let ceiling = raw_ceiling(&db.store, args.concurrency, args.jobs).await?;
+    eprintln!("[{}] enqueue…", db.label);
+    let (enqueue, mut latencies) = enqueue(&db.store, args).await?;
+    latencies.sort();
+    eprintln!("[{}] drain…", db.label);
+    let (drain, overlaps) = drain(&db.store, args).await?;
+    let figures = Figures {
+        label: db.label,
+        ceiling,
+        enqueue,
+        enqueue_p50: percentile_ms(&latencies, 50.0),
+        enqueue_p99: percentile_ms(&latencies, 99.0),
+        drain,
+        overlaps,
+    };
+    db.close().await;
+    Ok(figures)
+}
+
+/// One committed `INSERT … ON CONFLICT DO NOTHING` per row, `clients` at once (autocommit on
+/// PostgreSQL; on SQLite a write transaction behind the same in-process writer lock the queue uses).
+async fn raw_ceiling(store: &Store, clients: usize, rows: u64) -> Result<f64> {
+    exec(store, "CREATE TABLE bench_ceiling (k TEXT PRIMARY KEY)").await?;
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (store, next) = (store.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= rows {
+                    return Ok::<(), anyhow::Error>(());
+                }
+                let key = format!("evt_{i}");
+                if store.sqlite_pool().is_some() {
+                    // SQLite has one writer: writers queue in-process (as the queue's own do)
+                    // instead of spinning in the busy handler.
+                    let mut tx = store.begin().await?;
+                    if let Conn::Sqlite(c) = tx.conn() {
+                        sqlx::query("INSERT INTO bench_ceiling (k) VALUES (?1) ON CONFLICT DO NOTHING")
+                            .bind(key)
+                            .execute(c)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                } else if let Some(pool) = store.postgres_pool() {
+                    sqlx::query("INSERT INTO bench_ceiling (k) VALUES ($1) ON CONFLICT DO NOTHING")
+                        .bind(key)
+                        .execute(pool)
+                        .await?;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(per_sec(rows, start.elapsed()))
+}
+
+async fn exec(store: &Store, sql: &'static str) -> Result<()> {
+    let mut tx = store.begin().await?;
+    match tx.conn() {
+        Conn::Sqlite(c) => drop(sqlx::query(sql).execute(c).await?),
+        Conn::Postgres(c) => drop(sqlx::query(sql).execute(c).await?),
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Producers enqueue every job once, plus duplicates of random earlier keys.
+async fn enqueue(store: &Store, args: &Args) -> Result<(f64, Vec<Duration>)> {
+    let duplicates = args.jobs * args.duplicate_percent / (100 - args.duplicate_percent);
+    let mut keys: Vec<u64> = (0..args.jobs).collect();
+    keys.extend((0..duplicates).map(|_| fastrand::u64(0..args.jobs)));
+    fastrand::shuffle(&mut keys);
+    let calls = keys.len() as u64;
+    let keys = Arc::new(keys);
+    let next = Arc::new(AtomicU64::new(0));
+    let groups = args.groups;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let (store, keys, next) = (store.clone(), keys.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(&k) = keys.get(i) else { return Ok::<_, anyhow::Error>(latencies) };
+                let group = format!("sub_{}", k % groups);
+                let job = NewJob::new(QUEUE, json!({ "group": group, "n": k }))
+                    .with_unique_key(format!("evt_{k}"))
+                    .with_group(group);
+                let t0 = Instant::now();
+                store.enqueue_one(job).await?;
+                latencies.push(t0.elapsed());
+            }
+        }));
+    }
+    let mut latencies = Vec::with_capacity(calls as usize);
+    for t in tasks {
+        latencies.extend(t.await??);
+    }
+    Ok((per_sec(calls, start.elapsed()), latencies))
+}
+
+/// Drains every job with one worker, `concurrency` slots; returns jobs/s and overlaps seen.
+async fn drain(store: &Store, args: &Args) -> Result<(f64, u64)> {
+    exec(store, "CREATE TABLE bench_effects (group_key TEXT PRIMARY KEY, n BIGINT NOT NULL)").await?;
+    let active: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let overlaps = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let finished = Arc::new(Notify::new());
+    let total = args.jobs;
+    let handler = {
+        let (store, active, overlaps, done, finished) =
+            (store.clone(), active.clone(), overlaps.clone(), done.clone(), finished.clone());
+        move |job: Job| {
+            let (store, active, overlaps, done, finished) =
+                (store.clone(), active.clone(), overlaps.clone(), done.clone(), finished.clone());
+            async move {
+                let group = job.group_key().to_string();
+                if !active.lock().map_err(|_| JobError::retry("poisoned"))?.insert(group.clone()) {
+                    overlaps.fetch_add(1, Ordering::Relaxed);
+                }
+                let result = upsert_and_complete(&store, &job, &group).await;
+                active.lock().map_err(|_| JobError::retry("poisoned"))?.remove(&group);
+                result?;
+                if done.fetch_add(1, Ordering::Relaxed) + 1 == total {
+                    finished.notify_one();
+                }
+                Ok::<(), JobError>(())
+            }
+        }
+    };
+    let mut options = WorkerOptions::new(QUEUE);
+    options.concurrency = args.concurrency;
+    options.batch = args.concurrency as u32;
+    options.poll_interval = Duration::from_millis(50);
+    let backend = QueueBackend::new(store.clone(), options.clone());
+    let worker = WorkerBuilder::new("bench-worker")
+        .backend(backend)
+        .concurrency(args.concurrency)
+        .build(handler);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let start = Instant::now();
+    let running = tokio::spawn(worker.run_until(async move {
+        let _ = stop_rx.await;
+        Ok::<(), std::io::Error>(())
+    }));
+    let waited = tokio::time::timeout(Duration::from_secs(600), finished.notified()).await;
+    let elapsed = start.elapsed();
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
+    if waited.is_err() {
+        bail!("drain did not finish within 10 minutes ({} of {total} done)", done.load(Ordering::Relaxed));
+    }
+    let sum = effect_sum(store).await?;
+    if sum != total as i64 {
+        bail!("effects applied {sum} times for {total} jobs: exactly-once broken");
+    }
+    Ok((per_sec(total, elapsed), overlaps.load(Ordering::Relaxed)))
+}
+
+async fn upsert_and_complete(store: &Store, job: &Job, group: &str) -> Result<(), JobError> {
+    let mut tx = store.begin().await?;
+    let result = match tx.conn() {
+        Conn::Sqlite(c) => sqlx::query(
+            "INSERT INTO bench_effects (group_key, n) VALUES (?1, 1) \
+             ON CONFLICT (group_key) DO UPDATE SET n = n + 1",
+        )
+        .bind(group)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()),
+        Conn::Postgres(c) => sqlx::query(
+            "INSERT INTO bench_effects (group_key, n) VALUES ($1, 1) \
+             ON CONFLICT (group_key) DO UPDATE SET n = bench_effects.n + 1",
+        )
+        .bind(group)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()),
+    };
+    result.map_err(|e| JobError::retry(e.to_string()))?;
+    job.complete_in(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn effect_sum(store: &Store) -> Result<i64> {
+    let sum: Option<i64> = if let Some(pool) = store.sqlite_pool() {
+        sqlx::query_scalar("SELECT sum(n) FROM bench_effects").fetch_one(pool).await?
+    } else if let Some(pool) = store.postgres_pool() {
+        sqlx::query_scalar("SELECT sum(n)::bigint FROM bench_effects").fetch_one(pool).await?
+    } else {
+        None
+    };
+    Ok(sum.unwrap_or(0))
+}
