@@ -1,0 +1,12 @@
+//! `subsync migrate`: apply the schema and exit (the one-shot step of a deployment).
+
+use anyhow::Result;
+
+use crate::options::Global;
+
+/// Runs every pending migration.
+pub async fn run(global: &Global) -> Result<()> {
+    let store = global.connect_and_migrate().await?;
+    println!("migrations applied ({} database)", store.backend().as_str());
+    Ok(())
+}

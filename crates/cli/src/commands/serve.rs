@@ -1,0 +1,98 @@
+//! `subsync serve` (everything in one process) and `subsync intake` (the webhook intake only).
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::Args as ClapArgs;
+use subsync_intake::{IntakeConfig, IntakeState};
+use subsync_queue::Backend;
+use subsync_stripe::signature::Secrets;
+
+use crate::options::{Global, parse_listen, positive_secs};
+use crate::shutdown;
+
+/// Flags of the webhook intake.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct IntakeArgs {
+    /// Webhook signing secret(s), `whsec_…`, comma-separated during a secret roll.
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub stripe_webhook_secret: Option<String>,
+    /// Address for Stripe's webhook calls.
+    #[arg(long, env = "SUBSYNC_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Oldest accepted signature timestamp, in seconds.
+    #[arg(long, env = "SUBSYNC_SIGNATURE_TOLERANCE", default_value_t = 300)]
+    pub signature_tolerance: u64,
+    /// Largest accepted webhook body, in bytes.
+    #[arg(long, env = "SUBSYNC_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+    /// Concurrent group-commit writers (PostgreSQL; SQLite always uses one).
+    #[arg(long, env = "SUBSYNC_INTAKE_COMMITTERS", default_value_t = 4)]
+    pub committers: usize,
+    /// Most webhooks stored per commit.
+    #[arg(long, env = "SUBSYNC_INTAKE_BATCH", default_value_t = 64)]
+    pub max_batch: usize,
+    /// Do not apply migrations at start (when a one-shot `subsync migrate` does it).
+    #[arg(long, env = "SUBSYNC_NO_MIGRATE")]
+    pub no_migrate: bool,
+}
+
+/// `subsync intake` takes the intake flags only.
+pub type IntakeOnlyArgs = IntakeArgs;
+
+/// Flags of `subsync serve`.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct Args {
+    #[command(flatten)]
+    pub intake: IntakeArgs,
+}
+
+impl IntakeArgs {
+    /// Validates the flags into an intake configuration.
+    fn config(&self, backend: Backend) -> Result<IntakeConfig> {
+        let Some(raw) = self.stripe_webhook_secret.as_deref() else {
+            bail!(
+                "STRIPE_WEBHOOK_SECRET is not set. It is the endpoint's signing secret (whsec_…): \
+                 for development, `stripe listen --forward-to localhost:8080/webhooks/stripe` prints one; \
+                 in production the Stripe Dashboard shows it under Developers → Webhooks → your endpoint → Signing secret"
+            );
+        };
+        let secrets = Secrets::parse(raw).context("STRIPE_WEBHOOK_SECRET")?;
+        if self.body_limit < 1024 {
+            bail!("--body-limit (SUBSYNC_BODY_LIMIT) must be at least 1024 bytes");
+        }
+        if self.committers == 0 || self.max_batch == 0 {
+            bail!("--committers and --max-batch must be at least 1");
+        }
+        let mut config = IntakeConfig::new(secrets);
+        config.tolerance = positive_secs("--signature-tolerance", self.signature_tolerance)?;
+        config.body_limit = self.body_limit;
+        config.committers = if backend == Backend::Sqlite { 1 } else { self.committers };
+        config.max_batch = self.max_batch;
+        Ok(config)
+    }
+}
+
+/// Runs the intake until shutdown.
+pub async fn intake_only(global: &Global, args: IntakeArgs) -> Result<()> {
+    let listen = parse_listen("--listen (SUBSYNC_LISTEN)", &args.listen)?;
+    let store = if args.no_migrate { global.connect().await? } else { global.connect_and_migrate().await? };
+    let config = args.config(store.backend())?;
+    let registry = Arc::new(subsync_metrics::Registry::new());
+    let state = IntakeState::new(store.clone(), config, registry).context("registering metrics")?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(%listen, backend = store.backend().as_str(), "intake listening on POST /webhooks/stripe");
+    axum::serve(listener, subsync_intake::router(state))
+        .with_graceful_shutdown(shutdown::signal())
+        .await
+        .context("intake server failed")?;
+    tracing::info!("intake stopped");
+    Ok(())
+}
+
+/// Runs every part in one process.
+pub async fn serve(global: &Global, args: Args) -> Result<()> {
+    intake_only(global, args.intake).await
+}

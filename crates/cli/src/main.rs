@@ -1,0 +1,60 @@
+//! `subsync`: one binary for every process of the system. A thin `main`: parse flags, set up
+//! logging, hand over to a command; the work lives in the library crates.
+
+mod commands;
+mod options;
+mod shutdown;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Stripe webhooks → durable subscription entitlements.
+#[derive(Debug, Parser)]
+#[command(name = "subsync", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    global: options::Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run intake (and the admin API) in one process on one database: the zero set-up way.
+    Serve(commands::serve::Args),
+    /// Run only the webhook intake.
+    Intake(commands::serve::IntakeOnlyArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = telemetry::init(&cli.global) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => commands::serve::serve(&cli.global, args).await,
+            Command::Intake(args) => commands::serve::intake_only(&cli.global, args).await,
+            Command::Migrate => commands::migrate::run(&cli.global).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

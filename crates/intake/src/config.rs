@@ -1,0 +1,33 @@
+//! What the intake needs to know, validated before it starts.
+
+use std::time::Duration;
+
+use subsync_stripe::signature::{DEFAULT_TOLERANCE, Secrets};
+
+/// Intake settings. Build with [`IntakeConfig::new`] and adjust fields.
+#[derive(Debug, Clone)]
+pub struct IntakeConfig {
+    /// Signing secrets (several during a secret roll).
+    pub secrets: Secrets,
+    /// How old (or how far in the future) a signature timestamp may be.
+    pub tolerance: Duration,
+    /// Largest body accepted; larger gets 413. Stripe events are a few KiB.
+    pub body_limit: usize,
+    /// Concurrent committers grouping requests into transactions (1 on SQLite: one writer).
+    pub committers: usize,
+    /// Most webhooks in one commit.
+    pub max_batch: usize,
+}
+
+impl IntakeConfig {
+    /// Defaults: 300 s tolerance, 1 MiB bodies, one committer, batches of up to 64.
+    pub fn new(secrets: Secrets) -> Self {
+        Self {
+            secrets,
+            tolerance: DEFAULT_TOLERANCE,
+            body_limit: 1024 * 1024,
+            committers: 1,
+            max_batch: 64,
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Storing an event and its sync job in one transaction.
+//!
+//! The `subsync_events` row is the deduplication point: its primary key is the Stripe event
+//! id, inserted with `ON CONFLICT DO NOTHING`, so a duplicate delivery, however late, finds
+//! the first row and its job instead of creating anything.
+
+use serde_json::json;
+use subsync_queue::{Conn, NewJob, QueueError, Store, Tx};
+use uuid::Uuid;
+
+/// The queue the worker consumes; its jobs carry `{"event_id": …}`.
+pub const SYNC_QUEUE: &str = "stripe";
+
+/// What the worker will do with an event, decided at intake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// A subscription sync job is enqueued.
+    Handled,
+    /// Stored for the record; no job (the worker has nothing to do for this type).
+    Ignored,
+    /// Stored but not understood (thin `v2.core.event` events).
+    Unsupported,
+}
+
+impl Disposition {
+    /// Stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Handled => "handled",
+            Disposition::Ignored => "ignored",
+            Disposition::Unsupported => "unsupported",
+        }
+    }
+}
+
+/// A verified, parsed webhook ready to store.
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    /// `evt_…`.
+    pub event_id: String,
+    /// e.g. `customer.subscription.updated`.
+    pub event_type: String,
+    /// `event.created`, unix seconds (absent on thin events).
+    pub created: Option<i64>,
+    /// Live or test mode.
+    pub livemode: bool,
+    /// Stripe API version of the payload.
+    pub api_version: Option<String>,
+    /// `event` or `v2.core.event`.
+    pub object_kind: &'static str,
+    /// Subscription id, else customer id, else empty.
+    pub group_key: String,
+    /// Handled, ignored or unsupported.
+    pub disposition: Disposition,
+    /// The raw body, exactly as signed.
+    pub payload: String,
+}
+
+/// The result of storing one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    /// The event was already stored (a redelivery): nothing new was written.
+    pub duplicate: bool,
+    /// The event's sync job (the first one, for a duplicate); none for ignored events.
+    pub job_id: Option<Uuid>,
+}
+
+/// Stores `records` in one transaction and commits; results in the same order.
+pub async fn store_batch(store: &Store, records: &[&EventRecord]) -> Result<Vec<Stored>, QueueError> {
+    let mut tx = store.begin().await?;
+    let mut stored = Vec::with_capacity(records.len());
+    for record in records {
+        stored.push(store_one(store, &mut tx, record).await?);
+    }
+    tx.commit().await?;
+    Ok(stored)
+}
+
+async fn store_one(store: &Store, tx: &mut Tx, record: &EventRecord) -> Result<Stored, QueueError> {
+    if !insert_event(tx, record).await? {
+        return Ok(Stored { duplicate: true, job_id: existing_job(tx, &record.event_id).await? });
+    }
+    if record.disposition != Disposition::Handled {
+        return Ok(Stored { duplicate: false, job_id: None });
+    }
+    let job = NewJob::new(SYNC_QUEUE, json!({ "event_id": record.event_id }))
+        .with_unique_key(&record.event_id)
+        .with_group(&record.group_key);
+    let job_id = store.enqueue(tx, job).await?.job_id();
+    set_job(tx, &record.event_id, job_id).await?;
+    Ok(Stored { duplicate: false, job_id: Some(job_id) })
+}
+
+async fn insert_event(tx: &mut Tx, r: &EventRecord) -> Result<bool, QueueError> {
+    let done = match tx.conn() {
+        Conn::Sqlite(c) => sqlx::query(
+            "INSERT INTO subsync_events (event_id, event_type, created, livemode, api_version, object_kind, \
+               group_key, disposition, payload, received_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(&r.event_id)
+        .bind(&r.event_type)
+        .bind(r.created)
+        .bind(r.livemode)
+        .bind(&r.api_version)
+        .bind(r.object_kind)
+        .bind(&r.group_key)
+        .bind(r.disposition.as_str())
+        .bind(&r.payload)
+        .bind(chrono::Utc::now().timestamp_millis())
+        .execute(c)
+        .await?
+        .rows_affected(),
+        Conn::Postgres(c) => sqlx::query(
+            "INSERT INTO subsync_events (event_id, event_type, created, livemode, api_version, object_kind, \
+               group_key, disposition, payload) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(&r.event_id)
+        .bind(&r.event_type)
+        .bind(r.created)
+        .bind(r.livemode)
+        .bind(&r.api_version)
+        .bind(r.object_kind)
+        .bind(&r.group_key)
+        .bind(r.disposition.as_str())
+        .bind(&r.payload)
+        .execute(c)
+        .await?
+        .rows_affected(),
+    };
+    Ok(done == 1)
+}
+
+async fn existing_job(tx: &mut Tx, event_id: &str) -> Result<Option<Uuid>, QueueError> {
+    match tx.conn() {
+        Conn::Sqlite(c) => {
+            let id: Option<String> = sqlx::query_scalar("SELECT job_id FROM subsync_events WHERE event_id = ?1")
+                .bind(event_id)
+                .fetch_one(c)
+                .await?;
+            id.map(|s| Uuid::parse_str(&s).map_err(|_| QueueError::Corrupt(format!("event job id `{s}`"))))
+                .transpose()
+        }
+        Conn::Postgres(c) => Ok(sqlx::query_scalar("SELECT job_id FROM subsync_events WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_one(c)
+            .await?),
+    }
+}
+
+async fn set_job(tx: &mut Tx, event_id: &str, job_id: Uuid) -> Result<(), QueueError> {
+    match tx.conn() {
+        Conn::Sqlite(c) => {
+            sqlx::query("UPDATE subsync_events SET job_id = ?2 WHERE event_id = ?1")
+                .bind(event_id)
+                .bind(job_id.to_string())
+                .execute(c)
+                .await?;
+        }
+        Conn::Postgres(c) => {
+            sqlx::query("UPDATE subsync_events SET job_id = $2 WHERE event_id = $1")
+                .bind(event_id)
+                .bind(job_id)
+                .execute(c)
+                .await?;
+        }
+    }
+    Ok(())
+}
