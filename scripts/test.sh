@@ -9,6 +9,7 @@ export SUBSYNC_TEST_POSTGRES_URL
 echo "test: PostgreSQL at ${SUBSYNC_TEST_POSTGRES_URL%%@*}@…"
 
 bash tests/official-stripe/install.sh
+bash scripts/ensure-chromium.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"

@@ -5,6 +5,7 @@ mod commands;
 mod options;
 mod shutdown;
 mod telemetry;
+mod views;
 
 use std::process::ExitCode;
 
@@ -16,6 +17,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(flatten)]
     global: options::Global,
+    #[command(flatten)]
+    output: subsync_admin::OutputOptions,
     #[command(subcommand)]
     command: Command,
 }
@@ -28,6 +31,12 @@ enum Command {
     Intake(commands::serve::IntakeOnlyArgs),
     /// Apply database migrations and exit.
     Migrate,
+    /// Operator commands: jobs, running groups, stats.
+    #[command(flatten)]
+    Operator(subsync_admin::Command),
+    /// Stored Stripe events: show one, or replay its sync.
+    #[command(subcommand)]
+    Events(commands::events::EventsCommand),
 }
 
 fn main() -> ExitCode {
@@ -48,10 +57,21 @@ fn main() -> ExitCode {
             Command::Serve(args) => commands::serve::serve(&cli.global, args).await,
             Command::Intake(args) => commands::serve::intake_only(&cli.global, args).await,
             Command::Migrate => commands::migrate::run(&cli.global).await,
+            Command::Events(cmd) => commands::events::run(&cli.global, cmd, &cli.output).await,
+            Command::Operator(cmd) => {
+                let store = cli.global.connect_and_migrate().await?;
+                let mut stdout = std::io::stdout();
+                return Ok(subsync_admin::run(&store, cmd, &mut stdout, cli.output.clone()).await);
+            }
         }
+        .map(|()| Ok(()))
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

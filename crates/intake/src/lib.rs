@@ -12,6 +12,7 @@
 
 pub mod committer;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod persist;

@@ -1,4 +1,5 @@
 //! One module per command.
 
+pub mod events;
 pub mod migrate;
 pub mod serve;

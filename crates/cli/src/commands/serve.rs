@@ -37,14 +37,60 @@ pub struct IntakeArgs {
     pub no_migrate: bool,
 }
 
-/// `subsync intake` takes the intake flags only.
-pub type IntakeOnlyArgs = IntakeArgs;
+/// Flags of the admin API and dashboard, served beside the intake on a private address.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct AdminArgs {
+    /// Private address of the admin API and dashboard (never the public webhook address).
+    #[arg(long, env = "SUBSYNC_ADMIN_LISTEN", default_value = subsync_admin::DEFAULT_LISTEN)]
+    pub admin_listen: String,
+    /// Bearer token for the admin API (16+ characters). Without it the admin listener does not start.
+    #[arg(long, env = "SUBSYNC_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Mark the dashboard's session cookie `Secure` (set when the admin address is behind HTTPS).
+    #[arg(long, env = "SUBSYNC_ADMIN_SECURE_COOKIES")]
+    pub admin_secure_cookies: bool,
+}
+
+/// Flags of `subsync intake`.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct IntakeOnlyArgs {
+    #[command(flatten)]
+    pub intake: IntakeArgs,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
 
 /// Flags of `subsync serve`.
 #[derive(Debug, Clone, ClapArgs)]
 pub struct Args {
     #[command(flatten)]
     pub intake: IntakeArgs,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+impl AdminArgs {
+    /// The admin server to run, or `None` (with the reason logged) when no token is set.
+    async fn start(
+        &self,
+        store: &subsync_queue::Store,
+        registry: Arc<subsync_metrics::Registry>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>> {
+        let Some(raw) = self.admin_token.as_deref() else {
+            tracing::warn!("admin API not started: set SUBSYNC_ADMIN_TOKEN (16+ characters) to enable it");
+            return Ok(None);
+        };
+        let token = subsync_admin::AdminToken::new(raw.to_string()).context("SUBSYNC_ADMIN_TOKEN")?;
+        let listen = parse_listen("--admin-listen (SUBSYNC_ADMIN_LISTEN)", &self.admin_listen)?;
+        let state = subsync_admin::AdminState::new(store.clone(), token, registry)
+            .with_events(Arc::new(crate::views::StoredEvents(store.clone())))
+            .with_secure_cookies(self.admin_secure_cookies);
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen} for the admin API"))?;
+        Ok(Some(tokio::spawn(subsync_admin::serve(listener, state, shutdown::wait(stop)))))
+    }
 }
 
 impl IntakeArgs {
@@ -73,26 +119,35 @@ impl IntakeArgs {
     }
 }
 
-/// Runs the intake until shutdown.
-pub async fn intake_only(global: &Global, args: IntakeArgs) -> Result<()> {
-    let listen = parse_listen("--listen (SUBSYNC_LISTEN)", &args.listen)?;
-    let store = if args.no_migrate { global.connect().await? } else { global.connect_and_migrate().await? };
-    let config = args.config(store.backend())?;
+/// Runs the intake (and the admin API when configured) until shutdown.
+pub async fn intake_only(global: &Global, args: IntakeOnlyArgs) -> Result<()> {
+    run(global, args.intake, args.admin).await
+}
+
+/// Runs every part in one process.
+pub async fn serve(global: &Global, args: Args) -> Result<()> {
+    run(global, args.intake, args.admin).await
+}
+
+async fn run(global: &Global, intake: IntakeArgs, admin: AdminArgs) -> Result<()> {
+    let listen = parse_listen("--listen (SUBSYNC_LISTEN)", &intake.listen)?;
+    let store = if intake.no_migrate { global.connect().await? } else { global.connect_and_migrate().await? };
+    let config = intake.config(store.backend())?;
     let registry = Arc::new(subsync_metrics::Registry::new());
+    let stop = shutdown::broadcast();
+    let admin_server = admin.start(&store, registry.clone(), stop.clone()).await?;
     let state = IntakeState::new(store.clone(), config, registry).context("registering metrics")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(%listen, backend = store.backend().as_str(), "intake listening on POST /webhooks/stripe");
     axum::serve(listener, subsync_intake::router(state))
-        .with_graceful_shutdown(shutdown::signal())
+        .with_graceful_shutdown(shutdown::wait(stop))
         .await
         .context("intake server failed")?;
-    tracing::info!("intake stopped");
+    if let Some(handle) = admin_server {
+        handle.await.context("admin server task")?.context("admin server failed")?;
+    }
+    tracing::info!("stopped");
     Ok(())
-}
-
-/// Runs every part in one process.
-pub async fn serve(global: &Global, args: Args) -> Result<()> {
-    intake_only(global, args.intake).await
 }

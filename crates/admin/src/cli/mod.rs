@@ -1,0 +1,489 @@
+//! The operator CLI as a library: clap types the `subsync` binary mounts as subcommands, and
+//! [`run`], which executes one against a [`Store`]. Tables by default, `--json` for scripts;
+//! every failure is one line in a [`CliError`].
+//!
+//! ```text
+//! subsync jobs list --state dead --since 2h
+//! subsync jobs show evt_1MqLx2…
+//! subsync jobs retry 0193…  evt_1MqLx2…
+//! subsync jobs retry --state dead --group sub_123 --yes
+//! subsync groups running
+//! subsync stats --json
+//! ```
+
+mod table;
+
+use std::io::{BufRead, Write};
+
+use chrono::Utc;
+use serde_json::json;
+use subsync_queue::{JobRecord, JobState, QueueError, Selection, Store};
+use thiserror::Error;
+
+pub use table::{Table, clean};
+
+use crate::error::AdminError;
+use crate::ops::{self, Action, human_age};
+use crate::query::{JobQuery, ListQuery};
+
+/// The admin commands, to mount in the `subsync` binary (e.g. `#[command(flatten)]` in its
+/// own command enum, or as variants).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// List, show, retry and cancel jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Subscription groups and who holds them.
+    #[command(subcommand)]
+    Groups(GroupsCommand),
+    /// Queue health: jobs per state, oldest due job, running groups, throughput.
+    Stats,
+}
+
+/// `subsync jobs …`
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum JobsCommand {
+    /// List jobs, newest first.
+    List(ListArgs),
+    /// Everything about one job, by job id or Stripe event id.
+    Show(ShowArgs),
+    /// Run jobs again: by id, or every job matching a filter (asks first unless --yes).
+    Retry(ActionArgs),
+    /// Stop pending or dead jobs from running: by id, or by filter (asks first unless --yes).
+    Cancel(ActionArgs),
+}
+
+/// `subsync groups …`
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum GroupsCommand {
+    /// Groups (subscriptions) with a job running now, and which worker holds them.
+    Running,
+}
+
+/// Filter flags shared by `list`, `retry` and `cancel`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FilterArgs {
+    /// Only jobs in this state (pending, running, succeeded, dead, cancelled); repeatable.
+    #[arg(long = "state", value_name = "STATE")]
+    pub state: Vec<String>,
+    /// Only this queue.
+    #[arg(long, value_name = "QUEUE")]
+    pub queue: Option<String>,
+    /// Only this group (Stripe subscription id).
+    #[arg(long, value_name = "SUB_ID")]
+    pub group: Option<String>,
+    /// Only this unique key (Stripe event id).
+    #[arg(long, value_name = "EVT_ID")]
+    pub key: Option<String>,
+    /// Enqueued at or after: RFC 3339 or an age (15m, 2h, 7d).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Enqueued before: RFC 3339 or an age.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+}
+
+impl FilterArgs {
+    fn query(&self) -> JobQuery {
+        JobQuery {
+            state: self.state.clone(),
+            queue: self.queue.clone(),
+            group: self.group.clone(),
+            key: self.key.clone(),
+            since: self.since.clone(),
+            until: self.until.clone(),
+        }
+    }
+}
+
+/// `jobs list` arguments.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ListArgs {
+    /// What to list.
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Rows to show (1–1000).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Rows to skip.
+    #[arg(long, default_value_t = 0)]
+    pub offset: u64,
+}
+
+/// `jobs show` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShowArgs {
+    /// Job id (UUID) or Stripe event id.
+    #[arg(value_name = "ID_OR_EVENT_ID")]
+    pub id: String,
+    /// The queue, when one event id has jobs in several queues.
+    #[arg(long)]
+    pub queue: Option<String>,
+}
+
+/// `jobs retry` / `jobs cancel` arguments: ids, or a filter for a bulk action.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ActionArgs {
+    /// Job ids or Stripe event ids.
+    #[arg(value_name = "ID_OR_EVENT_ID", conflicts_with_all = ["state", "queue", "group", "key", "since", "until"])]
+    pub ids: Vec<String>,
+    /// Bulk: every job matching these flags (needs --state).
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+/// Output switches; flatten into the binary's top-level arguments.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct OutputOptions {
+    /// Print JSON instead of tables (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Do not ask before bulk actions.
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+}
+
+/// A command that failed; its `Display` is the one line to print.
+#[derive(Debug, Error)]
+pub enum CliError {
+    /// The command line is incomplete or contradictory.
+    #[error("{0}")]
+    Usage(String),
+    /// The operation failed (unknown id, bad filter, database error…).
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    /// The operator did not confirm a bulk action.
+    #[error("aborted: {0}")]
+    NotConfirmed(String),
+    /// Writing the output failed (closed pipe…).
+    #[error("cannot write output: {0}")]
+    Io(#[from] std::io::Error),
+    /// The JSON output could not be encoded.
+    #[error("cannot encode JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl From<QueueError> for CliError {
+    fn from(e: QueueError) -> Self {
+        CliError::Admin(AdminError::Queue(e))
+    }
+}
+
+impl CliError {
+    /// The process exit code: 2 for a wrong command line or input, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Admin(e) if e.code() == "bad_request" => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs `cmd`: results to `out`; confirmation questions and progress to stderr; answers from
+/// stdin.
+pub async fn run(store: &Store, cmd: Command, out: &mut impl Write, opts: OutputOptions) -> Result<(), CliError> {
+    let mut err = std::io::stderr();
+    let mut input = std::io::BufReader::new(std::io::stdin());
+    run_with(store, cmd, out, &mut err, &mut input, opts).await
+}
+
+/// [`run`] with explicit streams, for tests and for embedding.
+pub async fn run_with(
+    store: &Store,
+    cmd: Command,
+    out: &mut impl Write,
+    err: &mut impl Write,
+    input: &mut impl BufRead,
+    opts: OutputOptions,
+) -> Result<(), CliError> {
+    match cmd {
+        Command::Jobs(JobsCommand::List(args)) => list(store, args, out, opts).await,
+        Command::Jobs(JobsCommand::Show(args)) => show(store, args, out, opts).await,
+        Command::Jobs(JobsCommand::Retry(args)) => act(store, Action::Retry, args, out, err, input, opts).await,
+        Command::Jobs(JobsCommand::Cancel(args)) => act(store, Action::Cancel, args, out, err, input, opts).await,
+        Command::Groups(GroupsCommand::Running) => groups(store, out, opts).await,
+        Command::Stats => stats(store, out, opts).await,
+    }
+}
+
+fn time(t: Option<chrono::DateTime<Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn dash(s: &str) -> String {
+    if s.is_empty() { "-".into() } else { s.to_string() }
+}
+
+async fn list(store: &Store, args: ListArgs, out: &mut impl Write, opts: OutputOptions) -> Result<(), CliError> {
+    let list = ListQuery {
+        query: args.filter.query(),
+        limit: Some(args.limit.to_string()),
+        offset: Some(args.offset.to_string()),
+    };
+    let filter = list.query.filter(Utc::now())?;
+    let page = list.page()?;
+    let jobs = store.list(&filter, page).await?;
+    let total = store.count(&filter).await?;
+    if opts.json {
+        serde_json::to_writer_pretty(&mut *out, &json!({ "jobs": jobs, "total": total, "limit": page.limit, "offset": page.offset }))?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if jobs.is_empty() {
+        writeln!(out, "no jobs match ({}); {total} in total", list.query.describe())?;
+        return Ok(());
+    }
+    let mut t = Table::new(&["ID", "STATE", "QUEUE", "GROUP", "EVENT ID", "ATTEMPTS", "CREATED (UTC)", "LAST ERROR"]);
+    for j in &jobs {
+        t.row(vec![
+            j.id.to_string(),
+            j.state.to_string(),
+            j.queue.clone(),
+            dash(&j.group_key),
+            dash(j.unique_key.as_deref().unwrap_or("")),
+            format!("{}/{}", j.attempts, j.max_attempts),
+            time(Some(j.created_at)),
+            crate::html::truncate(j.last_error.as_deref().unwrap_or(""), 60),
+        ]);
+    }
+    t.write(out)?;
+    let shown_to = page.offset + jobs.len() as u64;
+    write!(out, "showing {}-{} of {}", page.offset + 1, shown_to, total)?;
+    if shown_to < total {
+        write!(out, " (next page: --offset {shown_to})")?;
+    }
+    writeln!(out)?;
+    Ok(())
+}
+
+fn write_job(out: &mut impl Write, j: &JobRecord) -> std::io::Result<()> {
+    let rows: [(&str, String); 12] = [
+        ("id", j.id.to_string()),
+        ("state", j.state.to_string()),
+        ("queue", j.queue.clone()),
+        ("event id", dash(j.unique_key.as_deref().unwrap_or(""))),
+        ("group", dash(&j.group_key)),
+        ("attempts", format!("{} of {}", j.attempts, j.max_attempts)),
+        ("next run at", time(Some(j.run_at))),
+        ("created", time(Some(j.created_at))),
+        ("started", time(j.started_at)),
+        ("finished", time(j.finished_at)),
+        ("lease holder", dash(j.lease_owner.as_deref().unwrap_or(""))),
+        ("lease expires", time(j.lease_expires_at)),
+    ];
+    for (k, v) in &rows {
+        writeln!(out, "{:<14}{}", format!("{k}:"), clean(v, false))?;
+    }
+    match &j.last_error {
+        Some(e) => {
+            writeln!(out, "last error:")?;
+            for line in clean(e, true).lines() {
+                writeln!(out, "  {line}")?;
+            }
+        }
+        None => writeln!(out, "last error:   -")?,
+    }
+    writeln!(out, "payload:")?;
+    let payload = serde_json::to_string_pretty(&j.payload).unwrap_or_default();
+    for line in clean(&payload, true).lines() {
+        writeln!(out, "  {line}")?;
+    }
+    Ok(())
+}
+
+async fn show(store: &Store, args: ShowArgs, out: &mut impl Write, opts: OutputOptions) -> Result<(), CliError> {
+    let job = ops::resolve_job(store, &args.id, args.queue.as_deref()).await?;
+    if opts.json {
+        serde_json::to_writer_pretty(&mut *out, &job)?;
+        writeln!(out)?;
+    } else {
+        write_job(out, &job)?;
+    }
+    Ok(())
+}
+
+async fn act(
+    store: &Store,
+    action: Action,
+    args: ActionArgs,
+    out: &mut impl Write,
+    err: &mut impl Write,
+    input: &mut impl BufRead,
+    opts: OutputOptions,
+) -> Result<(), CliError> {
+    let past = match action {
+        Action::Retry => "retried",
+        Action::Cancel => "cancelled",
+    };
+    if !args.ids.is_empty() {
+        return act_on_ids(store, action, &args.ids, out, opts, past).await;
+    }
+    let query = args.filter.query();
+    if query.state.is_empty() {
+        return Err(CliError::Usage(format!(
+            "name the jobs to {0}: give job ids / event ids, or a filter with --state (e.g. `jobs {0} --state dead --since 2h`)",
+            action.verb()
+        )));
+    }
+    let filter = query.filter(Utc::now())?;
+    let ids = ops::matching_ids(store, &filter).await?;
+    if ids.is_empty() {
+        if opts.json {
+            writeln!(out, "{}", json!({ past: 0, "matched": 0 }))?;
+        } else {
+            writeln!(out, "no jobs match {}; nothing to {}", query.describe(), action.verb())?;
+        }
+        return Ok(());
+    }
+    if !opts.yes {
+        write!(err, "{} {} job(s) matching {}? [y/N] ", action.verb(), ids.len(), query.describe())?;
+        err.flush()?;
+        let mut answer = String::new();
+        input.read_line(&mut answer)?;
+        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            return Err(CliError::NotConfirmed(format!(
+                "nothing was {past} (answer `y`, or pass --yes to skip the question)"
+            )));
+        }
+    }
+    let mut progress_err = None;
+    let changed = ops::apply_in_chunks(store, action, &ids, |done, total, changed| {
+        if let Err(e) = writeln!(err, "{past} {changed} … {done}/{total} processed") {
+            progress_err.get_or_insert(e);
+        }
+    })
+    .await?;
+    tracing::info!(action = action.verb(), matched = ids.len(), changed, filter = %query.describe(), via = "cli", "operator bulk action");
+    if opts.json {
+        writeln!(out, "{}", json!({ past: changed, "matched": ids.len() }))?;
+    } else {
+        writeln!(out, "{past} {changed} of {} matching job(s)", ids.len())?;
+    }
+    Ok(())
+}
+
+async fn act_on_ids(
+    store: &Store,
+    action: Action,
+    ids: &[String],
+    out: &mut impl Write,
+    opts: OutputOptions,
+    past: &str,
+) -> Result<(), CliError> {
+    // Resolve everything first: one unknown id changes nothing.
+    let mut jobs = Vec::with_capacity(ids.len());
+    for id in ids {
+        jobs.push(ops::resolve_job(store, id, None).await?);
+    }
+    let mut done = Vec::new();
+    let mut skipped = Vec::new();
+    for job in &jobs {
+        let n = match action {
+            Action::Retry => store.retry(&Selection::Ids(vec![job.id])).await?,
+            Action::Cancel => store.cancel(&Selection::Ids(vec![job.id])).await?,
+        };
+        if n > 0 {
+            tracing::info!(action = action.verb(), job_id = %job.id, from_state = %job.state, via = "cli", "operator action");
+            done.push(job);
+        } else {
+            skipped.push(job);
+        }
+    }
+    if opts.json {
+        let skipped_json: Vec<_> = skipped.iter().map(|j| json!({ "id": j.id, "state": j.state })).collect();
+        let done_ids: Vec<_> = done.iter().map(|j| j.id).collect();
+        writeln!(out, "{}", json!({ past: done.len(), "ids": done_ids, "skipped": skipped_json }))?;
+    } else {
+        for j in &done {
+            writeln!(out, "{past} {} ({} was {})", j.id, clean(j.unique_key.as_deref().unwrap_or("-"), false), j.state)?;
+        }
+        for j in &skipped {
+            writeln!(out, "skipped {}: it is {}, {}", j.id, j.state, not_applicable(action, j.state))?;
+        }
+    }
+    if done.is_empty() {
+        return Err(AdminError::Conflict(format!(
+            "nothing was {past}: {}",
+            skipped.iter().map(|j| format!("{} is {}", j.id, j.state)).collect::<Vec<_>>().join(", ")
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+fn not_applicable(action: Action, state: JobState) -> &'static str {
+    match (action, state) {
+        (Action::Retry, JobState::Pending) => "already due to run",
+        (Action::Retry, _) => "only dead, cancelled or backing-off jobs can be retried",
+        (Action::Cancel, JobState::Running) => "a running job belongs to its worker until it finishes",
+        (Action::Cancel, _) => "only pending or dead jobs can be cancelled",
+    }
+}
+
+async fn groups(store: &Store, out: &mut impl Write, opts: OutputOptions) -> Result<(), CliError> {
+    let groups = store.running_groups().await?;
+    if opts.json {
+        serde_json::to_writer_pretty(&mut *out, &json!({ "groups": groups }))?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if groups.is_empty() {
+        writeln!(out, "no group is running a job")?;
+        return Ok(());
+    }
+    let mut t = Table::new(&["GROUP", "QUEUE", "JOB", "WORKER", "STARTED (UTC)", "LEASE EXPIRES (UTC)"]);
+    for g in &groups {
+        t.row(vec![
+            dash(&g.group_key),
+            g.queue.clone(),
+            g.job_id.to_string(),
+            dash(g.lease_owner.as_deref().unwrap_or("")),
+            time(g.started_at),
+            time(g.lease_expires_at),
+        ]);
+    }
+    t.write(out)?;
+    Ok(())
+}
+
+async fn stats(store: &Store, out: &mut impl Write, opts: OutputOptions) -> Result<(), CliError> {
+    let s = ops::stats(store, Utc::now()).await?;
+    if opts.json {
+        serde_json::to_writer_pretty(&mut *out, &s)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let mut headers = vec!["QUEUE"];
+    headers.extend(JobState::ALL.iter().map(|s| s.as_str()));
+    let upper: Vec<String> = headers.iter().map(|h| h.to_ascii_uppercase()).collect();
+    let upper_refs: Vec<&str> = upper.iter().map(String::as_str).collect();
+    let mut t = Table::new(&upper_refs);
+    let mut queues: Vec<&str> = s.counts.iter().map(|c| c.queue.as_str()).collect();
+    queues.dedup();
+    for q in &queues {
+        let mut row = vec![q.to_string()];
+        for state in JobState::ALL {
+            let n = s.counts.iter().find(|c| c.queue == *q && c.state == state).map_or(0, |c| c.count);
+            row.push(n.to_string());
+        }
+        t.row(row);
+    }
+    let mut total_row = vec!["(all)".to_string()];
+    total_row.extend(JobState::ALL.iter().map(|st| s.totals.get(st.as_str()).copied().unwrap_or(0).to_string()));
+    t.row(total_row);
+    t.write(out)?;
+    writeln!(out)?;
+    writeln!(out, "oldest due job waiting: {}", human_age(s.oldest_due_age_seconds))?;
+    writeln!(out, "running groups:         {}", s.running_groups)?;
+    let rates: Vec<String> = s
+        .throughput
+        .iter()
+        .map(|t| format!("{}m {:.2}/s ({} ok, {} dead)", t.window_minutes, t.per_second, t.succeeded, t.dead))
+        .collect();
+    writeln!(out, "finished jobs:          {}", rates.join("  "))?;
+    if !s.throughput_exact {
+        writeln!(out, "note: more than {} jobs finished recently; throughput is a lower bound", ops::THROUGHPUT_SCAN_LIMIT)?;
+    }
+    Ok(())
+}
