@@ -398,10 +398,11 @@ async fn official_stripe_node_signatures_are_accepted() {
 /// Without a secret the process refuses to start and says where to get one.
 #[tokio::test]
 async fn refuses_to_start_without_a_secret() {
+    let db_path = std::env::temp_dir().join(format!("subsync-nosecret-{}.db", uuid::Uuid::new_v4()));
     let out = tokio::process::Command::new(common::binary())
         .args(["intake"])
         .env_remove("STRIPE_WEBHOOK_SECRET")
-        .env("DATABASE_URL", format!("sqlite:{}/subsync-nosecret-{}.db", std::env::temp_dir().display(), uuid::Uuid::new_v4()))
+        .env("DATABASE_URL", format!("sqlite:{}", db_path.display()))
         .env("SUBSYNC_LISTEN", format!("127.0.0.1:{}", common::free_port()))
         .output()
         .await
@@ -409,6 +410,7 @@ async fn refuses_to_start_without_a_secret() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("STRIPE_WEBHOOK_SECRET") && stderr.contains("stripe listen"), "{stderr}");
+    assert!(!db_path.exists(), "configuration is checked before the database is touched");
     let out = tokio::process::Command::new(common::binary())
         .args(["intake"])
         .env("STRIPE_WEBHOOK_SECRET", "sk_live_not_a_webhook_secret")

@@ -3,10 +3,13 @@
 //! run mean anything).
 //!
 //! ```text
-//! cargo run --release -p subsync-bench -- queue --postgres postgres://postgres@127.0.0.1:5432/test
+//! cargo run --release -p subsync-bench -- queue  --postgres postgres://postgres@127.0.0.1:5432/test
+//! cargo run --release -p subsync-bench -- intake --postgres postgres://postgres@127.0.0.1:5432/test
 //! ```
 
 mod db;
+mod intake;
+mod load;
 mod queue;
 mod stats;
 
@@ -25,11 +28,32 @@ struct Cli {
 enum Command {
     /// Queue engine: raw insert ceiling, enqueue/s with duplicates, drain/s with serialized groups.
     Queue(queue::Args),
+    /// Intake: signed webhooks/s and p50/p99 through loopback HTTP, beside the raw ceiling.
+    Intake(intake::Args),
+    /// Send signed webhook load to a running intake on this machine (loopback only, bounded).
+    Load(load::Args),
 }
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Queue(args) => queue::run(args).await,
+        Command::Intake(args) => intake::run(args).await,
+        Command::Load(args) => {
+            let report = load::run_load(&args).await?;
+            println!(
+                "sent {} in {:.1}s: {} 2xx ({} duplicates), {} non-2xx, {} errors; {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
+                report.sent,
+                report.elapsed.as_secs_f64(),
+                report.ok,
+                report.duplicates,
+                report.non_2xx,
+                report.errors,
+                stats::per_sec(report.ok, report.elapsed),
+                stats::percentile_ms(&report.latencies, 50.0),
+                stats::percentile_ms(&report.latencies, 99.0)
+            );
+            Ok(())
+        }
     }
 }

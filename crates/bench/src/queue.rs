@@ -120,7 +120,7 @@ async fn bench(db: BenchDb, args: &Args) -> Result<Figures> {
 
 /// One committed `INSERT … ON CONFLICT DO NOTHING` per row, `clients` at once (autocommit on
 /// PostgreSQL; on SQLite a write transaction behind the same in-process writer lock the queue uses).
-async fn raw_ceiling(store: &Store, clients: usize, rows: u64) -> Result<f64> {
+pub async fn raw_ceiling(store: &Store, clients: usize, rows: u64) -> Result<f64> {
     exec(store, "CREATE TABLE bench_ceiling (k TEXT PRIMARY KEY)").await?;
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();

@@ -1,8 +1,8 @@
 //! Storing an event and its sync job in one transaction.
 //!
-//! The `subsync_events` row is the deduplication point: its primary key is the Stripe event
-//! id, inserted with `ON CONFLICT DO NOTHING`, so a duplicate delivery, however late, finds
-//! the first row and its job instead of creating anything.
+//! Two keys make a duplicate delivery, however late, a no-op: the job's unique key (the
+//! Stripe event id) within the queue's retention window, and the `subsync_events` primary
+//! key (the same id), both written with `ON CONFLICT DO NOTHING`.
 
 use serde_json::json;
 use subsync_queue::{Conn, NewJob, QueueError, Store, Tx};
@@ -77,26 +77,29 @@ pub async fn store_batch(store: &Store, records: &[&EventRecord]) -> Result<Vec<
 }
 
 async fn store_one(store: &Store, tx: &mut Tx, record: &EventRecord) -> Result<Stored, QueueError> {
-    if !insert_event(tx, record).await? {
-        return Ok(Stored { duplicate: true, job_id: existing_job(tx, &record.event_id).await? });
+    // The job first: its unique key (the event id) answers "seen before?" within the
+    // retention window, and the event row is then written already pointing at its job.
+    let job_id = if record.disposition == Disposition::Handled {
+        let job = NewJob::new(SYNC_QUEUE, json!({ "event_id": record.event_id }))
+            .with_unique_key(&record.event_id)
+            .with_group(&record.group_key);
+        Some(store.enqueue(tx, job).await?.job_id())
+    } else {
+        None
+    };
+    if insert_event(tx, record, job_id).await? {
+        return Ok(Stored { duplicate: false, job_id });
     }
-    if record.disposition != Disposition::Handled {
-        return Ok(Stored { duplicate: false, job_id: None });
-    }
-    let job = NewJob::new(SYNC_QUEUE, json!({ "event_id": record.event_id }))
-        .with_unique_key(&record.event_id)
-        .with_group(&record.group_key);
-    let job_id = store.enqueue(tx, job).await?.job_id();
-    set_job(tx, &record.event_id, job_id).await?;
-    Ok(Stored { duplicate: false, job_id: Some(job_id) })
+    // The event row exists: a redelivery. Answer with the job it recorded.
+    Ok(Stored { duplicate: true, job_id: existing_job(tx, &record.event_id).await?.or(job_id) })
 }
 
-async fn insert_event(tx: &mut Tx, r: &EventRecord) -> Result<bool, QueueError> {
+async fn insert_event(tx: &mut Tx, r: &EventRecord, job_id: Option<Uuid>) -> Result<bool, QueueError> {
     let done = match tx.conn() {
         Conn::Sqlite(c) => sqlx::query(
             "INSERT INTO subsync_events (event_id, event_type, created, livemode, api_version, object_kind, \
-               group_key, disposition, payload, received_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (event_id) DO NOTHING",
+               group_key, disposition, payload, received_at, job_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (event_id) DO NOTHING",
         )
         .bind(&r.event_id)
         .bind(&r.event_type)
@@ -108,13 +111,14 @@ async fn insert_event(tx: &mut Tx, r: &EventRecord) -> Result<bool, QueueError> 
         .bind(r.disposition.as_str())
         .bind(&r.payload)
         .bind(chrono::Utc::now().timestamp_millis())
+        .bind(job_id.map(|id| id.to_string()))
         .execute(c)
         .await?
         .rows_affected(),
         Conn::Postgres(c) => sqlx::query(
             "INSERT INTO subsync_events (event_id, event_type, created, livemode, api_version, object_kind, \
-               group_key, disposition, payload) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING",
+               group_key, disposition, payload, job_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING",
         )
         .bind(&r.event_id)
         .bind(&r.event_type)
@@ -125,6 +129,7 @@ async fn insert_event(tx: &mut Tx, r: &EventRecord) -> Result<bool, QueueError> 
         .bind(&r.group_key)
         .bind(r.disposition.as_str())
         .bind(&r.payload)
+        .bind(job_id)
         .execute(c)
         .await?
         .rows_affected(),
@@ -147,24 +152,4 @@ async fn existing_job(tx: &mut Tx, event_id: &str) -> Result<Option<Uuid>, Queue
             .fetch_one(c)
             .await?),
     }
-}
-
-async fn set_job(tx: &mut Tx, event_id: &str, job_id: Uuid) -> Result<(), QueueError> {
-    match tx.conn() {
-        Conn::Sqlite(c) => {
-            sqlx::query("UPDATE subsync_events SET job_id = ?2 WHERE event_id = ?1")
-                .bind(event_id)
-                .bind(job_id.to_string())
-                .execute(c)
-                .await?;
-        }
-        Conn::Postgres(c) => {
-            sqlx::query("UPDATE subsync_events SET job_id = $2 WHERE event_id = $1")
-                .bind(event_id)
-                .bind(job_id)
-                .execute(c)
-                .await?;
-        }
-    }
-    Ok(())
 }

@@ -94,7 +94,7 @@ impl AdminArgs {
 }
 
 impl IntakeArgs {
-    /// Validates the flags into an intake configuration.
+    /// Validates the flags into an intake configuration (before anything is opened).
     fn config(&self, backend: Backend) -> Result<IntakeConfig> {
         let Some(raw) = self.stripe_webhook_secret.as_deref() else {
             bail!(
@@ -131,8 +131,9 @@ pub async fn serve(global: &Global, args: Args) -> Result<()> {
 
 async fn run(global: &Global, intake: IntakeArgs, admin: AdminArgs) -> Result<()> {
     let listen = parse_listen("--listen (SUBSYNC_LISTEN)", &intake.listen)?;
+    let backend = if global.database_url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+    let config = intake.config(backend)?;
     let store = if intake.no_migrate { global.connect().await? } else { global.connect_and_migrate().await? };
-    let config = intake.config(store.backend())?;
     let registry = Arc::new(subsync_metrics::Registry::new());
     let stop = shutdown::broadcast();
     let admin_server = admin.start(&store, registry.clone(), stop.clone()).await?;
