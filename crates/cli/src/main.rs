@@ -25,10 +25,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run intake (and the admin API) in one process on one database: the zero set-up way.
+    /// Run intake, worker and admin API in one process on one database: the zero set-up way.
     Serve(commands::serve::Args),
-    /// Run only the webhook intake.
+    /// Run only the webhook intake (and the admin API).
     Intake(commands::serve::IntakeOnlyArgs),
+    /// Run only the subscription sync worker.
+    Worker(commands::worker::Args),
+    /// Show the whole path working: bundled signed events → HTTP intake → worker → entitlements.
+    Demo,
     /// Apply database migrations and exit.
     Migrate,
     /// Operator commands: jobs, running groups, stats.
@@ -37,10 +41,17 @@ enum Command {
     /// Stored Stripe events: show one, or replay its sync.
     #[command(subcommand)]
     Events(commands::events::EventsCommand),
+    /// What each user may do: current tier and features.
+    #[command(subcommand)]
+    Entitlements(commands::entitlements::EntitlementsCommand),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if matches!(cli.command, Command::Demo) && std::env::var_os("RUST_LOG").is_none() && cli.global.log == "info" {
+        // The demo's output is its table; keep the logs to problems.
+        cli.global.log = "warn".into();
+    }
     if let Err(e) = telemetry::init(&cli.global) {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
@@ -57,6 +68,9 @@ fn main() -> ExitCode {
             Command::Serve(args) => commands::serve::serve(&cli.global, args).await,
             Command::Intake(args) => commands::serve::intake_only(&cli.global, args).await,
             Command::Migrate => commands::migrate::run(&cli.global).await,
+            Command::Worker(args) => commands::worker::run(&cli.global, args).await,
+            Command::Demo => commands::demo::run().await,
+            Command::Entitlements(cmd) => commands::entitlements::run(&cli.global, cmd, &cli.output).await,
             Command::Events(cmd) => commands::events::run(&cli.global, cmd, &cli.output).await,
             Command::Operator(cmd) => {
                 let store = cli.global.connect_and_migrate().await?;

@@ -1,7 +1,7 @@
 //! Adapters that let the admin surface read what other crates store, without those crates
 //! depending on the admin crate.
 
-use subsync_admin::{BoxFuture, EventsView, ViewError};
+use subsync_admin::{BoxFuture, EntitlementsView, EventsView, ViewError};
 use subsync_queue::Store;
 
 /// Stored Stripe events, read through the intake crate.
@@ -16,6 +16,29 @@ impl EventsView for StoredEvents {
             event
                 .map(|e| serde_json::to_value(e).map_err(|e| ViewError::Failed(e.to_string())))
                 .transpose()
+        })
+    }
+}
+
+/// Current entitlements, read through the worker crate.
+pub struct Entitlements(pub Store);
+
+fn view_error(e: impl std::fmt::Display) -> ViewError {
+    ViewError::Failed(e.to_string())
+}
+
+impl EntitlementsView for Entitlements {
+    fn list(&self, limit: u32, offset: u64) -> BoxFuture<'_, Result<Vec<serde_json::Value>, ViewError>> {
+        Box::pin(async move {
+            let rows = subsync_worker::entitlements::list(&self.0, limit, offset).await.map_err(view_error)?;
+            rows.into_iter().map(|r| serde_json::to_value(r).map_err(view_error)).collect()
+        })
+    }
+
+    fn get<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<Option<serde_json::Value>, ViewError>> {
+        Box::pin(async move {
+            let row = subsync_worker::entitlements::get(&self.0, user_id).await.map_err(view_error)?;
+            row.map(|r| serde_json::to_value(r).map_err(view_error)).transpose()
         })
     }
 }

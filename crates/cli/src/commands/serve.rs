@@ -67,6 +67,8 @@ pub struct Args {
     pub intake: IntakeArgs,
     #[command(flatten)]
     pub admin: AdminArgs,
+    #[command(flatten)]
+    pub worker: crate::commands::worker::WorkerArgs,
 }
 
 impl AdminArgs {
@@ -85,6 +87,7 @@ impl AdminArgs {
         let listen = parse_listen("--admin-listen (SUBSYNC_ADMIN_LISTEN)", &self.admin_listen)?;
         let state = subsync_admin::AdminState::new(store.clone(), token, registry)
             .with_events(Arc::new(crate::views::StoredEvents(store.clone())))
+            .with_entitlements(Arc::new(crate::views::Entitlements(store.clone())))
             .with_secure_cookies(self.admin_secure_cookies);
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -121,15 +124,16 @@ impl IntakeArgs {
 
 /// Runs the intake (and the admin API when configured) until shutdown.
 pub async fn intake_only(global: &Global, args: IntakeOnlyArgs) -> Result<()> {
-    run(global, args.intake, args.admin).await
+    run(global, args.intake, args.admin, None).await
 }
 
-/// Runs every part in one process.
+/// Runs every part in one process: intake, worker, admin.
 pub async fn serve(global: &Global, args: Args) -> Result<()> {
-    run(global, args.intake, args.admin).await
+    let worker = args.worker.config()?;
+    run(global, args.intake, args.admin, Some(worker)).await
 }
 
-async fn run(global: &Global, intake: IntakeArgs, admin: AdminArgs) -> Result<()> {
+async fn run(global: &Global, intake: IntakeArgs, admin: AdminArgs, worker: Option<subsync_worker::WorkerConfig>) -> Result<()> {
     let listen = parse_listen("--listen (SUBSYNC_LISTEN)", &intake.listen)?;
     let backend = if global.database_url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
     let config = intake.config(backend)?;
@@ -137,6 +141,10 @@ async fn run(global: &Global, intake: IntakeArgs, admin: AdminArgs) -> Result<()
     let registry = Arc::new(subsync_metrics::Registry::new());
     let stop = shutdown::broadcast();
     let admin_server = admin.start(&store, registry.clone(), stop.clone()).await?;
+    let worker = worker.map(|config| {
+        tracing::info!(concurrency = config.concurrency, "worker running in-process");
+        tokio::spawn(subsync_worker::run(store.clone(), config, shutdown::wait(stop.clone())))
+    });
     let state = IntakeState::new(store.clone(), config, registry).context("registering metrics")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -146,6 +154,9 @@ async fn run(global: &Global, intake: IntakeArgs, admin: AdminArgs) -> Result<()
         .with_graceful_shutdown(shutdown::wait(stop))
         .await
         .context("intake server failed")?;
+    if let Some(handle) = worker {
+        handle.await.context("worker task")?.context("worker failed")?;
+    }
     if let Some(handle) = admin_server {
         handle.await.context("admin server task")?.context("admin server failed")?;
     }

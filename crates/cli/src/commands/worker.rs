@@ -1,0 +1,70 @@
+//! `subsync worker`: the subscription sync worker (also run in-process by `subsync serve`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args as ClapArgs;
+use subsync_domain::{AccessPolicy, TierConfig};
+use subsync_worker::WorkerConfig;
+
+use crate::options::{Global, positive_secs};
+use crate::shutdown;
+
+/// Flags of the worker.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct WorkerArgs {
+    /// Jobs run at once by this process.
+    #[arg(long, env = "SUBSYNC_WORKER_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: usize,
+    /// Seconds a job may run before it is abandoned and retried.
+    #[arg(long, env = "SUBSYNC_JOB_TIMEOUT", default_value_t = 60)]
+    pub job_timeout: u64,
+    /// Seconds in-flight jobs may still run after SIGTERM before they are released.
+    #[arg(long, env = "SUBSYNC_SHUTDOWN_GRACE", default_value_t = 20)]
+    pub shutdown_grace: u64,
+    /// Tier mapping file (TOML: prices → tiers → features); the built-in default when unset.
+    #[arg(long, env = "SUBSYNC_TIERS")]
+    pub tiers: Option<PathBuf>,
+    /// Days a `past_due` subscription keeps its tier.
+    #[arg(long, env = "SUBSYNC_PAST_DUE_GRACE_DAYS", default_value_t = 7)]
+    pub past_due_grace_days: u32,
+}
+
+impl WorkerArgs {
+    /// Validates the flags (and reads the tier file) into a worker configuration.
+    pub fn config(&self) -> Result<WorkerConfig> {
+        if self.concurrency == 0 || self.concurrency > 1024 {
+            bail!("--concurrency (SUBSYNC_WORKER_CONCURRENCY) must be 1..=1024");
+        }
+        let tiers = match &self.tiers {
+            Some(path) => TierConfig::load(path).with_context(|| format!("tier mapping {}", path.display()))?,
+            None => TierConfig::default_config(),
+        };
+        let mut config = WorkerConfig::new(tiers, AccessPolicy::with_grace_days(self.past_due_grace_days));
+        config.concurrency = self.concurrency;
+        config.job_timeout = positive_secs("--job-timeout (SUBSYNC_JOB_TIMEOUT)", self.job_timeout)?;
+        config.shutdown_grace = Duration::from_secs(self.shutdown_grace);
+        Ok(config)
+    }
+}
+
+/// Flags of `subsync worker`.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct Args {
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    /// Do not apply migrations at start.
+    #[arg(long, env = "SUBSYNC_NO_MIGRATE")]
+    pub no_migrate: bool,
+}
+
+/// Runs the worker until SIGTERM/SIGINT.
+pub async fn run(global: &Global, args: Args) -> Result<()> {
+    let config = args.worker.config()?;
+    let store = if args.no_migrate { global.connect().await? } else { global.connect_and_migrate().await? };
+    tracing::info!(backend = store.backend().as_str(), concurrency = config.concurrency, "worker starting");
+    subsync_worker::run(store, config, shutdown::signal()).await.context("worker failed")?;
+    tracing::info!("worker stopped");
+    Ok(())
+}

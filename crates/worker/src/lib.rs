@@ -1,0 +1,33 @@
+//! # subsync-worker
+//!
+//! The subscription sync: turns the Stripe events that the intake stored (`subsync_events`)
+//! and queued (queue [`QUEUE`], payload `{"event_id": "evt_…"}`) into durable per-subscription
+//! state, a per-user entitlement ("what may this user do") and an audit trail.
+//!
+//! - [`sync`]: the job handler. One transaction per event: read the subscription state,
+//!   [`subsync_domain::apply`], write the state, recompute the user's entitlement, append
+//!   history on a tier change, record the event's outcome and complete the job — so a crash
+//!   or a re-run can never apply an event twice.
+//! - [`runtime`]: the apalis worker over [`subsync_queue::QueueBackend`], with concurrency,
+//!   per-job timeout, a tracing span per job and graceful shutdown ([`runtime::run`]).
+//! - [`entitlements`]: the read API for the CLI and admin (list, get, history, outcomes).
+//!   Reads compute *current* access from the stored `access_until`.
+//!
+//! SQL lives in `store/{sqlite,postgres}.rs`, one dialect each, like the queue's drivers.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod entitlements;
+pub mod error;
+pub mod runtime;
+mod store;
+pub mod sync;
+
+pub use entitlements::{EntitlementRow, EventOutcomeRow, HistoryRow};
+pub use error::WorkerError;
+pub use runtime::{WorkerConfig, run, run_with_context};
+pub use sync::{SyncArgs, SyncContext, SyncObserver, handle};
+
+/// The queue the intake fills and this worker consumes (one job per Stripe event).
+pub const QUEUE: &str = "stripe";

@@ -1,0 +1,240 @@
+//! The worker's tables, one SQL dialect per module (like the queue's drivers). The sync logic
+//! and the read API above never see SQL; they call these functions with a [`Tx`] (writes, in
+//! the handler's transaction) or a [`Store`] (reads, on the pool).
+
+mod postgres;
+mod sqlite;
+
+use chrono::{DateTime, TimeZone, Utc};
+use subsync_queue::{Conn, JobId, Store, Tx};
+
+use crate::entitlements::{EventOutcomeRow, HistoryRow};
+use crate::error::WorkerError;
+
+/// A stored Stripe event, as the intake wrote it.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredEvent {
+    pub event_type: String,
+    pub disposition: String,
+    pub payload: String,
+}
+
+/// A subscription row: the serialized domain state and the user it was attributed to.
+#[derive(Debug, Clone)]
+pub(crate) struct SubscriptionRow {
+    pub state: serde_json::Value,
+    pub user_id: Option<String>,
+}
+
+/// A subscription state to store.
+#[derive(Debug)]
+pub(crate) struct SubscriptionWrite<'a> {
+    pub subscription_id: &'a str,
+    pub state: serde_json::Value,
+    pub user_id: Option<&'a str>,
+    pub customer_id: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub event_id: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+/// An entitlement as stored: the decision at `evaluated_at`, before read-time lapsing.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredEntitlement {
+    pub user_id: String,
+    pub user_source: String,
+    pub tier: String,
+    pub features: serde_json::Value,
+    pub lapse_tier: String,
+    pub lapse_features: serde_json::Value,
+    pub subscription_id: String,
+    pub status: Option<String>,
+    pub reason: String,
+    pub plan_tier: Option<String>,
+    pub access_until: Option<DateTime<Utc>>,
+    pub period_end: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    pub evaluated_at: DateTime<Utc>,
+    pub last_event_id: String,
+}
+
+/// One history line to append.
+#[derive(Debug)]
+pub(crate) struct HistoryWrite<'a> {
+    pub user_id: &'a str,
+    pub subscription_id: &'a str,
+    pub from_tier: &'a str,
+    pub to_tier: &'a str,
+    pub cause_event_id: &'a str,
+    pub job_id: JobId,
+    pub at: DateTime<Utc>,
+}
+
+/// One event outcome to record.
+#[derive(Debug)]
+pub(crate) struct OutcomeWrite<'a> {
+    pub event_id: &'a str,
+    pub job_id: JobId,
+    pub subscription_id: Option<&'a str>,
+    pub outcome: &'a str,
+    pub reason: Option<&'a str>,
+    pub at: DateTime<Utc>,
+}
+
+/// Runs the same call on whichever dialect the transaction speaks.
+macro_rules! on_tx {
+    ($tx:expr, $f:ident ( $($arg:expr),* )) => {
+        match $tx.conn() {
+            Conn::Sqlite(c) => sqlite::$f(c, $($arg),*).await,
+            Conn::Postgres(c) => postgres::$f(c, $($arg),*).await,
+        }
+    };
+}
+
+/// Runs the same read on whichever pool the store has.
+macro_rules! on_pool {
+    ($store:expr, $f:ident ( $($arg:expr),* )) => {
+        if let Some(pool) = $store.sqlite_pool() {
+            sqlite::$f(pool, $($arg),*).await
+        } else if let Some(pool) = $store.postgres_pool() {
+            postgres::$f(pool, $($arg),*).await
+        } else {
+            Err(WorkerError::InvalidInput("store has no database pool".into()))
+        }
+    };
+}
+
+/// The event row by id (read on the pool: event rows never change once written).
+pub(crate) async fn load_event(
+    store: &Store,
+    event_id: &str,
+) -> Result<Option<StoredEvent>, WorkerError> {
+    on_pool!(store, load_event(event_id))
+}
+
+/// The subscription row, locked for this transaction (PostgreSQL `FOR UPDATE`; SQLite's
+/// transaction already holds the write lock).
+pub(crate) async fn lock_subscription(
+    tx: &mut Tx,
+    id: &str,
+) -> Result<Option<SubscriptionRow>, WorkerError> {
+    on_tx!(tx, lock_subscription(id))
+}
+
+/// Inserts or replaces a subscription row.
+pub(crate) async fn save_subscription(
+    tx: &mut Tx,
+    row: &SubscriptionWrite<'_>,
+) -> Result<(), WorkerError> {
+    on_tx!(tx, save_subscription(row))
+}
+
+/// Every subscription attributed to `user_id`, by subscription id.
+pub(crate) async fn user_subscriptions(
+    tx: &mut Tx,
+    user_id: &str,
+) -> Result<Vec<(String, serde_json::Value)>, WorkerError> {
+    on_tx!(tx, user_subscriptions(user_id))
+}
+
+/// Serializes entitlement writes per user across processes (PostgreSQL advisory locks, taken
+/// in the given order — callers sort — so two transactions never deadlock). A no-op on
+/// SQLite, whose write transactions are serialized already.
+pub(crate) async fn lock_users(tx: &mut Tx, users: &[&str]) -> Result<(), WorkerError> {
+    on_tx!(tx, lock_users(users))
+}
+
+/// The stored entitlement of a user, inside the transaction.
+pub(crate) async fn entitlement_in(
+    tx: &mut Tx,
+    user_id: &str,
+) -> Result<Option<StoredEntitlement>, WorkerError> {
+    on_tx!(tx, entitlement_in(user_id))
+}
+
+/// Inserts or replaces a user's entitlement.
+pub(crate) async fn upsert_entitlement(
+    tx: &mut Tx,
+    row: &StoredEntitlement,
+) -> Result<(), WorkerError> {
+    on_tx!(tx, upsert_entitlement(row))
+}
+
+/// Removes a user's entitlement (the user has no subscription any more, e.g. it moved from
+/// the customer id to the app user id).
+pub(crate) async fn delete_entitlement(tx: &mut Tx, user_id: &str) -> Result<(), WorkerError> {
+    on_tx!(tx, delete_entitlement(user_id))
+}
+
+/// Appends a history line; a second line for the same (event, user) is ignored.
+pub(crate) async fn insert_history(tx: &mut Tx, row: &HistoryWrite<'_>) -> Result<(), WorkerError> {
+    on_tx!(tx, insert_history(row))
+}
+
+/// Records an event's outcome unless one is recorded already (the first run's stays).
+pub(crate) async fn record_outcome(tx: &mut Tx, row: &OutcomeWrite<'_>) -> Result<(), WorkerError> {
+    on_tx!(tx, record_outcome(row))
+}
+
+/// A page of entitlements, most recently updated first.
+pub(crate) async fn list_entitlements(
+    store: &Store,
+    limit: u32,
+    offset: u64,
+) -> Result<Vec<StoredEntitlement>, WorkerError> {
+    let offset = i64::try_from(offset)
+        .map_err(|_| WorkerError::InvalidInput("offset is too large".into()))?;
+    on_pool!(store, list_entitlements(i64::from(limit), offset))
+}
+
+/// One user's stored entitlement.
+pub(crate) async fn get_entitlement(
+    store: &Store,
+    user_id: &str,
+) -> Result<Option<StoredEntitlement>, WorkerError> {
+    on_pool!(store, get_entitlement(user_id))
+}
+
+/// A user's tier changes, oldest first.
+pub(crate) async fn history(store: &Store, user_id: &str) -> Result<Vec<HistoryRow>, WorkerError> {
+    on_pool!(store, history(user_id))
+}
+
+/// What the worker did with one event.
+pub(crate) async fn outcome(
+    store: &Store,
+    event_id: &str,
+) -> Result<Option<EventOutcomeRow>, WorkerError> {
+    on_pool!(store, outcome(event_id))
+}
+
+/// One subscription row.
+pub(crate) async fn subscription(
+    store: &Store,
+    id: &str,
+) -> Result<Option<SubscriptionRow>, WorkerError> {
+    on_pool!(store, subscription(id))
+}
+
+/// Milliseconds → time (SQLite stores INTEGER milliseconds).
+fn from_ms(ms: i64) -> Result<DateTime<Utc>, WorkerError> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .ok_or_else(|| WorkerError::Corrupt(format!("timestamp {ms} out of range")))
+}
+
+fn from_ms_opt(ms: Option<i64>) -> Result<Option<DateTime<Utc>>, WorkerError> {
+    ms.map(from_ms).transpose()
+}
+
+fn parse_job_id(s: Option<String>) -> Result<Option<JobId>, WorkerError> {
+    s.map(|s| {
+        JobId::parse_str(&s)
+            .map_err(|_| WorkerError::Corrupt(format!("job id `{s}` is not a UUID")))
+    })
+    .transpose()
+}
+
+fn parse_json(s: &str, what: &str) -> Result<serde_json::Value, WorkerError> {
+    serde_json::from_str(s).map_err(|e| WorkerError::Corrupt(format!("{what} is not JSON: {e}")))
+}

@@ -1,0 +1,310 @@
+//! The PostgreSQL dialect: many workers on many machines. Rows a transaction will rewrite
+//! are locked first (`FOR UPDATE`, per-user advisory locks) so concurrent jobs of different
+//! subscriptions that share a user never lose each other's writes.
+
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Row};
+
+use super::{
+    HistoryWrite, OutcomeWrite, StoredEntitlement, StoredEvent, SubscriptionRow, SubscriptionWrite,
+};
+use crate::entitlements::{EventOutcomeRow, HistoryRow};
+use crate::error::WorkerError;
+
+const ENTITLEMENT_COLUMNS: &str = "user_id, user_source, tier, features, lapse_tier, lapse_features, \
+     subscription_id, status, reason, plan_tier, access_until, period_end, updated_at, evaluated_at, last_event_id";
+
+/// First key of our advisory locks, so they never collide with another application's.
+const USER_LOCK_SPACE: i32 = 0x5355_4253; // "SUBS"
+
+fn decode_entitlement(row: &PgRow) -> Result<StoredEntitlement, WorkerError> {
+    Ok(StoredEntitlement {
+        user_id: row.try_get("user_id")?,
+        user_source: row.try_get("user_source")?,
+        tier: row.try_get("tier")?,
+        features: row.try_get("features")?,
+        lapse_tier: row.try_get("lapse_tier")?,
+        lapse_features: row.try_get("lapse_features")?,
+        subscription_id: row.try_get("subscription_id")?,
+        status: row.try_get("status")?,
+        reason: row.try_get("reason")?,
+        plan_tier: row.try_get("plan_tier")?,
+        access_until: row.try_get("access_until")?,
+        period_end: row.try_get("period_end")?,
+        updated_at: row.try_get("updated_at")?,
+        evaluated_at: row.try_get("evaluated_at")?,
+        last_event_id: row.try_get("last_event_id")?,
+    })
+}
+
+fn decode_subscription(row: &PgRow) -> Result<SubscriptionRow, WorkerError> {
+    Ok(SubscriptionRow {
+        state: row.try_get("state")?,
+        user_id: row.try_get("user_id")?,
+    })
+}
+
+pub(super) async fn load_event(
+    pool: &PgPool,
+    event_id: &str,
+) -> Result<Option<StoredEvent>, WorkerError> {
+    let row = sqlx::query(
+        "SELECT event_type, disposition, payload FROM subsync_events WHERE event_id = $1",
+    )
+    .bind(event_id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| {
+        Ok(StoredEvent {
+            event_type: r.try_get("event_type")?,
+            disposition: r.try_get("disposition")?,
+            payload: r.try_get("payload")?,
+        })
+    })
+    .transpose()
+}
+
+pub(super) async fn lock_subscription(
+    c: &mut PgConnection,
+    id: &str,
+) -> Result<Option<SubscriptionRow>, WorkerError> {
+    let row = sqlx::query(
+        "SELECT state, user_id FROM subsync_subscriptions WHERE subscription_id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await?;
+    row.as_ref().map(decode_subscription).transpose()
+}
+
+pub(super) async fn subscription(
+    pool: &PgPool,
+    id: &str,
+) -> Result<Option<SubscriptionRow>, WorkerError> {
+    let row =
+        sqlx::query("SELECT state, user_id FROM subsync_subscriptions WHERE subscription_id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    row.as_ref().map(decode_subscription).transpose()
+}
+
+pub(super) async fn save_subscription(
+    c: &mut PgConnection,
+    w: &SubscriptionWrite<'_>,
+) -> Result<(), WorkerError> {
+    sqlx::query(
+        "INSERT INTO subsync_subscriptions (subscription_id, state, user_id, customer_id, status, updated_at, last_event_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (subscription_id) DO UPDATE SET state = excluded.state, user_id = excluded.user_id, \
+           customer_id = excluded.customer_id, status = excluded.status, updated_at = excluded.updated_at, \
+           last_event_id = excluded.last_event_id",
+    )
+    .bind(w.subscription_id)
+    .bind(&w.state)
+    .bind(w.user_id)
+    .bind(w.customer_id)
+    .bind(w.status)
+    .bind(w.at)
+    .bind(w.event_id)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn user_subscriptions(
+    c: &mut PgConnection,
+    user_id: &str,
+) -> Result<Vec<(String, serde_json::Value)>, WorkerError> {
+    let rows = sqlx::query(
+        "SELECT subscription_id, state FROM subsync_subscriptions WHERE user_id = $1 ORDER BY subscription_id",
+    )
+    .bind(user_id)
+    .fetch_all(&mut *c)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("subscription_id")?, r.try_get("state")?)))
+        .collect()
+}
+
+pub(super) async fn lock_users(c: &mut PgConnection, users: &[&str]) -> Result<(), WorkerError> {
+    for user in users {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(USER_LOCK_SPACE)
+            .bind(*user)
+            .execute(&mut *c)
+            .await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn entitlement_in(
+    c: &mut PgConnection,
+    user_id: &str,
+) -> Result<Option<StoredEntitlement>, WorkerError> {
+    let sql = format!("SELECT {ENTITLEMENT_COLUMNS} FROM subsync_entitlements WHERE user_id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(user_id)
+        .fetch_optional(&mut *c)
+        .await?;
+    row.as_ref().map(decode_entitlement).transpose()
+}
+
+pub(super) async fn upsert_entitlement(
+    c: &mut PgConnection,
+    e: &StoredEntitlement,
+) -> Result<(), WorkerError> {
+    sqlx::query(
+        "INSERT INTO subsync_entitlements (user_id, user_source, tier, features, lapse_tier, lapse_features, \
+           subscription_id, status, reason, plan_tier, access_until, period_end, updated_at, evaluated_at, last_event_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         ON CONFLICT (user_id) DO UPDATE SET user_source = excluded.user_source, tier = excluded.tier, \
+           features = excluded.features, lapse_tier = excluded.lapse_tier, lapse_features = excluded.lapse_features, \
+           subscription_id = excluded.subscription_id, status = excluded.status, reason = excluded.reason, \
+           plan_tier = excluded.plan_tier, access_until = excluded.access_until, period_end = excluded.period_end, \
+           updated_at = excluded.updated_at, evaluated_at = excluded.evaluated_at, last_event_id = excluded.last_event_id",
+    )
+    .bind(&e.user_id)
+    .bind(&e.user_source)
+    .bind(&e.tier)
+    .bind(&e.features)
+    .bind(&e.lapse_tier)
+    .bind(&e.lapse_features)
+    .bind(&e.subscription_id)
+    .bind(&e.status)
+    .bind(&e.reason)
+    .bind(&e.plan_tier)
+    .bind(e.access_until)
+    .bind(e.period_end)
+    .bind(e.updated_at)
+    .bind(e.evaluated_at)
+    .bind(&e.last_event_id)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn delete_entitlement(
+    c: &mut PgConnection,
+    user_id: &str,
+) -> Result<(), WorkerError> {
+    sqlx::query("DELETE FROM subsync_entitlements WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn insert_history(
+    c: &mut PgConnection,
+    h: &HistoryWrite<'_>,
+) -> Result<(), WorkerError> {
+    sqlx::query(
+        "INSERT INTO subsync_entitlement_history (user_id, subscription_id, from_tier, to_tier, cause_event_id, job_id, at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (cause_event_id, user_id) DO NOTHING",
+    )
+    .bind(h.user_id)
+    .bind(h.subscription_id)
+    .bind(h.from_tier)
+    .bind(h.to_tier)
+    .bind(h.cause_event_id)
+    .bind(h.job_id)
+    .bind(h.at)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn record_outcome(
+    c: &mut PgConnection,
+    o: &OutcomeWrite<'_>,
+) -> Result<(), WorkerError> {
+    sqlx::query(
+        "INSERT INTO subsync_event_outcomes (event_id, job_id, subscription_id, outcome, reason, at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(o.event_id)
+    .bind(o.job_id)
+    .bind(o.subscription_id)
+    .bind(o.outcome)
+    .bind(o.reason)
+    .bind(o.at)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn list_entitlements(
+    pool: &PgPool,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<StoredEntitlement>, WorkerError> {
+    let sql = format!(
+        "SELECT {ENTITLEMENT_COLUMNS} FROM subsync_entitlements ORDER BY updated_at DESC, user_id LIMIT $1 OFFSET $2"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(decode_entitlement).collect()
+}
+
+pub(super) async fn get_entitlement(
+    pool: &PgPool,
+    user_id: &str,
+) -> Result<Option<StoredEntitlement>, WorkerError> {
+    let sql = format!("SELECT {ENTITLEMENT_COLUMNS} FROM subsync_entitlements WHERE user_id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(decode_entitlement).transpose()
+}
+
+pub(super) async fn history(pool: &PgPool, user_id: &str) -> Result<Vec<HistoryRow>, WorkerError> {
+    let rows = sqlx::query(
+        "SELECT id, user_id, subscription_id, from_tier, to_tier, cause_event_id, job_id, at \
+         FROM subsync_entitlement_history WHERE user_id = $1 ORDER BY id",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(HistoryRow {
+                id: r.try_get("id")?,
+                user_id: r.try_get("user_id")?,
+                subscription_id: r.try_get("subscription_id")?,
+                from_tier: r.try_get("from_tier")?,
+                to_tier: r.try_get("to_tier")?,
+                cause_event_id: r.try_get("cause_event_id")?,
+                job_id: r.try_get("job_id")?,
+                at: r.try_get("at")?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn outcome(
+    pool: &PgPool,
+    event_id: &str,
+) -> Result<Option<EventOutcomeRow>, WorkerError> {
+    let row = sqlx::query(
+        "SELECT event_id, job_id, subscription_id, outcome, reason, at FROM subsync_event_outcomes WHERE event_id = $1",
+    )
+    .bind(event_id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| {
+        Ok(EventOutcomeRow {
+            event_id: r.try_get("event_id")?,
+            job_id: r.try_get("job_id")?,
+            subscription_id: r.try_get("subscription_id")?,
+            outcome: r.try_get("outcome")?,
+            reason: r.try_get("reason")?,
+            at: r.try_get("at")?,
+        })
+    })
+    .transpose()
+}

@@ -1,0 +1,296 @@
+//! The transactional half of a sync: state, entitlement, history and outcome, written in the
+//! caller's transaction.
+//!
+//! A user's entitlement is the best (highest-ranked tier; ties: smallest subscription id)
+//! among all subscriptions attributed to the user, evaluated at `now` — the same rule as the
+//! test oracle. When a subscription's user changes (the Stripe customer id is replaced by our
+//! app user id once the checkout link arrives), both the old and the new user are
+//! recomputed: the old row moves away (deleted when nothing is left) and each side gets a
+//! history line if its tier changed.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Serialize;
+use subsync_domain::{Entitlement, Outcome, SubscriptionState, TierName, UnixSeconds};
+use subsync_queue::{JobError, JobId, Tx};
+
+use super::input::Decision;
+use super::{SyncContext, job_error};
+use crate::store::{self, HistoryWrite, OutcomeWrite, StoredEntitlement, SubscriptionWrite};
+
+/// A change of a user's tier made by one event (logged; also in the history table).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TierChangeReport {
+    /// The user.
+    pub user_id: String,
+    /// Tier before.
+    pub from: String,
+    /// Tier after.
+    pub to: String,
+}
+
+/// What one sync did, for the log line.
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    pub outcome: &'static str,
+    pub reason: Option<String>,
+    pub tier_changes: Vec<TierChangeReport>,
+}
+
+/// Applies the decision inside `tx` (everything but the job's completion and the commit).
+pub(crate) async fn apply(
+    tx: &mut Tx,
+    ctx: &SyncContext,
+    job_id: JobId,
+    event_id: &str,
+    decision: &Decision,
+    now: DateTime<Utc>,
+) -> Result<Report, JobError> {
+    let at = Utc::now();
+    let input = match decision {
+        Decision::Ignore {
+            subscription_id,
+            reason,
+        } => {
+            let report = Report {
+                outcome: "ignored",
+                reason: Some(reason.clone()),
+                tier_changes: Vec::new(),
+            };
+            record(
+                tx,
+                job_id,
+                event_id,
+                subscription_id.as_deref(),
+                &report,
+                at,
+            )
+            .await?;
+            return Ok(report);
+        }
+        Decision::Apply(input) => input,
+    };
+    let sub_id = input.subscription_id();
+    let previous = store::lock_subscription(tx, sub_id)
+        .await
+        .map_err(job_error)?;
+    let state: Option<SubscriptionState> = previous
+        .as_ref()
+        .map(|row| decode_state(sub_id, row.state.clone()))
+        .transpose()?;
+    let outcome = subsync_domain::apply(
+        state.as_ref(),
+        input,
+        ctx.tiers(),
+        ctx.policy(),
+        now.timestamp(),
+    )
+    .map_err(|e| JobError::permanent(format!("subscription {sub_id}: {e}")))?;
+
+    let report = match outcome {
+        Outcome::Applied { new_state, .. } => {
+            let user = new_state.user();
+            let write = SubscriptionWrite {
+                subscription_id: sub_id,
+                state: serde_json::to_value(&new_state).map_err(|e| {
+                    JobError::permanent(format!("state of {sub_id} does not serialize: {e}"))
+                })?,
+                user_id: user.as_ref().map(|u| u.user_id.as_str()),
+                customer_id: new_state.customer_id(),
+                status: new_state.status().map(|s| s.as_str()),
+                event_id,
+                at,
+            };
+            store::save_subscription(tx, &write)
+                .await
+                .map_err(job_error)?;
+
+            let mut users: Vec<&str> = [
+                previous.as_ref().and_then(|row| row.user_id.as_deref()),
+                user.as_ref().map(|u| u.user_id.as_str()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            users.sort_unstable();
+            users.dedup();
+            store::lock_users(tx, &users).await.map_err(job_error)?;
+            let mut tier_changes = Vec::new();
+            for user_id in users {
+                let cause = Cause {
+                    event_id,
+                    job_id,
+                    subscription_id: sub_id,
+                    at,
+                };
+                if let Some(change) = refresh_user(tx, ctx, user_id, &cause, now).await? {
+                    tier_changes.push(change);
+                }
+            }
+            Report {
+                outcome: "applied",
+                reason: None,
+                tier_changes,
+            }
+        }
+        Outcome::Stale { reason } => Report {
+            outcome: "stale",
+            reason: Some(reason.to_string()),
+            tier_changes: Vec::new(),
+        },
+        Outcome::Unchanged => Report {
+            outcome: "unchanged",
+            reason: None,
+            tier_changes: Vec::new(),
+        },
+    };
+    record(tx, job_id, event_id, Some(sub_id), &report, at).await?;
+    Ok(report)
+}
+
+/// What caused a recomputation, for history lines.
+struct Cause<'a> {
+    event_id: &'a str,
+    job_id: JobId,
+    subscription_id: &'a str,
+    at: DateTime<Utc>,
+}
+
+async fn record(
+    tx: &mut Tx,
+    job_id: JobId,
+    event_id: &str,
+    subscription_id: Option<&str>,
+    report: &Report,
+    at: DateTime<Utc>,
+) -> Result<(), JobError> {
+    let row = OutcomeWrite {
+        event_id,
+        job_id,
+        subscription_id,
+        outcome: report.outcome,
+        reason: report.reason.as_deref(),
+        at,
+    };
+    store::record_outcome(tx, &row).await.map_err(job_error)
+}
+
+fn decode_state(sub_id: &str, json: serde_json::Value) -> Result<SubscriptionState, JobError> {
+    serde_json::from_value(json)
+        .map_err(|e| JobError::permanent(format!("stored state of {sub_id} does not decode: {e}")))
+}
+
+/// Recomputes one user's entitlement from all of the user's subscriptions; writes it (or
+/// deletes it when none is left) and a history line when the tier changed.
+async fn refresh_user(
+    tx: &mut Tx,
+    ctx: &SyncContext,
+    user_id: &str,
+    cause: &Cause<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<TierChangeReport>, JobError> {
+    let tiers = ctx.tiers();
+    let mut best: Option<(String, SubscriptionState, Entitlement)> = None;
+    for (sub_id, json) in store::user_subscriptions(tx, user_id)
+        .await
+        .map_err(job_error)?
+    {
+        let state = decode_state(&sub_id, json)?;
+        let ent = state
+            .entitlement(tiers, ctx.policy(), now.timestamp())
+            .map_err(|e| JobError::permanent(format!("subscription {sub_id}: {e}")))?;
+        let better = best
+            .as_ref()
+            .is_none_or(|(_, _, b)| tiers.rank(&ent.tier) > tiers.rank(&b.tier));
+        if better {
+            best = Some((sub_id, state, ent));
+        }
+    }
+    let existing = store::entitlement_in(tx, user_id)
+        .await
+        .map_err(job_error)?;
+    let from = existing.map_or_else(|| TierName::FREE.to_owned(), |e| e.tier);
+    let (to, granting_sub) = match best {
+        None => {
+            store::delete_entitlement(tx, user_id)
+                .await
+                .map_err(job_error)?;
+            (TierName::FREE.to_owned(), cause.subscription_id.to_owned())
+        }
+        Some((sub_id, state, ent)) => {
+            let row = entitlement_row(ctx, user_id, &sub_id, &state, &ent, cause, now)?;
+            store::upsert_entitlement(tx, &row)
+                .await
+                .map_err(job_error)?;
+            (row.tier, sub_id)
+        }
+    };
+    if from == to {
+        return Ok(None);
+    }
+    let line = HistoryWrite {
+        user_id,
+        subscription_id: &granting_sub,
+        from_tier: &from,
+        to_tier: &to,
+        cause_event_id: cause.event_id,
+        job_id: cause.job_id,
+        at: cause.at,
+    };
+    store::insert_history(tx, &line).await.map_err(job_error)?;
+    Ok(Some(TierChangeReport {
+        user_id: user_id.to_owned(),
+        from,
+        to,
+    }))
+}
+
+fn entitlement_row(
+    ctx: &SyncContext,
+    user_id: &str,
+    sub_id: &str,
+    state: &SubscriptionState,
+    ent: &Entitlement,
+    cause: &Cause<'_>,
+    now: DateTime<Utc>,
+) -> Result<StoredEntitlement, JobError> {
+    let user_source = state
+        .user()
+        .map_or_else(|| "customer_id".to_owned(), |u| wire(&u.source));
+    Ok(StoredEntitlement {
+        user_id: user_id.to_owned(),
+        user_source,
+        tier: ent.tier.as_str().to_owned(),
+        features: to_json(&ent.features)?,
+        lapse_tier: TierName::FREE.to_owned(),
+        lapse_features: to_json(&ctx.tiers().free_features())?,
+        subscription_id: sub_id.to_owned(),
+        status: ent.status.as_ref().map(|s| s.as_str().to_owned()),
+        reason: wire(&ent.reason),
+        plan_tier: ent.plan_tier.as_ref().map(|t| t.as_str().to_owned()),
+        access_until: ent.access_until.and_then(seconds),
+        period_end: state
+            .current()
+            .and_then(|c| c.current_period_end)
+            .and_then(seconds),
+        updated_at: cause.at,
+        evaluated_at: now,
+        last_event_id: cause.event_id.to_owned(),
+    })
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, JobError> {
+    serde_json::to_value(value).map_err(|e| JobError::permanent(format!("cannot serialize: {e}")))
+}
+
+/// The serde spelling of a unit enum variant (e.g. `past_due_grace`).
+fn wire<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+fn seconds(s: UnixSeconds) -> Option<DateTime<Utc>> {
+    Utc.timestamp_opt(s, 0).single()
+}

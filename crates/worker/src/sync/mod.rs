@@ -1,0 +1,221 @@
+//! The sync job handler: one stored Stripe event in, one transaction out.
+//!
+//! [`handle`] loads the event the job names (`{"event_id": …}`), decides what it means
+//! (`input`), then in ONE transaction reads the subscription's state, applies the domain
+//! rules, writes the state, recomputes the user's entitlement, appends history on a tier
+//! change, records the event's outcome and completes the job (`apply`). Either all of that
+//! commits or none of it does, so a crash, a lost lease or an operator retry never applies
+//! an event twice: a re-run finds the state already containing the event (`unchanged`).
+//!
+//! Failures: a missing or unparseable event, a price the tier config does not map, or a
+//! corrupt stored state are permanent (the job goes `dead` for an operator); database
+//! trouble is retried with backoff.
+
+mod apply;
+mod input;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use subsync_domain::{AccessPolicy, TierConfig};
+use subsync_queue::{Job, JobError, Store};
+use subsync_stripe::Envelope;
+use tracing::Instrument;
+
+use crate::error::WorkerError;
+use crate::store;
+
+pub use apply::TierChangeReport;
+
+/// The job payload the intake enqueues: `{"event_id": "evt_…"}`, plus `"replay": true` when
+/// an operator re-enqueued the event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncArgs {
+    /// The Stripe event to apply (primary key of `subsync_events`).
+    pub event_id: String,
+    /// Set by an operator replay; only logged (a replay is as idempotent as any re-run).
+    #[serde(default)]
+    pub replay: bool,
+}
+
+/// Hooks around each job, for tests and metrics: e.g. checking that two jobs of one
+/// subscription never run at once. `finished` runs when the handler ends in any way,
+/// including being dropped (timeout, shutdown abort, a killed worker).
+pub trait SyncObserver: Send + Sync {
+    /// The handler started `job`.
+    fn started(&self, _job: &Job) {}
+    /// The handler for `job` ended (or was dropped).
+    fn finished(&self, _job: &Job) {}
+}
+
+type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+type BeforeJob = Arc<dyn Fn(&Job) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
+/// Everything the handler needs besides the job. Cheap to clone (one per job).
+#[derive(Clone)]
+pub struct SyncContext {
+    store: Store,
+    tiers: Arc<TierConfig>,
+    policy: AccessPolicy,
+    clock: Clock,
+    observer: Option<Arc<dyn SyncObserver>>,
+    before_job: Option<BeforeJob>,
+}
+
+impl std::fmt::Debug for SyncContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncContext")
+            .field("backend", &self.store.backend())
+            .field("policy", &self.policy)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
+}
+
+impl SyncContext {
+    /// A context deciding with `tiers` and `policy`, evaluating access at the wall clock.
+    pub fn new(store: Store, tiers: TierConfig, policy: AccessPolicy) -> Self {
+        Self {
+            store,
+            tiers: Arc::new(tiers),
+            policy,
+            clock: Arc::new(Utc::now),
+            observer: None,
+            before_job: None,
+        }
+    }
+
+    /// Evaluates access at `clock()` instead of the wall clock, so tests can compare stored
+    /// entitlements with an oracle evaluated at the same instant.
+    pub fn with_clock(mut self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Calls `observer` around every job.
+    pub fn with_observer(mut self, observer: Arc<dyn SyncObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Awaits `hook(job)` at the start of every job, before anything is read: fault
+    /// injection for tests and drills (a slow job to exercise timeouts and shutdown).
+    pub fn with_before_job(
+        mut self,
+        hook: impl Fn(&Job) -> futures::future::BoxFuture<'static, ()> + Send + Sync + 'static,
+    ) -> Self {
+        self.before_job = Some(Arc::new(hook));
+        self
+    }
+
+    /// The store jobs read and write.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The tier config decisions use.
+    pub fn tiers(&self) -> &TierConfig {
+        &self.tiers
+    }
+
+    /// The access policy decisions use.
+    pub fn policy(&self) -> &AccessPolicy {
+        &self.policy
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+}
+
+/// Calls [`SyncObserver::finished`] however the handler ends.
+struct Watch<'a> {
+    observer: Arc<dyn SyncObserver>,
+    job: &'a Job,
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        self.observer.finished(self.job);
+    }
+}
+
+/// Applies the Stripe event a job names. The apalis handler of queue [`crate::QUEUE`].
+pub async fn handle(job: Job, ctx: SyncContext) -> Result<(), JobError> {
+    let _watch = ctx.observer.clone().map(|observer| {
+        observer.started(&job);
+        Watch {
+            observer,
+            job: &job,
+        }
+    });
+    let args: SyncArgs = job.decode()?;
+    let span = tracing::info_span!(
+        "sync",
+        event_id = %args.event_id,
+        job_id = %job.id(),
+        subscription_id = %job.group_key(),
+        attempt = job.attempt(),
+        replay = args.replay,
+    );
+    process(&job, &ctx, &args).instrument(span).await
+}
+
+async fn process(job: &Job, ctx: &SyncContext, args: &SyncArgs) -> Result<(), JobError> {
+    if let Some(hook) = &ctx.before_job {
+        hook(job).await;
+    }
+    let event_id = args.event_id.as_str();
+    let event = store::load_event(&ctx.store, event_id)
+        .await
+        .map_err(job_error)?
+        .ok_or_else(|| {
+            JobError::permanent(format!(
+                "event {event_id} is not in subsync_events (never stored, or pruned)"
+            ))
+        })?;
+    let envelope = Envelope::parse(event.payload.as_bytes()).map_err(|e| {
+        JobError::permanent(format!(
+            "stored event {event_id} does not parse [{}]: {e}",
+            e.code()
+        ))
+    })?;
+    if envelope.id != event_id {
+        return Err(JobError::permanent(format!(
+            "stored event {event_id} carries id {} in its body",
+            envelope.id
+        )));
+    }
+    tracing::debug!(event_type = %event.event_type, disposition = %event.disposition, "event loaded");
+    let decision = input::decide(&envelope)?;
+    if let input::Decision::Apply(input) = &decision {
+        tracing::Span::current().record("subscription_id", input.subscription_id());
+    }
+
+    let now = ctx.now();
+    let mut tx = ctx.store.begin().await?;
+    let report = apply::apply(&mut tx, ctx, job.id(), event_id, &decision, now).await?;
+    job.complete_in(&mut tx).await?;
+    tx.commit().await?;
+
+    tracing::info!(
+        event_type = %envelope.event_type,
+        outcome = report.outcome,
+        reason = report.reason.as_deref().unwrap_or(""),
+        "event synced"
+    );
+    for change in &report.tier_changes {
+        tracing::info!(user_id = %change.user_id, from = %change.from, to = %change.to, "tier changed");
+    }
+    Ok(())
+}
+
+/// Database trouble is worth retrying; a corrupt stored row is not.
+pub(crate) fn job_error(err: WorkerError) -> JobError {
+    match err {
+        WorkerError::Queue(e) => e.into(),
+        WorkerError::Corrupt(msg) => JobError::permanent(format!("corrupt row: {msg}")),
+        other => JobError::retry(other.to_string()),
+    }
+}

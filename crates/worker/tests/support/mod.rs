@@ -1,0 +1,504 @@
+//! Shared fixtures: a throwaway database per test on either backend, the intake's contract
+//! (event row + job in one transaction), realistic event bodies, and running workers.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::json;
+use subsync_domain::{AccessPolicy, SubscriptionStatus, TierConfig};
+use subsync_queue::{
+    Conn, JobFilter, JobId, JobRecord, JobState, NewJob, QueueConfig, Store, StoreOptions,
+};
+use subsync_stripe::Envelope;
+use subsync_testkit::{ApiVersion, CatalogPrice, EventFact, GeneratedEvent, Interval, ItemFact};
+use subsync_worker::{SyncContext, WorkerConfig, run_with_context};
+use tokio::sync::oneshot;
+
+/// Environment variable naming the PostgreSQL server the suite runs against.
+pub const PG_ENV: &str = "SUBSYNC_TEST_POSTGRES_URL";
+
+/// Which database a test body runs on.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named `async fn(Backend)` once per backend, with a time limit.
+#[macro_export]
+macro_rules! both_backends {
+    ($limit:expr; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let run = super::$name(super::support::Backend::Sqlite);
+                    tokio::time::timeout(std::time::Duration::from_secs($limit), run).await.expect("test timed out");
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let run = super::$name(super::support::Backend::Postgres);
+                    tokio::time::timeout(std::time::Duration::from_secs($limit), run).await.expect("test timed out");
+                }
+            )*
+        }
+    };
+}
+
+/// A throwaway database: a temp SQLite file, or a fresh schema on the test PostgreSQL.
+pub struct TestDb {
+    pub url: String,
+    pub store: Store,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    File(std::path::PathBuf),
+    Schema { admin_url: String, schema: String },
+}
+
+/// Fast retries so failure paths finish within a test.
+pub fn fast_config() -> QueueConfig {
+    let mut cfg = QueueConfig::default();
+    cfg.retry.base = Duration::from_millis(20);
+    cfg.retry.cap = Duration::from_millis(200);
+    cfg
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend, config: QueueConfig) -> Self {
+        match backend {
+            Backend::Sqlite => Self::sqlite(config).await,
+            Backend::Postgres => Self::postgres(config).await,
+        }
+    }
+
+    async fn sqlite(config: QueueConfig) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("subsync-worker-test-{}.db", uuid::Uuid::new_v4()));
+        let url = format!("sqlite:{}", path.display());
+        let store = connect(&url, config).await;
+        store.migrate().await.expect("migrate sqlite");
+        Self {
+            url,
+            store,
+            cleanup: Cleanup::File(path),
+        }
+    }
+
+    async fn postgres(config: QueueConfig) -> Self {
+        let admin_url = std::env::var(PG_ENV).unwrap_or_else(|_| {
+            panic!("{PG_ENV} is not set: these tests need PostgreSQL (e.g. postgres://postgres@127.0.0.1:5432/test)")
+        });
+        let schema = format!("w_{}", uuid::Uuid::new_v4().simple());
+        let admin = sqlx::PgPool::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {PG_ENV}: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&admin)
+            .await
+            .expect("create schema");
+        admin.close().await;
+        let sep = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{sep}options=-c%20search_path%3D{schema}");
+        let store = connect(&url, config).await;
+        store.migrate().await.expect("migrate postgres");
+        Self {
+            url,
+            store,
+            cleanup: Cleanup::Schema { admin_url, schema },
+        }
+    }
+
+    /// Another handle on the same database with its own pool: another process, in effect.
+    pub async fn another_process(&self, config: QueueConfig) -> Store {
+        connect(&self.url, config).await
+    }
+
+    pub async fn close(self) {
+        if let Cleanup::Schema { admin_url, schema } = &self.cleanup
+            && let Ok(admin) = sqlx::PgPool::connect(admin_url).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                .execute(&admin)
+                .await;
+        }
+        if let Cleanup::File(path) = &self.cleanup {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+        }
+    }
+}
+
+pub async fn connect(url: &str, config: QueueConfig) -> Store {
+    Store::connect(
+        url,
+        StoreOptions {
+            config,
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .expect("connect")
+}
+
+/// Stores an event exactly as the intake does: one `subsync_events` row and, for handled
+/// events, a job on queue `stripe` with unique key = event id, group = subscription id (else
+/// customer id), payload `{"event_id": …}` — in one transaction. A duplicate delivery
+/// changes nothing and returns the first job. Returns the job, if any.
+pub async fn deliver(store: &Store, body: &[u8]) -> Option<JobId> {
+    let env = Envelope::parse(body).expect("test events parse");
+    let group = env.group_key().as_queue_group();
+    let disposition = if env.is_thin() {
+        "unsupported"
+    } else if env.kind().handled() {
+        "handled"
+    } else {
+        "ignored"
+    };
+    let payload = std::str::from_utf8(body).expect("utf-8 body").to_owned();
+    let object_kind = if env.is_thin() {
+        "v2.core.event"
+    } else {
+        "event"
+    };
+    let mut tx = store.begin().await.expect("begin");
+    let inserted = match tx.conn() {
+        Conn::Sqlite(c) => sqlx::query(
+            "INSERT INTO subsync_events (event_id, event_type, created, livemode, api_version, object_kind, \
+               group_key, disposition, payload, received_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(&env.id)
+        .bind(&env.event_type)
+        .bind(env.created)
+        .bind(env.livemode)
+        .bind(&env.api_version)
+        .bind(object_kind)
+        .bind(&group)
+        .bind(disposition)
+        .bind(&payload)
+        .bind(Utc::now().timestamp_millis())
+        .execute(c)
+        .await
+        .expect("insert event")
+        .rows_affected(),
+        Conn::Postgres(c) => sqlx::query(
+            "INSERT INTO subsync_events (event_id, event_type, created, livemode, api_version, object_kind, \
+               group_key, disposition, payload) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(&env.id)
+        .bind(&env.event_type)
+        .bind(env.created)
+        .bind(env.livemode)
+        .bind(&env.api_version)
+        .bind(object_kind)
+        .bind(&group)
+        .bind(disposition)
+        .bind(&payload)
+        .execute(c)
+        .await
+        .expect("insert event")
+        .rows_affected(),
+    } == 1;
+    if !inserted || disposition != "handled" {
+        tx.commit().await.expect("commit");
+        return if inserted {
+            None
+        } else {
+            store
+                .find_by_key("stripe", &env.id)
+                .await
+                .expect("find")
+                .map(|j| j.id)
+        };
+    }
+    let job = NewJob::new("stripe", json!({ "event_id": env.id }))
+        .with_unique_key(&env.id)
+        .with_group(&group);
+    let job_id = store.enqueue(&mut tx, job).await.expect("enqueue").job_id();
+    match tx.conn() {
+        Conn::Sqlite(c) => sqlx::query("UPDATE subsync_events SET job_id = ?1 WHERE event_id = ?2")
+            .bind(job_id.to_string())
+            .bind(&env.id)
+            .execute(c)
+            .await
+            .expect("set job id")
+            .rows_affected(),
+        Conn::Postgres(c) => {
+            sqlx::query("UPDATE subsync_events SET job_id = $1 WHERE event_id = $2")
+                .bind(job_id)
+                .bind(&env.id)
+                .execute(c)
+                .await
+                .expect("set job id")
+                .rows_affected()
+        }
+    };
+    tx.commit().await.expect("commit");
+    Some(job_id)
+}
+
+/// An operator replay: `{"event_id": …, "replay": true}`, no unique key, same group.
+pub async fn replay(store: &Store, body: &[u8]) -> JobId {
+    let env = Envelope::parse(body).expect("test events parse");
+    let job = NewJob::new("stripe", json!({ "event_id": env.id, "replay": true }))
+        .with_group(env.group_key().as_queue_group());
+    store
+        .enqueue_one(job)
+        .await
+        .expect("enqueue replay")
+        .job_id()
+}
+
+/// A running sync worker (`subsync_worker::run_with_context`).
+pub struct RunningWorker {
+    stop: Option<oneshot::Sender<()>>,
+    pub handle: tokio::task::JoinHandle<Result<(), subsync_worker::WorkerError>>,
+}
+
+impl RunningWorker {
+    /// Asks for a graceful shutdown and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let res = tokio::time::timeout(Duration::from_secs(30), &mut self.handle)
+            .await
+            .expect("worker stops in time")
+            .expect("worker task");
+        res.expect("worker ran cleanly");
+    }
+
+    /// Kills the worker without clean-up: its leases are left to expire.
+    pub fn kill(self) {
+        self.handle.abort();
+    }
+}
+
+/// Test worker settings: quick polling and lease rescue.
+pub fn worker_config(tiers: TierConfig, concurrency: usize) -> WorkerConfig {
+    let mut cfg = WorkerConfig::new(tiers, AccessPolicy::default());
+    cfg.concurrency = concurrency;
+    cfg.poll_interval = Duration::from_millis(100);
+    cfg.rescue_interval = Duration::from_millis(100);
+    cfg.shutdown_grace = Duration::from_secs(2);
+    cfg.job_timeout = Duration::from_secs(20);
+    cfg
+}
+
+pub fn spawn_worker(ctx: SyncContext, config: WorkerConfig) -> RunningWorker {
+    let (tx, rx) = oneshot::channel::<()>();
+    let shutdown = async move {
+        let _ = rx.await;
+    };
+    let handle = tokio::spawn(run_with_context(ctx, config, shutdown));
+    RunningWorker {
+        stop: Some(tx),
+        handle,
+    }
+}
+
+/// A worker with the default tiers and policy, evaluating at `now`.
+pub fn default_worker(store: &Store, now: DateTime<Utc>) -> RunningWorker {
+    let ctx = SyncContext::new(
+        store.clone(),
+        TierConfig::default_config(),
+        AccessPolicy::default(),
+    )
+    .with_clock(move || now);
+    spawn_worker(ctx, worker_config(TierConfig::default_config(), 4))
+}
+
+/// Waits until at least `n` jobs are in one of `states`, or panics after `limit`.
+pub async fn wait_for_count(store: &Store, states: &[JobState], n: u64, limit: Duration) {
+    let filter = JobFilter {
+        states: states.to_vec(),
+        ..JobFilter::default()
+    };
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let count = store.count(&filter).await.expect("count");
+        if count >= n {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let counts = store.counts().await.expect("counts");
+            panic!("timed out waiting for {n} jobs in {states:?}; have {count}; all: {counts:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the job is finished (succeeded, dead or cancelled) and returns it.
+pub async fn wait_finished(store: &Store, id: JobId, limit: Duration) -> JobRecord {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let job = store.get(id).await.expect("get").expect("job exists");
+        if job.state.is_finished() {
+            return job;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job {id} still {:?} after {limit:?}: {job:?}",
+            job.state
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ---- realistic event bodies (rendered by subsync-testkit in Stripe's shapes) ----
+
+/// Time origin of hand-written scenarios: 2026-01-01T00:00:00Z.
+pub const T0: i64 = 1_767_225_600;
+pub const DAY: i64 = 86_400;
+
+pub fn at(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, 0).single().expect("valid time")
+}
+
+/// A subscription the scenario talks about.
+#[derive(Clone, Debug)]
+pub struct Sub {
+    pub id: String,
+    pub customer: String,
+    pub price: CatalogPrice,
+    pub api: ApiVersion,
+    /// `metadata.app_user_id` on the subscription.
+    pub meta_user: Option<String>,
+}
+
+impl Sub {
+    pub fn new(n: &str, lookup_key: &str) -> Self {
+        let price = subsync_testkit::price(lookup_key).unwrap_or_else(|| CatalogPrice {
+            id: format!("price_{lookup_key}"),
+            lookup_key: lookup_key.to_owned(),
+            product: "prod_unknown".into(),
+            amount: 4900,
+            interval: Interval::Month,
+        });
+        Self {
+            id: format!("sub_{n}"),
+            customer: format!("cus_{n}"),
+            price,
+            api: ApiVersion::Basil,
+            meta_user: None,
+        }
+    }
+
+    pub fn legacy(mut self) -> Self {
+        self.api = ApiVersion::Legacy;
+        self
+    }
+
+    fn item(&self) -> ItemFact {
+        ItemFact {
+            item_id: format!("si_{}", self.id),
+            price: self.price.clone(),
+        }
+    }
+
+    /// `customer.subscription.<kind>` with `status`, period `[T0, period_end)`.
+    pub fn event(
+        &self,
+        evt: &str,
+        kind: &str,
+        created: i64,
+        status: SubscriptionStatus,
+        cancel_at_period_end: bool,
+    ) -> GeneratedEvent {
+        let fact = EventFact::Subscription {
+            subscription_id: self.id.clone(),
+            customer_id: self.customer.clone(),
+            status,
+            previous_status: None,
+            items: vec![self.item()],
+            cancel_at_period_end,
+            current_period_start: T0,
+            current_period_end: T0 + 30 * DAY,
+            app_user_id: self.meta_user.clone(),
+            subscription_created: T0,
+            latest_invoice: None,
+        };
+        GeneratedEvent::render(
+            evt.into(),
+            &format!("customer.subscription.{kind}"),
+            created,
+            self.api,
+            fact,
+        )
+    }
+
+    /// `checkout.session.completed` naming `client_reference_id` and/or `metadata.app_user_id`.
+    pub fn checkout(
+        &self,
+        evt: &str,
+        created: i64,
+        client_ref: Option<&str>,
+        app_user: Option<&str>,
+    ) -> GeneratedEvent {
+        let fact = EventFact::CheckoutCompleted {
+            session_id: format!("cs_test_{}", self.id),
+            subscription_id: self.id.clone(),
+            customer_id: self.customer.clone(),
+            client_reference_id: client_ref.map(Into::into),
+            app_user_id: app_user.map(Into::into),
+            invoice_id: format!("in_first_{}", self.id),
+            amount: self.price.amount,
+            email: "someone@example.co.uk".into(),
+        };
+        GeneratedEvent::render(
+            evt.into(),
+            "checkout.session.completed",
+            created,
+            self.api,
+            fact,
+        )
+    }
+
+    /// `invoice.paid` or `invoice.payment_failed`.
+    pub fn invoice(&self, evt: &str, created: i64, invoice: &str, paid: bool) -> GeneratedEvent {
+        let fact = EventFact::Invoice {
+            invoice_id: invoice.into(),
+            subscription_id: self.id.clone(),
+            customer_id: self.customer.clone(),
+            paid,
+            item: self.item(),
+            amount: self.price.amount,
+            billing_reason: "subscription_cycle".into(),
+            attempt_count: 1,
+            period_start: T0,
+            period_end: T0 + 30 * DAY,
+            app_user_id: self.meta_user.clone(),
+        };
+        let ty = if paid {
+            "invoice.paid"
+        } else {
+            "invoice.payment_failed"
+        };
+        GeneratedEvent::render(evt.into(), ty, created, self.api, fact)
+    }
+}
+
+/// Re-types a rendered event (e.g. `invoice.paid` → `invoice.payment_succeeded`).
+pub fn retype(event: &GeneratedEvent, id: &str, event_type: &str) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_slice(&event.body).expect("json");
+    v["id"] = json!(id);
+    v["type"] = json!(event_type);
+    serde_json::to_vec(&v).expect("json")
+}
+
+/// Runs `f` with a deadline, for clearer failures than the test-wide timeout.
+pub async fn within<T>(limit: Duration, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(limit, f)
+        .await
+        .expect("step timed out")
+}

@@ -1,0 +1,163 @@
+//! The whole system through the real `subsync` binary: `demo`, and `serve` (intake + worker
+//! + admin in one process) taking Stripe's racing events to the right entitlement.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::time::Duration;
+
+use common::{Backend, SECRET, Server, TestDb, event, now, post, sign};
+use serde_json::json;
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    tokio::time::timeout(std::time::Duration::from_secs(120), super::$name(super::Backend::Sqlite))
+                        .await
+                        .expect("test timed out");
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    tokio::time::timeout(std::time::Duration::from_secs(120), super::$name(super::Backend::Postgres))
+                        .await
+                        .expect("test timed out");
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(checkout_and_subscription_created_racing_both_apply_without_retry);
+
+const ADMIN_TOKEN: &str = "system-test-admin-token-0123";
+
+fn checkout(id: &str, sub: &str, user: &str) -> Vec<u8> {
+    event(id, "checkout.session.completed", json!({
+        "id": format!("cs_{sub}"), "object": "checkout.session", "mode": "subscription", "status": "complete",
+        "payment_status": "paid", "subscription": sub, "customer": format!("cus_{sub}"),
+        "client_reference_id": user, "metadata": { "app_user_id": user }
+    }))
+}
+
+fn subscription_created(id: &str, sub: &str, lookup_key: &str) -> Vec<u8> {
+    event(id, "customer.subscription.created", json!({
+        "id": sub, "object": "subscription", "customer": format!("cus_{sub}"), "status": "active",
+        "cancel_at_period_end": false, "metadata": {},
+        "items": { "object": "list", "data": [ { "id": format!("si_{sub}"), "object": "subscription_item",
+            "current_period_end": now() + 30 * 86400,
+            "price": { "id": format!("price_{lookup_key}"), "object": "price", "lookup_key": lookup_key } } ] }
+    }))
+}
+
+async fn entitlement(db: &TestDb, user: &str) -> Option<serde_json::Value> {
+    let out = tokio::process::Command::new(common::binary())
+        .args(["entitlements", "show", user, "--json"])
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "error")
+        .output()
+        .await
+        .expect("run entitlements show");
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+async fn checkout_and_subscription_created_racing_both_apply_without_retry(b: Backend) {
+    let db = TestDb::new(b).await;
+    let admin_port = common::free_port();
+    let server = Server::start(
+        &["serve"],
+        &[
+            ("DATABASE_URL", db.url.clone()),
+            ("STRIPE_WEBHOOK_SECRET", SECRET.to_string()),
+            ("SUBSYNC_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+            ("SUBSYNC_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}")),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    // Both events for one purchase, at the same moment, as Stripe sends them.
+    let a = checkout("evt_race_checkout", "sub_race", "user_race");
+    let c = subscription_created("evt_race_created", "sub_race", "pro_monthly");
+    let (sa, sc) = (sign(SECRET, now(), &a), sign(SECRET, now(), &c));
+    let (ra, rc) = tokio::join!(post(&client, &server.base, Some(&sa), a), post(&client, &server.base, Some(&sc), c));
+    assert_eq!(ra.0, 200, "{}", ra.1);
+    assert_eq!(rc.0, 200, "{}", rc.1);
+
+    let mut found = None;
+    for _ in 0..200 {
+        if let Some(e) = entitlement(&db, "user_race").await {
+            if e["entitlement"]["tier"] == "pro" {
+                found = Some(e);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let found = found.expect("user_race never got pro");
+    assert_eq!(found["entitlement"]["subscription_id"], "sub_race");
+    // Both jobs succeeded on their first attempt: no error, no retry.
+    let jobs = client
+        .get(format!("http://127.0.0.1:{admin_port}/api/jobs?group=sub_race"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("admin api")
+        .json::<serde_json::Value>()
+        .await
+        .expect("json");
+    let list = jobs["jobs"].as_array().expect("jobs array");
+    assert_eq!(list.len(), 2, "{jobs}");
+    for job in list {
+        assert_eq!(job["state"], "succeeded", "{job}");
+        assert_eq!(job["attempts"], 1, "{job}");
+    }
+    // The admin API shows the entitlement too, and refuses without the token.
+    let unauthorized = client.get(format!("http://127.0.0.1:{admin_port}/api/entitlements/user_race")).send().await.expect("admin");
+    assert_eq!(unauthorized.status().as_u16(), 401);
+    let via_api = client
+        .get(format!("http://127.0.0.1:{admin_port}/api/entitlements/user_race"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("admin")
+        .text()
+        .await
+        .expect("text");
+    assert!(via_api.contains("\"pro\""), "{via_api}");
+    // SIGTERM: the process stops cleanly.
+    let pid = server.child.id().expect("pid");
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let mut server = server;
+    let status = tokio::time::timeout(Duration::from_secs(30), server.child.wait()).await.expect("stops").expect("wait");
+    assert!(status.success(), "serve exited with {status}");
+    db.close().await;
+}
+
+/// `subsync demo` runs the whole path and prints the story's entitlements.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_prints_the_expected_entitlements() {
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(common::binary()).arg("demo").output(),
+    )
+    .await
+    .expect("demo timed out")
+    .expect("run demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("\"duplicate\":true"), "the bundled duplicate is recognised:\n{stdout}");
+    assert!(stdout.contains("jobs: 15 succeeded"), "{stdout}");
+    let line = |user: &str| stdout.lines().find(|l| l.starts_with(user)).unwrap_or_default().to_string();
+    assert!(line("usr_alice").contains(" basic "), "{stdout}");
+    assert!(line("usr_bob").contains(" pro ") && line("usr_bob").contains("cancels_at_period_end"), "{stdout}");
+    assert!(line("usr_carol").contains(" basic ") && line("usr_carol").contains("past_due"), "{stdout}");
+}
