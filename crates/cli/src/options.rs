@@ -21,6 +21,13 @@ pub struct Global {
     /// the intake then answers 503 and Stripe retries.
     #[arg(long, env = "SUBSYNC_DB_TIMEOUT", default_value_t = 5, global = true)]
     pub db_timeout: u64,
+    /// Seconds a worker holds a job without renewing it; a crashed worker's jobs are taken
+    /// over after this. Heartbeats renew it every third of it.
+    #[arg(long, env = "SUBSYNC_LEASE", default_value_t = 30, global = true)]
+    pub lease: u64,
+    /// Days finished jobs (and so their event ids) are kept for deduplication.
+    #[arg(long, env = "SUBSYNC_RETENTION_DAYS", default_value_t = 30, global = true)]
+    pub retention_days: u64,
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, env = "SUBSYNC_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
     pub log_format: String,
@@ -38,11 +45,23 @@ impl Global {
         let options = StoreOptions {
             max_connections: self.db_pool,
             acquire_timeout: positive_secs("--db-timeout (SUBSYNC_DB_TIMEOUT)", self.db_timeout)?,
-            config: QueueConfig::default(),
+            config: self.queue_config()?,
         };
         Store::connect(&self.database_url, options)
             .await
             .with_context(|| format!("cannot open the database {}", redact_url(&self.database_url)))
+    }
+
+    /// The queue settings these flags describe.
+    pub fn queue_config(&self) -> Result<QueueConfig> {
+        if self.retention_days < 4 {
+            bail!("--retention-days (SUBSYNC_RETENTION_DAYS) must be at least 4: Stripe retries deliveries for 3 days");
+        }
+        Ok(QueueConfig {
+            lease: positive_secs("--lease (SUBSYNC_LEASE)", self.lease)?,
+            retention: Duration::from_secs(self.retention_days.saturating_mul(86_400)),
+            ..QueueConfig::default()
+        })
     }
 
     /// Connects and applies pending migrations (safe to run from several processes at once).
