@@ -133,6 +133,20 @@ async fn checkout_and_subscription_created_racing_both_apply_without_retry(b: Ba
         .await
         .expect("text");
     assert!(via_api.contains("\"pro\""), "{via_api}");
+    // Job outcomes and queue depth are on the admin /metrics.
+    let metrics = client
+        .get(format!("http://127.0.0.1:{admin_port}/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("subsync_jobs_finished_total{queue=\"stripe\",outcome=\"succeeded\"} 2"), "{metrics}");
+    assert!(metrics.contains("subsync_jobs_started_total{queue=\"stripe\"} 2"), "{metrics}");
+    assert!(metrics.contains("subsync_job_duration_seconds_count{queue=\"stripe\"} 2"), "{metrics}");
+    assert!(metrics.contains("subsync_intake_requests_total{outcome=\"accepted\"} 2"), "{metrics}");
     // SIGTERM: the process stops cleanly.
     let pid = server.child.id().expect("pid");
     let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();

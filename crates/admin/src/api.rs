@@ -101,11 +101,13 @@ async fn show_job(State(state): State<AdminState>, Path(id): Path<String>, q: Pa
 
 async fn retry_job(State(state): State<AdminState>, Path(id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
     let job = ops::act_on_one(&state.store, Action::Retry, &id, "api").await?;
+    state.record_action(Action::Retry, 1);
     Ok(Json(json!({ "retried": 1, "job": job })))
 }
 
 async fn cancel_job(State(state): State<AdminState>, Path(id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
     let job = ops::act_on_one(&state.store, Action::Cancel, &id, "api").await?;
+    state.record_action(Action::Cancel, 1);
     Ok(Json(json!({ "cancelled": 1, "job": job })))
 }
 
@@ -171,6 +173,7 @@ async fn bulk(state: &AdminState, action: Action, body: &Bytes) -> Result<serde_
         )));
     }
     let changed = ops::apply_in_chunks(&state.store, action, &ids, |_, _, _| {}).await?;
+    state.record_action(action, changed);
     tracing::info!(action = action.verb(), matched = ids.len(), changed, filter = %query.describe(), via = "api", "operator bulk action");
     let key = match action {
         Action::Retry => "retried",

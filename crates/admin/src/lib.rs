@@ -150,3 +150,18 @@ async fn security_headers(req: Request, next: Next) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
+
+impl AdminState {
+    /// Counts jobs changed by an operator (retried or cancelled) through the API or the
+    /// dashboard, as `subsync_operator_jobs_total{action}`.
+    pub(crate) fn record_action(&self, action: ops::Action, changed: u64) {
+        match self.metrics.counter(
+            "subsync_operator_jobs_total",
+            "Jobs retried or cancelled by an operator, by action.",
+            &[("action", action.verb())],
+        ) {
+            Ok(counter) => counter.inc_by(changed),
+            Err(e) => tracing::warn!(error = %e, "cannot count an operator action"),
+        }
+    }
+}

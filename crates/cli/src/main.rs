@@ -2,6 +2,7 @@
 //! logging, hand over to a command; the work lives in the library crates.
 
 mod commands;
+mod job_metrics;
 mod options;
 mod shutdown;
 mod telemetry;

@@ -51,6 +51,6 @@ pub use model::{
     ClaimedJob, EnqueueOutcome, FailOutcome, JobFilter, JobId, JobRecord, JobState, Lease, NewJob,
     Page, RunningGroup, StateCount,
 };
-pub use runtime::{AbortHandle, QueueBackend, WorkerOptions};
+pub use runtime::{AbortHandle, JobObserver, JobOutcome, QueueBackend, WorkerOptions};
 pub use schema::Backend;
 pub use store::{Conn, Selection, Store, StoreOptions, Tx, redact_url};

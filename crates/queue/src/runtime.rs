@@ -33,8 +33,45 @@ use crate::job::{Job, JobError};
 use crate::model::{ClaimedJob, FailOutcome};
 use crate::store::Store;
 
+/// How a job run ended, as reported to a [`JobObserver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Completed (by the handler's transaction or by the layer).
+    Succeeded,
+    /// Failed; back to pending with backoff.
+    Retrying,
+    /// Failed for good.
+    Dead,
+    /// The lease was lost to another worker or an operator.
+    LeaseLost,
+    /// Given back at the shutdown deadline, attempt not counted.
+    Released,
+}
+
+impl JobOutcome {
+    /// Lowercase label for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobOutcome::Succeeded => "succeeded",
+            JobOutcome::Retrying => "retrying",
+            JobOutcome::Dead => "dead",
+            JobOutcome::LeaseLost => "lease_lost",
+            JobOutcome::Released => "released",
+        }
+    }
+}
+
+/// Hears about every job a worker runs, so the binary can count them without the queue
+/// knowing about any metrics system.
+pub trait JobObserver: Send + Sync + 'static {
+    /// A job was handed to its handler.
+    fn started(&self, _queue: &str) {}
+    /// A job run ended with `outcome` after `elapsed`.
+    fn finished(&self, _queue: &str, _outcome: JobOutcome, _elapsed: Duration) {}
+}
+
 /// How a worker process consumes one queue.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WorkerOptions {
     /// The queue to consume.
     pub queue: String,
@@ -50,6 +87,22 @@ pub struct WorkerOptions {
     pub rescue_interval: Duration,
     /// Identifies this worker in leases (shown to operators as the lease holder).
     pub worker_id: String,
+    /// Told about every job run (metrics).
+    pub observer: Option<Arc<dyn JobObserver>>,
+}
+
+impl std::fmt::Debug for WorkerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerOptions")
+            .field("queue", &self.queue)
+            .field("concurrency", &self.concurrency)
+            .field("batch", &self.batch)
+            .field("poll_interval", &self.poll_interval)
+            .field("rescue_interval", &self.rescue_interval)
+            .field("worker_id", &self.worker_id)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
 }
 
 impl WorkerOptions {
@@ -63,6 +116,7 @@ impl WorkerOptions {
             poll_interval: Duration::from_secs(1),
             rescue_interval: Duration::from_secs(5),
             worker_id: format!("{host}:{}:{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            observer: None,
         }
     }
 }
@@ -280,16 +334,24 @@ impl BackendConfig for QueueBackend {
             store: self.store.clone(),
             inflight: self.inflight.clone(),
             abort: self.abort.subscribe(),
+            observer: self.options.observer.clone(),
         }
     }
 }
 
 /// Holds a job's lease for the length of its handler and records the outcome.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LeaseLayer {
     store: Store,
     inflight: Arc<InFlight>,
     abort: watch::Receiver<bool>,
+    observer: Option<Arc<dyn JobObserver>>,
+}
+
+impl std::fmt::Debug for LeaseLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseLayer").finish_non_exhaustive()
+    }
 }
 
 impl<S> Layer<S> for LeaseLayer {
@@ -301,17 +363,25 @@ impl<S> Layer<S> for LeaseLayer {
             store: self.store.clone(),
             inflight: self.inflight.clone(),
             abort: self.abort.clone(),
+            observer: self.observer.clone(),
         }
     }
 }
 
 /// See [`LeaseLayer`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LeaseService<S> {
     inner: S,
     store: Store,
     inflight: Arc<InFlight>,
     abort: watch::Receiver<bool>,
+    observer: Option<Arc<dyn JobObserver>>,
+}
+
+impl<S> std::fmt::Debug for LeaseService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseService").finish_non_exhaustive()
+    }
 }
 
 /// How a handler run ended, before we record it.
@@ -342,6 +412,12 @@ where
         let store = self.store.clone();
         let inflight = self.inflight.clone();
         let mut abort = self.abort.clone();
+        let observer = self.observer.clone();
+        let queue = job.claimed().lease.queue.clone();
+        if let Some(o) = &observer {
+            o.started(&queue);
+        }
+        let started = std::time::Instant::now();
         let handler = self.inner.call(task);
         let span = tracing::info_span!(
             "job",
@@ -366,8 +442,11 @@ where
                     () = aborted => RunEnd::Aborted,
                 }
             };
-            let result = record(&store, &job, end).await;
+            let (result, outcome) = record(&store, &job, end).await;
             inflight.finish();
+            if let Some(o) = &observer {
+                o.finished(&queue, outcome, started.elapsed());
+            }
             result
         };
         Box::pin(tracing::Instrument::instrument(fut, span))
@@ -399,48 +478,65 @@ async fn keep_lease(store: &Store, job: &Job) {
 }
 
 /// Records the run's outcome with a compare-and-set on the lease.
-async fn record<T>(store: &Store, job: &Job, end: RunEnd<T>) -> Result<T, BoxDynError> {
+async fn record<T>(store: &Store, job: &Job, end: RunEnd<T>) -> (Result<T, BoxDynError>, JobOutcome) {
     let claimed = job.claimed();
     match end {
         RunEnd::Finished(Ok(response)) => {
+            let mut outcome = JobOutcome::Succeeded;
             if !job.completed_in_handler() {
                 match retry_db(|| store.complete(&claimed.lease)).await {
                     Ok(true) => {}
-                    Ok(false) => tracing::warn!("job finished but its lease was lost; its completion was not recorded"),
+                    Ok(false) => {
+                        outcome = JobOutcome::LeaseLost;
+                        tracing::warn!("job finished but its lease was lost; its completion was not recorded");
+                    }
                     Err(e) => tracing::error!(error = %e, "could not record completion; the lease will expire and the job run again"),
                 }
             }
             tracing::debug!("job succeeded");
-            Ok(response)
+            (Ok(response), outcome)
         }
         RunEnd::Finished(Err(err)) => {
             let permanent = matches!(err.downcast_ref::<JobError>(), Some(JobError::Permanent(_)));
             let message = err.to_string();
-            log_failure(retry_db(|| store.fail(claimed, &message, permanent)).await, &message);
-            Err(err)
+            let outcome = log_failure(retry_db(|| store.fail(claimed, &message, permanent)).await, &message);
+            (Err(err), outcome)
         }
         RunEnd::Panicked(message) => {
             let message = format!("handler panicked: {message}");
-            log_failure(retry_db(|| store.fail(claimed, &message, false)).await, &message);
-            Err(message.into())
+            let outcome = log_failure(retry_db(|| store.fail(claimed, &message, false)).await, &message);
+            (Err(message.into()), outcome)
         }
-        RunEnd::LeaseLost => Err(QueueError::LeaseLost(claimed.lease.job_id).into()),
+        RunEnd::LeaseLost => (Err(QueueError::LeaseLost(claimed.lease.job_id).into()), JobOutcome::LeaseLost),
         RunEnd::Aborted => {
             match retry_db(|| store.release(&claimed.lease)).await {
                 Ok(_) => tracing::info!("shutdown deadline: job released for another worker"),
                 Err(e) => tracing::error!(error = %e, "could not release job; its lease will expire"),
             }
-            Err("aborted at shutdown deadline".into())
+            (Err("aborted at shutdown deadline".into()), JobOutcome::Released)
         }
     }
 }
 
-fn log_failure(outcome: Result<FailOutcome, QueueError>, message: &str) {
+fn log_failure(outcome: Result<FailOutcome, QueueError>, message: &str) -> JobOutcome {
     match outcome {
-        Ok(FailOutcome::Retrying { run_at }) => tracing::warn!(error = message, %run_at, "job failed; will retry"),
-        Ok(FailOutcome::Dead) => tracing::error!(error = message, "job failed for good; it is dead and needs an operator"),
-        Ok(FailOutcome::LeaseLost) => tracing::warn!(error = message, "job failed after its lease was lost"),
-        Err(e) => tracing::error!(error = %e, "could not record failure; the lease will expire and the job run again"),
+        Ok(FailOutcome::Retrying { run_at }) => {
+            tracing::warn!(error = message, %run_at, "job failed; will retry");
+            JobOutcome::Retrying
+        }
+        Ok(FailOutcome::Dead) => {
+            tracing::error!(error = message, "job failed for good; it is dead and needs an operator");
+            JobOutcome::Dead
+        }
+        Ok(FailOutcome::LeaseLost) => {
+            tracing::warn!(error = message, "job failed after its lease was lost");
+            JobOutcome::LeaseLost
+        }
+        Err(e) => {
+            // Not recorded: the lease expires and the job runs again, as a retry would.
+            tracing::error!(error = %e, "could not record failure; the lease will expire and the job run again");
+            JobOutcome::Retrying
+        }
     }
 }
 

@@ -14,13 +14,14 @@
 
 use std::future::Future;
 use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::layers::WorkerBuilderExt;
 use apalis_core::error::BoxDynError;
 use apalis_core::worker::builder::WorkerBuilder;
 use subsync_domain::{AccessPolicy, TierConfig};
-use subsync_queue::{Job, JobError, QueueBackend, Store, WorkerOptions};
+use subsync_queue::{Job, JobError, JobObserver, QueueBackend, Store, WorkerOptions};
 use tower::{Layer, Service};
 
 use crate::error::WorkerError;
@@ -31,7 +32,7 @@ const ABORT_WAIT: Duration = Duration::from_secs(10);
 
 /// Settings of one worker process. The lead's `subsync worker` / `subsync serve` fill it
 /// from flags and the tier config file.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WorkerConfig {
     /// Jobs run at once (and the most this worker ever holds claimed).
     pub concurrency: usize,
@@ -50,6 +51,22 @@ pub struct WorkerConfig {
     pub rescue_interval: Duration,
     /// Name in leases and logs; `None` makes a unique one (`host:pid:random`).
     pub worker_id: Option<String>,
+    /// Told about every job run, for metrics.
+    pub observer: Option<Arc<dyn JobObserver>>,
+}
+
+impl std::fmt::Debug for WorkerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerConfig")
+            .field("concurrency", &self.concurrency)
+            .field("job_timeout", &self.job_timeout)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("policy", &self.policy)
+            .field("poll_interval", &self.poll_interval)
+            .field("rescue_interval", &self.rescue_interval)
+            .field("worker_id", &self.worker_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WorkerConfig {
@@ -65,6 +82,7 @@ impl WorkerConfig {
             poll_interval: Duration::from_secs(1),
             rescue_interval: Duration::from_secs(5),
             worker_id: None,
+            observer: None,
         }
     }
 
@@ -112,6 +130,7 @@ pub async fn run_with_context(
     if let Some(id) = &config.worker_id {
         options.worker_id = id.clone();
     }
+    options.observer = config.observer.clone();
     let backend = QueueBackend::new(ctx.store().clone(), options.clone());
     let abort = backend.abort_handle();
     let timeout = config.job_timeout;

@@ -259,7 +259,10 @@ async fn act(state: AdminState, principal: Principal, id: String, form: FormPair
         return res;
     }
     match ops::act_on_one(&state.store, action, &id, "dashboard").await {
-        Ok(_) => back_to(field(&pairs, "next"), if action == Action::Retry { "retried" } else { "cancelled" }),
+        Ok(_) => {
+            state.record_action(action, 1);
+            back_to(field(&pairs, "next"), if action == Action::Retry { "retried" } else { "cancelled" })
+        }
         Err(e) => super::PageError::from(e).into_response(),
     }
 }
@@ -321,6 +324,7 @@ async fn bulk_inner(state: &AdminState, pairs: &[(String, String)]) -> Result<(A
     let filter = list.query.filter(Utc::now())?;
     let ids = ops::matching_ids(&state.store, &filter).await?;
     let n = ops::apply_in_chunks(&state.store, action, &ids, |_, _, _| {}).await?;
+    state.record_action(action, n);
     tracing::info!(action = action.verb(), matched = ids.len(), changed = n, filter = %list.query.describe(), via = "dashboard", "operator bulk action");
     Ok((action, n, list))
 }

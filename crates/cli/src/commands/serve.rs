@@ -141,10 +141,14 @@ async fn run(global: &Global, intake: IntakeArgs, admin: AdminArgs, worker: Opti
     let registry = Arc::new(subsync_metrics::Registry::new());
     let stop = shutdown::broadcast();
     let admin_server = admin.start(&store, registry.clone(), stop.clone()).await?;
-    let worker = worker.map(|config| {
-        tracing::info!(concurrency = config.concurrency, "worker running in-process");
-        tokio::spawn(subsync_worker::run(store.clone(), config, shutdown::wait(stop.clone())))
-    });
+    let worker = match worker {
+        Some(mut config) => {
+            config.observer = Some(crate::job_metrics::JobMetrics::new(registry.clone()).context("registering job metrics")?);
+            tracing::info!(concurrency = config.concurrency, "worker running in-process");
+            Some(tokio::spawn(subsync_worker::run(store.clone(), config, shutdown::wait(stop.clone()))))
+        }
+        None => None,
+    };
     let state = IntakeState::new(store.clone(), config, registry).context("registering metrics")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await

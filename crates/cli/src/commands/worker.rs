@@ -1,6 +1,8 @@
 //! `subsync worker`: the subscription sync worker (also run in-process by `subsync serve`).
 
+use std::future::IntoFuture;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -57,14 +59,39 @@ pub struct Args {
     /// Do not apply migrations at start.
     #[arg(long, env = "SUBSYNC_NO_MIGRATE")]
     pub no_migrate: bool,
+    /// Address to serve this worker's `/metrics` and `/healthz` on; none when unset.
+    #[arg(long, env = "SUBSYNC_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
 }
 
 /// Runs the worker until SIGTERM/SIGINT.
 pub async fn run(global: &Global, args: Args) -> Result<()> {
-    let config = args.worker.config()?;
+    let mut config = args.worker.config()?;
+    let metrics_listen = args
+        .metrics_listen
+        .as_deref()
+        .map(|a| crate::options::parse_listen("--metrics-listen (SUBSYNC_METRICS_LISTEN)", a))
+        .transpose()?;
     let store = if args.no_migrate { global.connect().await? } else { global.connect_and_migrate().await? };
+    let registry = Arc::new(subsync_metrics::Registry::new());
+    config.observer = Some(crate::job_metrics::JobMetrics::new(registry.clone()).context("registering job metrics")?);
+    let stop = shutdown::broadcast();
+    if let Some(addr) = metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let app = axum::Router::new()
+            .route("/healthz", axum::routing::get(|| async { "ok" }))
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let registry = registry.clone();
+                    async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], registry.render()) }
+                }),
+            );
+        tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(shutdown::wait(stop.clone())).into_future());
+        tracing::info!(%addr, "worker metrics on /metrics");
+    }
     tracing::info!(backend = store.backend().as_str(), concurrency = config.concurrency, "worker starting");
-    subsync_worker::run(store, config, shutdown::signal()).await.context("worker failed")?;
+    subsync_worker::run(store, config, shutdown::wait(stop)).await.context("worker failed")?;
     tracing::info!("worker stopped");
     Ok(())
 }
