@@ -39,10 +39,16 @@ pub struct Args {
 pub async fn run(args: Args) -> Result<()> {
     let mut rows = Vec::new();
     if !args.no_sqlite {
-        rows.push(bench(BenchDb::sqlite(QueueConfig::default()).await?, &args).await?);
+        let db = BenchDb::sqlite(QueueConfig::default()).await?;
+        let ceiling = raw_ceiling(&db.store, args.concurrency, args.requests).await?;
+        rows.push(measure(&db, args.requests, args.concurrency, args.committers).await?.row(ceiling));
+        db.close().await;
     }
     if let Some(url) = &args.postgres {
-        rows.push(bench(BenchDb::postgres(url, QueueConfig::default()).await?, &args).await?);
+        let db = BenchDb::postgres(url, QueueConfig::default()).await?;
+        let ceiling = raw_ceiling(&db.store, args.concurrency, args.requests).await?;
+        rows.push(measure(&db, args.requests, args.concurrency, args.committers).await?.row(ceiling));
+        db.close().await;
     }
     if rows.is_empty() {
         bail!("nothing to run: give --postgres URL or drop --no-sqlite");
@@ -58,12 +64,38 @@ pub async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-async fn bench(db: BenchDb, args: &Args) -> Result<String> {
-    eprintln!("[{}] raw insert ceiling…", db.label);
-    let ceiling = raw_ceiling(&db.store, args.concurrency, args.requests).await?;
+/// Intake figures on one backend.
+pub struct Figures {
+    pub label: &'static str,
+    pub rate: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub non_2xx: u64,
+    pub errors: u64,
+}
+
+impl Figures {
+    /// A markdown row beside `ceiling`.
+    pub fn row(&self, ceiling: f64) -> String {
+        format!(
+            "| {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            self.label,
+            ceiling,
+            self.rate,
+            self.rate / ceiling,
+            self.p50,
+            self.p99,
+            self.non_2xx,
+            self.errors
+        )
+    }
+}
+
+/// Sends `requests` signed webhooks with `concurrency` senders to an in-process intake on `db`.
+pub async fn measure(db: &BenchDb, requests: u64, concurrency: usize, committers: usize) -> Result<Figures> {
     eprintln!("[{}] intake…", db.label);
     let mut config = IntakeConfig::new(Secrets::parse(SECRET)?);
-    config.committers = if db.store.backend() == Backend::Sqlite { 1 } else { args.committers };
+    config.committers = if db.store.backend() == Backend::Sqlite { 1 } else { committers };
     let state = IntakeState::new(db.store.clone(), config, Arc::new(subsync_metrics::Registry::new()))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -71,25 +103,19 @@ async fn bench(db: BenchDb, args: &Args) -> Result<String> {
     let report = load::run_load(&load::Args {
         url: format!("http://{addr}/webhooks/stripe"),
         secret: SECRET.into(),
-        requests: args.requests,
-        concurrency: args.concurrency,
+        requests,
+        concurrency,
         max_seconds: 300,
         duplicate_percent: 0,
     })
     .await?;
     server.abort();
-    let rate = per_sec(report.ok, report.elapsed);
-    let row = format!(
-        "| {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} |",
-        db.label,
-        ceiling,
-        rate,
-        rate / ceiling,
-        percentile_ms(&report.latencies, 50.0),
-        percentile_ms(&report.latencies, 99.0),
-        report.non_2xx,
-        report.errors
-    );
-    db.close().await;
-    Ok(row)
+    Ok(Figures {
+        label: db.label,
+        rate: per_sec(report.ok, report.elapsed),
+        p50: percentile_ms(&report.latencies, 50.0),
+        p99: percentile_ms(&report.latencies, 99.0),
+        non_2xx: report.non_2xx,
+        errors: report.errors,
+    })
 }

@@ -44,27 +44,46 @@ pub struct Args {
     duplicate_percent: u64,
 }
 
-/// One backend's figures.
-struct Figures {
-    label: &'static str,
-    ceiling: f64,
-    enqueue: f64,
-    enqueue_p50: f64,
-    enqueue_p99: f64,
-    drain: f64,
-    overlaps: u64,
+/// One backend's queue figures.
+pub struct Figures {
+    pub label: &'static str,
+    pub ceiling: f64,
+    pub enqueue: f64,
+    pub enqueue_p50: f64,
+    pub enqueue_p99: f64,
+    pub drain: f64,
+    pub overlaps: u64,
+}
+
+/// Workload of the queue benchmark.
+#[derive(Debug, Clone, Copy)]
+pub struct Workload {
+    pub jobs: u64,
+    pub groups: u64,
+    pub concurrency: usize,
+    pub duplicate_percent: u64,
 }
 
 pub async fn run(args: Args) -> Result<()> {
     if args.groups == 0 || args.jobs == 0 || args.concurrency == 0 || args.duplicate_percent >= 100 {
         bail!("jobs, groups and concurrency must be positive and duplicate-percent below 100");
     }
+    let workload = Workload {
+        jobs: args.jobs,
+        groups: args.groups,
+        concurrency: args.concurrency,
+        duplicate_percent: args.duplicate_percent,
+    };
     let mut results = Vec::new();
     if !args.no_sqlite {
-        results.push(bench(BenchDb::sqlite(QueueConfig::default()).await?, &args).await?);
+        let db = BenchDb::sqlite(QueueConfig::default()).await?;
+        results.push(measure(&db, workload).await?);
+        db.close().await;
     }
     if let Some(url) = &args.postgres {
-        results.push(bench(BenchDb::postgres(url, QueueConfig::default()).await?, &args).await?);
+        let db = BenchDb::postgres(url, QueueConfig::default()).await?;
+        results.push(measure(&db, workload).await?);
+        db.close().await;
     }
     if results.is_empty() {
         bail!("nothing to run: give --postgres URL or drop --no-sqlite");
@@ -97,15 +116,16 @@ pub async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-async fn bench(db: BenchDb, args: &Args) -> Result<Figures> {
+/// Runs the three measurements on `db`.
+pub async fn measure(db: &BenchDb, w: Workload) -> Result<Figures> {
     eprintln!("[{}] raw insert ceiling…", db.label);
-    let ceiling = raw_ceiling(&db.store, args.concurrency, args.jobs).await?;
+    let ceiling = raw_ceiling(&db.store, w.concurrency, w.jobs).await?;
     eprintln!("[{}] enqueue…", db.label);
-    let (enqueue, mut latencies) = enqueue(&db.store, args).await?;
+    let (enqueue, mut latencies) = enqueue(&db.store, w).await?;
     latencies.sort();
     eprintln!("[{}] drain…", db.label);
-    let (drain, overlaps) = drain(&db.store, args).await?;
-    let figures = Figures {
+    let (drain, overlaps) = drain(&db.store, w).await?;
+    Ok(Figures {
         label: db.label,
         ceiling,
         enqueue,
@@ -113,15 +133,14 @@ async fn bench(db: BenchDb, args: &Args) -> Result<Figures> {
         enqueue_p99: percentile_ms(&latencies, 99.0),
         drain,
         overlaps,
-    };
-    db.close().await;
-    Ok(figures)
+    })
 }
 
 /// One committed `INSERT … ON CONFLICT DO NOTHING` per row, `clients` at once (autocommit on
 /// PostgreSQL; on SQLite a write transaction behind the same in-process writer lock the queue uses).
 pub async fn raw_ceiling(store: &Store, clients: usize, rows: u64) -> Result<f64> {
-    exec(store, "CREATE TABLE bench_ceiling (k TEXT PRIMARY KEY)").await?;
+    exec(store, "CREATE TABLE IF NOT EXISTS bench_ceiling (k TEXT PRIMARY KEY)").await?;
+    exec(store, "DELETE FROM bench_ceiling").await?;
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -171,7 +190,7 @@ async fn exec(store: &Store, sql: &'static str) -> Result<()> {
 }
 
 /// Producers enqueue every job once, plus duplicates of random earlier keys.
-async fn enqueue(store: &Store, args: &Args) -> Result<(f64, Vec<Duration>)> {
+async fn enqueue(store: &Store, args: Workload) -> Result<(f64, Vec<Duration>)> {
     let duplicates = args.jobs * args.duplicate_percent / (100 - args.duplicate_percent);
     let mut keys: Vec<u64> = (0..args.jobs).collect();
     keys.extend((0..duplicates).map(|_| fastrand::u64(0..args.jobs)));
@@ -207,7 +226,7 @@ async fn enqueue(store: &Store, args: &Args) -> Result<(f64, Vec<Duration>)> {
 }
 
 /// Drains every job with one worker, `concurrency` slots; returns jobs/s and overlaps seen.
-async fn drain(store: &Store, args: &Args) -> Result<(f64, u64)> {
+async fn drain(store: &Store, args: Workload) -> Result<(f64, u64)> {
     exec(store, "CREATE TABLE bench_effects (group_key TEXT PRIMARY KEY, n BIGINT NOT NULL)").await?;
     let active: Arc<Mutex<HashSet<String>>> = Arc::default();
     let overlaps = Arc::new(AtomicU64::new(0));

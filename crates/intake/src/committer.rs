@@ -64,18 +64,31 @@ async fn run(store: Store, rx: Arc<Mutex<mpsc::Receiver<Submission>>>, max_batch
                     let _ = submission.reply.send(Ok(result));
                 }
             }
-            Err(e) if e.is_transient() || batch.len() == 1 => {
+            Err(e) if batch.len() == 1 => {
                 let e = Arc::new(e);
                 for submission in batch {
                     let _ = submission.reply.send(Err(e.clone()));
                 }
             }
             Err(e) => {
-                // One record may be at fault: store each alone so it fails only itself.
+                // One record may be at fault: store each alone so it fails only itself. A
+                // connection failure ends the pass (see below).
                 tracing::warn!(error = %e, size = batch.len(), "batch commit failed; storing one by one");
+                let mut down: Option<Arc<QueueError>> = None;
                 for submission in batch {
-                    let result = store_batch(&store, &[&submission.record]).await;
-                    let _ = submission.reply.send(result.map(|mut r| r.remove(0)).map_err(Arc::new));
+                    if let Some(e) = &down {
+                        let _ = submission.reply.send(Err(e.clone()));
+                        continue;
+                    }
+                    let result = store_batch(&store, &[&submission.record]).await.map_err(Arc::new);
+                    if let Err(e) = &result {
+                        if e.is_transient() {
+                            // The database itself is away: fail the rest now rather than
+                            // making each wait out the connection timeout in turn.
+                            down = Some(e.clone());
+                        }
+                    }
+                    let _ = submission.reply.send(result.map(|mut r| r.remove(0)));
                 }
             }
         }

@@ -123,7 +123,21 @@ async fn handle(state: &IntakeState, headers: &HeaderMap, body: Body) -> Result<
                 "rejected_payload",
             ));
         }
-        Ok(Err(_)) => return Err(too_large()),
+        Ok(Err(e)) => {
+            // Over the limit is 413; a body that breaks HTTP framing (bad chunk, conflicting
+            // lengths, connection dropped) is the client's malformed request: 400.
+            let over_limit = std::iter::successors(std::error::Error::source(&e), |e| e.source())
+                .any(|e| e.is::<http_body_util::LengthLimitError>());
+            if over_limit {
+                return Err(too_large());
+            }
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_body",
+                format!("the request body could not be read: {e}"),
+                "rejected_payload",
+            ));
+        }
         Ok(Ok(bytes)) => bytes,
     };
 
@@ -186,8 +200,21 @@ fn signature_refusal(e: SignatureError) -> Refusal {
 fn parse_record(bytes: &[u8]) -> Result<EventRecord, Refusal> {
     let bad = |code: &'static str, message: String| Refusal::new(StatusCode::BAD_REQUEST, code, message, "rejected_payload");
     let envelope = Envelope::parse(bytes).map_err(|e| bad(e.code(), e.to_string()))?;
-    if envelope.id.is_empty() || envelope.id.len() > MAX_ID_LEN || envelope.event_type.len() > MAX_ID_LEN {
-        return Err(bad("invalid_event_id", format!("event id and type must be 1..={MAX_ID_LEN} bytes")));
+    // Stripe ids are short printable ASCII; anything else cannot be a real event and would
+    // only fail later in the database (PostgreSQL refuses NUL in text, indexes refuse huge keys).
+    let plausible = |s: &str| !s.is_empty() && s.len() <= MAX_ID_LEN && !s.chars().any(char::is_control);
+    if !plausible(&envelope.id) || !plausible(&envelope.event_type) {
+        return Err(bad(
+            "invalid_event_id",
+            format!("event id and type must be 1..={MAX_ID_LEN} bytes without control characters"),
+        ));
+    }
+    let group_key = envelope.group_key().as_queue_group();
+    if group_key.len() > MAX_ID_LEN || group_key.chars().any(char::is_control) {
+        return Err(bad(
+            "invalid_field",
+            format!("the subscription or customer id must be at most {MAX_ID_LEN} bytes without control characters"),
+        ));
     }
     // Envelope::parse accepted it as UTF-8 already.
     let payload = String::from_utf8_lossy(bytes).into_owned();
@@ -199,7 +226,7 @@ fn parse_record(bytes: &[u8]) -> Result<EventRecord, Refusal> {
         (Disposition::Handled, "event")
     };
     Ok(EventRecord {
-        group_key: envelope.group_key().as_queue_group(),
+        group_key,
         event_id: envelope.id,
         event_type: envelope.event_type,
         created: envelope.created,
