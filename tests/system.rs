@@ -34,7 +34,7 @@ macro_rules! both_backends {
     };
 }
 
-both_backends!(checkout_and_subscription_created_racing_both_apply_without_retry);
+both_backends!(checkout_and_subscription_created_racing_both_apply_without_retry, prune_forgets_only_what_is_past_retention);
 
 const ADMIN_TOKEN: &str = "system-test-admin-token-0123";
 
@@ -174,4 +174,56 @@ async fn demo_prints_the_expected_entitlements() {
     assert!(line("usr_alice").contains(" basic "), "{stdout}");
     assert!(line("usr_bob").contains(" pro ") && line("usr_bob").contains("cancels_at_period_end"), "{stdout}");
     assert!(line("usr_carol").contains(" basic ") && line("usr_carol").contains("past_due"), "{stdout}");
+}
+
+async fn prune_forgets_only_what_is_past_retention(b: Backend) {
+    let db = TestDb::new(b).await;
+    let run = |args: &'static [&'static str]| {
+        let url = db.url.clone();
+        async move {
+            tokio::process::Command::new(common::binary())
+                .args(args)
+                .env("DATABASE_URL", url)
+                .env("RUST_LOG", "error")
+                .output()
+                .await
+                .expect("run subsync")
+        }
+    };
+    assert!(run(&["migrate"]).await.status.success());
+    // One old finished job with its event, one old dead job, one recent event and job.
+    let statements: Vec<String> = match b {
+        Backend::Sqlite => {
+            let old = chrono::Utc::now().timestamp_millis() - 40 * 86_400_000;
+            let new = chrono::Utc::now().timestamp_millis();
+            vec![
+                format!("INSERT INTO subsync_jobs (id, queue, unique_key, group_key, payload, state, max_attempts, run_at, created_at, finished_at) VALUES ('00000000-0000-7000-8000-000000000001', 'stripe', 'evt_old', 'sub_old', '{{}}', 'succeeded', 12, {old}, {old}, {old})"),
+                format!("INSERT INTO subsync_jobs (id, queue, unique_key, group_key, payload, state, max_attempts, run_at, created_at, finished_at) VALUES ('00000000-0000-7000-8000-000000000002', 'stripe', 'evt_dead', 'sub_old', '{{}}', 'dead', 12, {old}, {old}, {old})"),
+                format!("INSERT INTO subsync_jobs (id, queue, unique_key, group_key, payload, state, max_attempts, run_at, created_at, finished_at) VALUES ('00000000-0000-7000-8000-000000000003', 'stripe', 'evt_new', 'sub_new', '{{}}', 'succeeded', 12, {new}, {new}, {new})"),
+                format!("INSERT INTO subsync_events (event_id, event_type, livemode, object_kind, group_key, disposition, payload, received_at, job_id) VALUES ('evt_old', 't', 0, 'event', 'sub_old', 'handled', '{{}}', {old}, '00000000-0000-7000-8000-000000000001')"),
+                format!("INSERT INTO subsync_events (event_id, event_type, livemode, object_kind, group_key, disposition, payload, received_at, job_id) VALUES ('evt_new', 't', 0, 'event', 'sub_new', 'handled', '{{}}', {new}, '00000000-0000-7000-8000-000000000003')"),
+            ]
+        }
+        Backend::Postgres => vec![
+            "INSERT INTO subsync_jobs (id, queue, unique_key, group_key, payload, state, max_attempts, run_at, created_at, finished_at) VALUES ('00000000-0000-7000-8000-000000000001', 'stripe', 'evt_old', 'sub_old', '{}', 'succeeded', 12, now() - interval '40 days', now() - interval '40 days', now() - interval '40 days')".into(),
+            "INSERT INTO subsync_jobs (id, queue, unique_key, group_key, payload, state, max_attempts, run_at, created_at, finished_at) VALUES ('00000000-0000-7000-8000-000000000002', 'stripe', 'evt_dead', 'sub_old', '{}', 'dead', 12, now() - interval '40 days', now() - interval '40 days', now() - interval '40 days')".into(),
+            "INSERT INTO subsync_jobs (id, queue, unique_key, group_key, payload, state, max_attempts, run_at, created_at, finished_at) VALUES ('00000000-0000-7000-8000-000000000003', 'stripe', 'evt_new', 'sub_new', '{}', 'succeeded', 12, now(), now(), now())".into(),
+            "INSERT INTO subsync_events (event_id, event_type, livemode, object_kind, group_key, disposition, payload, received_at, job_id) VALUES ('evt_old', 't', false, 'event', 'sub_old', 'handled', '{}', now() - interval '40 days', '00000000-0000-7000-8000-000000000001')".into(),
+            "INSERT INTO subsync_events (event_id, event_type, livemode, object_kind, group_key, disposition, payload, received_at, job_id) VALUES ('evt_new', 't', false, 'event', 'sub_new', 'handled', '{}', now(), '00000000-0000-7000-8000-000000000003')".into(),
+        ],
+    };
+    for sql in statements {
+        db.exec(&sql).await;
+    }
+    let out = run(&["prune", "--json"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!((report["jobs_deleted"].as_u64(), report["events_deleted"].as_u64()), (Some(1), Some(1)), "{report}");
+    assert_eq!(db.count("subsync_jobs", "WHERE unique_key = 'evt_dead'").await, 1, "dead jobs wait for an operator");
+    assert_eq!(db.count("subsync_events", "WHERE event_id = 'evt_new'").await, 1);
+    let out = run(&["prune", "--include-dead", "--json"]).await;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["jobs_deleted"].as_u64(), Some(1), "{report}");
+    assert_eq!(db.count("subsync_jobs", "").await, 1);
+    db.close().await;
 }

@@ -79,6 +79,22 @@ impl TestDb {
         }
     }
 
+    /// Runs one statement.
+    pub async fn exec(&self, sql: &str) {
+        match self.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&self.url).await.expect("sqlite");
+                sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&pool).await.expect("exec");
+                pool.close().await;
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&self.url).await.expect("pg");
+                sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&pool).await.expect("exec");
+                pool.close().await;
+            }
+        }
+    }
+
     /// One text column of one row.
     pub async fn text(&self, sql: &str) -> Option<String> {
         match self.backend {

@@ -58,7 +58,7 @@ pub fn check_loopback(url: &str) -> Result<()> {
 pub fn event_body(event_id: &str, subscription: &str) -> Vec<u8> {
     let now = chrono::Utc::now().timestamp();
     format!(
-        r#"{{"id":"{event_id}","object":"event","api_version":"2025-03-31.basil","created":{now},"livemode":false,"type":"customer.subscription.updated","data":{{"object":{{"id":"{subscription}","object":"subscription","customer":"cus_load","status":"active","cancel_at_period_end":false,"metadata":{{}},"items":{{"object":"list","data":[{{"id":"si_load","object":"subscription_item","current_period_end":{end},"price":{{"id":"price_basic","object":"price","lookup_key":"basic_monthly"}}}}]}}}}}},"pending_webhooks":1,"request":{{"id":null,"idempotency_key":null}}}}"#,
+        r#"{{"id":"{event_id}","object":"event","api_version":"2025-03-31.basil","created":{now},"livemode":false,"type":"customer.subscription.updated","data":{{"object":{{"id":"{subscription}","object":"subscription","customer":"cus_{subscription}","status":"active","cancel_at_period_end":false,"metadata":{{}},"items":{{"object":"list","data":[{{"id":"si_load","object":"subscription_item","current_period_end":{end},"price":{{"id":"price_basic","object":"price","lookup_key":"basic_monthly"}}}}]}}}}}},"pending_webhooks":1,"request":{{"id":null,"idempotency_key":null}}}}"#,
         end = now + 30 * 86400
     )
     .into_bytes()

@@ -5,12 +5,15 @@
 //! ```text
 //! cargo run --release -p subsync-bench -- queue  --postgres postgres://postgres@127.0.0.1:5432/test
 //! cargo run --release -p subsync-bench -- intake --postgres postgres://postgres@127.0.0.1:5432/test
+//! cargo run --release -p subsync-bench -- report    # everything, both backends, < 5 min
 //! ```
 
 mod db;
+mod e2e;
 mod intake;
 mod load;
 mod queue;
+mod report;
 mod stats;
 
 use anyhow::Result;
@@ -30,6 +33,8 @@ enum Command {
     Queue(queue::Args),
     /// Intake: signed webhooks/s and p50/p99 through loopback HTTP, beside the raw ceiling.
     Intake(intake::Args),
+    /// Every figure on SQLite and PostgreSQL in one run, written to docs/benchmarks.md (< 5 min).
+    Report(report::Args),
     /// Send signed webhook load to a running intake on this machine (loopback only, bounded).
     Load(load::Args),
 }
@@ -39,6 +44,7 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Queue(args) => queue::run(args).await,
         Command::Intake(args) => intake::run(args).await,
+        Command::Report(args) => report::run(args).await,
         Command::Load(args) => {
             let report = load::run_load(&args).await?;
             println!(

@@ -36,6 +36,12 @@ enum Command {
     Demo,
     /// Apply database migrations and exit.
     Migrate,
+    /// Delete finished jobs and events past the retention window (run daily).
+    Prune {
+        /// Also delete dead jobs past the window (by default they wait for an operator).
+        #[arg(long)]
+        include_dead: bool,
+    },
     /// Operator commands: jobs, running groups, stats.
     #[command(flatten)]
     Operator(subsync_admin::Command),
@@ -69,6 +75,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => commands::serve::serve(&cli.global, args).await,
             Command::Intake(args) => commands::serve::intake_only(&cli.global, args).await,
             Command::Migrate => commands::migrate::run(&cli.global).await,
+            Command::Prune { include_dead } => commands::prune::run(&cli.global, include_dead, &cli.output).await,
             Command::Worker(args) => commands::worker::run(&cli.global, args).await,
             Command::Demo => commands::demo::run().await,
             Command::Entitlements(cmd) => commands::entitlements::run(&cli.global, cmd, &cli.output).await,

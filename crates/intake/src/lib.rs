@@ -16,6 +16,7 @@ pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod persist;
+pub mod retention;
 
 pub use config::IntakeConfig;
 pub use http::{IntakeState, router};

@@ -1,0 +1,106 @@
+//! `subsync-bench report`: every figure in one run, on SQLite and PostgreSQL, as ratios to
+//! the same database's raw insert ceiling measured in the same run; printed as markdown and
+//! written to a docs file with the machine's cores and database versions.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use subsync_queue::QueueConfig;
+
+use crate::db::BenchDb;
+use crate::{e2e, intake, queue};
+
+/// Options of `subsync-bench report`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// PostgreSQL server (a scratch schema is created and dropped).
+    #[arg(long, env = "SUBSYNC_BENCH_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    postgres: String,
+    /// Where to write the markdown report.
+    #[arg(long, default_value = "docs/benchmarks.md")]
+    output: PathBuf,
+}
+
+struct Row {
+    version: String,
+    q: queue::Figures,
+    i: intake::Figures,
+    e: e2e::Figures,
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    let workload = queue::Workload { jobs: 10_000, groups: 1_000, concurrency: 16, duplicate_percent: 10 };
+    let mut rows = Vec::new();
+    for postgres in [false, true] {
+        let open = || async {
+            if postgres {
+                BenchDb::postgres(&args.postgres, QueueConfig::default()).await
+            } else {
+                BenchDb::sqlite(QueueConfig::default()).await
+            }
+        };
+        let db = open().await?;
+        let version = version(&db).await?;
+        let q = queue::measure(&db, workload).await?;
+        let i = intake::measure(&db, 10_000, 16, 4).await?;
+        db.close().await;
+        // A fresh database: the intake run left 10,000 jobs that would skew the worker.
+        let db = open().await?;
+        let e = e2e::measure(&db, 100, 3_000, 16).await?;
+        db.close().await;
+        rows.push(Row { version, q, i, e });
+    }
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let mut md = String::new();
+    md.push_str(&format!(
+        "Run {} on {cores} cores; {}.\n\n",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        rows.iter().map(|r| format!("{} {}", r.q.label, r.version)).collect::<Vec<_>>().join(", ")
+    ));
+    md.push_str("Ratios (×) are to the raw `INSERT … ON CONFLICT DO NOTHING` ceiling of the same database, 16 clients, measured in the same run.\n\n");
+    md.push_str("| backend | raw ceiling (rows/s) | enqueue (calls/s) | drain, 1,000 serialized groups (jobs/s) | intake (webhooks/s) | intake p50 / p99 (ms) | webhook → entitlement p50 / p99 (ms) | webhook drain (events/s) | race pair → both applied p50 / p99 (ms) | overlaps |\n");
+    md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in &rows {
+        let c = r.q.ceiling;
+        md.push_str(&format!(
+            "| {} | {:.0} | {:.0} (×{:.2}) | {:.0} (×{:.2}) | {:.0} (×{:.2}) | {:.1} / {:.1} | {:.1} / {:.1} | {:.0} (×{:.2}) | {:.1} / {:.1} | {} |\n",
+            r.q.label,
+            c,
+            r.q.enqueue,
+            r.q.enqueue / c,
+            r.q.drain,
+            r.q.drain / c,
+            r.i.rate,
+            r.i.rate / c,
+            r.i.p50,
+            r.i.p99,
+            r.e.effect_p50,
+            r.e.effect_p99,
+            r.e.drain,
+            r.e.drain / c,
+            r.e.pair_p50,
+            r.e.pair_p99,
+            r.q.overlaps
+        ));
+    }
+    println!("\n{md}");
+    let old = std::fs::read_to_string(&args.output).unwrap_or_default();
+    let marker = "<!-- report -->";
+    let doc = match old.split_once(marker) {
+        Some((head, _)) => format!("{head}{marker}\n{md}"),
+        None => format!("# Benchmarks\n\n{marker}\n{md}"),
+    };
+    std::fs::write(&args.output, doc).with_context(|| format!("writing {}", args.output.display()))?;
+    eprintln!("written to {}", args.output.display());
+    Ok(())
+}
+
+async fn version(db: &BenchDb) -> Result<String> {
+    Ok(if let Some(pool) = db.store.sqlite_pool() {
+        sqlx::query_scalar::<_, String>("SELECT sqlite_version()").fetch_one(pool).await?
+    } else if let Some(pool) = db.store.postgres_pool() {
+        sqlx::query_scalar::<_, String>("SHOW server_version").fetch_one(pool).await?
+    } else {
+        String::new()
+    })
+}

@@ -1,0 +1,27 @@
+//! `subsync prune`: delete finished jobs and their events past the retention window. Event
+//! ids inside the window stay, so a late Stripe redelivery is still recognised.
+
+use anyhow::Result;
+use subsync_admin::OutputOptions;
+
+use crate::options::Global;
+
+/// Runs the prune once.
+pub async fn run(global: &Global, include_dead: bool, output: &OutputOptions) -> Result<()> {
+    let store = global.connect_and_migrate().await?;
+    let retention = chrono::Duration::from_std(store.config().retention)?;
+    let before = chrono::Utc::now() - retention;
+    let jobs = store.prune_before(before, include_dead).await?;
+    let events = subsync_intake::retention::prune_events(&store, before).await?;
+    if output.json {
+        println!("{}", serde_json::json!({ "jobs_deleted": jobs, "events_deleted": events, "before": before }));
+    } else {
+        println!(
+            "deleted {jobs} finished jobs and {events} events older than {} ({} days){}",
+            before.format("%Y-%m-%d %H:%M UTC"),
+            global.retention_days,
+            if include_dead { "" } else { "; dead jobs kept (use --include-dead)" }
+        );
+    }
+    Ok(())
+}
