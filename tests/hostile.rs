@@ -18,6 +18,7 @@
 //! file does not repeat them, it checks the running server.
 
 #[path = "common/mod.rs"]
+#[macro_use]
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
@@ -30,31 +31,6 @@ use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    tokio::time::timeout(std::time::Duration::from_secs(120), super::$name(super::Backend::Sqlite))
-                        .await
-                        .expect("test timed out");
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    tokio::time::timeout(std::time::Duration::from_secs(120), super::$name(super::Backend::Postgres))
-                        .await
-                        .expect("test timed out");
-                }
-            )*
-        }
-    };
-}
 
 both_backends!(hostile_corpus_is_refused_while_valid_traffic_is_served, a_poison_event_does_not_fail_the_valid_events_committed_with_it);
 

@@ -2,37 +2,13 @@
 //! SQLite and PostgreSQL. Every scenario runs on both backends.
 
 #[path = "common/mod.rs"]
+#[macro_use]
 mod common;
 
 use std::time::Duration;
 
 use common::{Backend, SECRET, Server, TestDb, event, now, post, sign, subscription_event};
 use serde_json::json;
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    tokio::time::timeout(std::time::Duration::from_secs(120), super::$name(super::Backend::Sqlite))
-                        .await
-                        .expect("test timed out");
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    tokio::time::timeout(std::time::Duration::from_secs(120), super::$name(super::Backend::Postgres))
-                        .await
-                        .expect("test timed out");
-                }
-            )*
-        }
-    };
-}
 
 both_backends!(
     stores_once_and_answers_duplicates_with_the_first_job,

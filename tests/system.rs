@@ -2,37 +2,13 @@
 //! + admin in one process) taking Stripe's racing events to the right entitlement.
 
 #[path = "common/mod.rs"]
+#[macro_use]
 mod common;
 
 use std::time::Duration;
 
 use common::{Backend, SECRET, Server, TestDb, event, now, post, sign};
 use serde_json::json;
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    tokio::time::timeout(std::time::Duration::from_secs(120), super::$name(super::Backend::Sqlite))
-                        .await
-                        .expect("test timed out");
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    tokio::time::timeout(std::time::Duration::from_secs(120), super::$name(super::Backend::Postgres))
-                        .await
-                        .expect("test timed out");
-                }
-            )*
-        }
-    };
-}
 
 both_backends!(checkout_and_subscription_created_racing_both_apply_without_retry, prune_forgets_only_what_is_past_retention);
 

@@ -13,6 +13,34 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
+/// Runs each named `async fn(Backend)` scenario twice, as `sqlite::name` and `postgres::name`,
+/// each bounded to two minutes: one scenario body, both backends.
+#[allow(unused_macros)]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    tokio::time::timeout(std::time::Duration::from_secs(120), super::$name(super::Backend::Sqlite))
+                        .await
+                        .expect("test timed out");
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    tokio::time::timeout(std::time::Duration::from_secs(120), super::$name(super::Backend::Postgres))
+                        .await
+                        .expect("test timed out");
+                }
+            )*
+        }
+    };
+}
+
 /// Environment variable naming the PostgreSQL server the suite runs against.
 pub const PG_ENV: &str = "SUBSYNC_TEST_POSTGRES_URL";
 /// The webhook secret test servers are started with.
