@@ -53,8 +53,23 @@ impl SyncObserver for Overlaps {
         }
     }
 
+    fn releasing(&self, job: &Job) {
+        self.end(job);
+    }
+
     fn finished(&self, job: &Job) {
-        self.active.lock().unwrap().remove(job.group_key());
+        self.end(job);
+    }
+}
+
+impl Overlaps {
+    /// Closes `job`'s interval, unless its group's next job already opened one (`finished`
+    /// runs after the commit that let that job start).
+    fn end(&self, job: &Job) {
+        let mut active = self.active.lock().unwrap();
+        if active.get(job.group_key()).is_some_and(|(id, _, _)| *id == job.id()) {
+            active.remove(job.group_key());
+        }
     }
 }
 
@@ -89,6 +104,10 @@ impl SyncObserver for Counting {
         self.inflight
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.started(job);
+    }
+
+    fn releasing(&self, job: &Job) {
+        self.inner.releasing(job);
     }
 
     fn finished(&self, job: &Job) {

@@ -45,6 +45,11 @@ pub struct SyncArgs {
 pub trait SyncObserver: Send + Sync {
     /// The handler started `job`.
     fn started(&self, _job: &Job) {}
+    /// `job`'s effect is about to commit, together with its completion. Its exclusive
+    /// section ends here: the next job of its subscription can only start after that commit,
+    /// so an observer checking for overlap must close the interval at this point, not at
+    /// `finished`, which runs after the commit and can come after that next job started.
+    fn releasing(&self, _job: &Job) {}
     /// The handler for `job` ended (or was dropped).
     fn finished(&self, _job: &Job) {}
 }
@@ -197,6 +202,9 @@ async fn process(job: &Job, ctx: &SyncContext, args: &SyncArgs) -> Result<(), Jo
     let mut tx = ctx.store.begin().await?;
     let report = apply::apply(&mut tx, ctx, job.id(), event_id, &decision, now).await?;
     job.complete_in(&mut tx).await?;
+    if let Some(observer) = &ctx.observer {
+        observer.releasing(job);
+    }
     tx.commit().await?;
 
     tracing::info!(
