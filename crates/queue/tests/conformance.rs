@@ -46,6 +46,8 @@ conformance!(
     concurrent_duplicate_enqueues_create_one_job,
     rolled_back_enqueue_leaves_nothing,
     enqueue_rejects_bad_input,
+    batch_enqueue_matches_one_by_one,
+    overlapping_concurrent_batches_create_each_job_once,
     claim_takes_oldest_due_job_per_group_only,
     idle_groups_never_hide_due_work,
     ungrouped_jobs_run_in_parallel,
@@ -154,6 +156,95 @@ async fn enqueue_rejects_bad_input(b: Backend) {
         assert!(matches!(err, QueueError::InvalidInput(_)), "{err}");
     }
     assert_eq!(t.store.count(&JobFilter::default()).await.unwrap(), 0);
+    t.close().await;
+}
+
+async fn batch_enqueue_matches_one_by_one(b: Backend) {
+    let t = db(b, fast_config()).await;
+    let existing = t.store.enqueue_one(job("evt_old", "sub_a")).await.unwrap().job_id();
+    let mut tx = t.store.begin().await.unwrap();
+    let outcomes = t
+        .store
+        .enqueue_many(
+            &mut tx,
+            vec![
+                job("evt_2", "sub_b"),
+                job("evt_old", "sub_a"),
+                job("evt_1", "sub_a"),
+                job("evt_2", "sub_b"),
+                NewJob::new(Q, json!({ "no": "key" })),
+            ],
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(outcomes.len(), 5, "one outcome per job, in input order");
+    let EnqueueOutcome::Created { job_id: evt_2 } = outcomes[0] else { panic!("{:?}", outcomes[0]) };
+    assert_eq!(outcomes[1], EnqueueOutcome::Duplicate { job_id: existing, state: JobState::Pending });
+    assert!(!outcomes[2].is_duplicate());
+    assert_eq!(
+        outcomes[3],
+        EnqueueOutcome::Duplicate { job_id: evt_2, state: JobState::Pending },
+        "a key repeated inside the batch is one job"
+    );
+    assert!(!outcomes[4].is_duplicate(), "a job without a key is always new");
+    assert_eq!(t.store.count(&JobFilter::default()).await.unwrap(), 4);
+    // FIFO inside a group holds across the batch: evt_old before evt_1.
+    let claimed = t.store.claim(Q, "w", 10).await.unwrap();
+    let sub_a: Vec<_> = claimed.iter().filter(|c| c.lease.group_key == "sub_a").collect();
+    assert_eq!(sub_a.len(), 1);
+    assert_eq!(sub_a[0].lease.job_id, existing);
+    // One bad job refuses the whole batch, and an empty batch is a no-op.
+    let mut tx = t.store.begin().await.unwrap();
+    let err = t
+        .store
+        .enqueue_many(&mut tx, vec![job("evt_3", "sub_c"), NewJob::new(Q, json!({})).with_unique_key("")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, QueueError::InvalidInput(_)), "{err}");
+    assert!(t.store.enqueue_many(&mut tx, Vec::new()).await.unwrap().is_empty());
+    tx.commit().await.unwrap();
+    assert!(t.store.find_by_key(Q, "evt_3").await.unwrap().is_none());
+    // A rolled-back batch leaves nothing.
+    let mut tx = t.store.begin().await.unwrap();
+    t.store.enqueue_many(&mut tx, vec![job("evt_4", "sub_d"), job("evt_5", "sub_e")]).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(t.store.count(&JobFilter::default()).await.unwrap(), 4);
+    t.close().await;
+}
+
+/// Batches sharing keys and groups in opposite orders, from two processes at once: every key
+/// becomes one job, every caller learns its id, and no batch fails (no deadlock).
+async fn overlapping_concurrent_batches_create_each_job_once(b: Backend) {
+    let t = db(b, fast_config()).await;
+    let other = t.another_process(fast_config()).await;
+    let mut tasks = Vec::new();
+    for i in 0..12usize {
+        let store = if i % 2 == 0 { t.store.clone() } else { other.clone() };
+        tasks.push(tokio::spawn(async move {
+            let mut keys: Vec<usize> = (0..20).map(|k| (k + i * 3) % 30).collect();
+            if i % 2 == 1 {
+                keys.reverse();
+            }
+            let jobs = keys.iter().map(|k| job(&format!("evt_{k}"), &format!("sub_{}", k % 7))).collect();
+            let mut tx = store.begin().await?;
+            let outcomes = store.enqueue_many(&mut tx, jobs).await?;
+            tx.commit().await?;
+            Ok::<_, QueueError>(keys.into_iter().zip(outcomes).collect::<Vec<_>>())
+        }));
+    }
+    let mut ids: HashMap<usize, HashSet<subsync_queue::JobId>> = HashMap::new();
+    let mut created = 0;
+    for task in tasks {
+        for (key, outcome) in task.await.unwrap().expect("a batch never fails on overlap") {
+            created += usize::from(!outcome.is_duplicate());
+            ids.entry(key).or_default().insert(outcome.job_id());
+        }
+    }
+    assert_eq!(ids.len(), 30);
+    assert!(ids.values().all(|set| set.len() == 1), "every caller of a key got the same job");
+    assert_eq!(created, 30, "each key created exactly once");
+    assert_eq!(t.store.count(&JobFilter::default()).await.unwrap(), 30);
     t.close().await;
 }
 

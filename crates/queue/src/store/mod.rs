@@ -68,6 +68,23 @@ pub(crate) trait Driver: Send + Sync {
         max_attempts: u32,
     ) -> impl Future<Output = Result<EnqueueOutcome, QueueError>> + Send;
 
+    /// Enqueues several jobs in the caller's transaction; outcomes in input order. A key
+    /// repeated within `jobs` creates one job and reports the later ones as duplicates.
+    /// By default one [`Driver::enqueue`] per job; a dialect may do it in fewer statements.
+    fn enqueue_many(
+        &self,
+        conn: &mut Self::Conn,
+        jobs: &[(NewJob, JobId, u32)],
+    ) -> impl Future<Output = Result<Vec<EnqueueOutcome>, QueueError>> + Send {
+        async move {
+            let mut outcomes = Vec::with_capacity(jobs.len());
+            for (job, id, max_attempts) in jobs {
+                outcomes.push(self.enqueue(conn, job, *id, *max_attempts).await?);
+            }
+            Ok(outcomes)
+        }
+    }
+
     /// Marks a running job succeeded and frees its group, in the caller's transaction.
     /// `false` when the lease is no longer the job's.
     fn complete(
@@ -295,7 +312,7 @@ impl Store {
         Ok(Tx {
             inner,
             store: self.clone(),
-            wake_queues: false,
+            wake: WakeScope::None,
             on_commit: Vec::new(),
             _writer: writer,
         })
@@ -313,9 +330,36 @@ impl Store {
             _ => return Err(mixed_backends()),
         };
         if !outcome.is_duplicate() {
-            tx.wake_queues = true;
+            tx.wake = WakeScope::Everywhere;
         }
         Ok(outcome)
+    }
+
+    /// Enqueues several jobs in the caller's transaction, as [`Store::enqueue`] does each one;
+    /// outcomes in input order. On PostgreSQL this is two statements whatever the number of
+    /// jobs (intake's group commit stores a whole batch of webhooks this way). A key repeated
+    /// within `jobs` creates one job; the later copies come back as duplicates of it. If any
+    /// job is invalid, nothing is enqueued.
+    pub async fn enqueue_many(&self, tx: &mut Tx, jobs: Vec<NewJob>) -> Result<Vec<EnqueueOutcome>, QueueError> {
+        let default_attempts = self.inner.config.retry.max_attempts;
+        let mut prepared = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            job.validate()?;
+            let max_attempts = job.max_attempts.unwrap_or(default_attempts);
+            prepared.push((job, uuid::Uuid::now_v7(), max_attempts));
+        }
+        if prepared.is_empty() {
+            return Ok(Vec::new());
+        }
+        let outcomes = match (&self.inner.db, &mut tx.inner) {
+            (Db::Sqlite(d), TxInner::Sqlite(t)) => d.enqueue_many(t, &prepared).await?,
+            (Db::Postgres(d), TxInner::Postgres(t)) => d.enqueue_many(t, &prepared).await?,
+            _ => return Err(mixed_backends()),
+        };
+        if outcomes.iter().any(|o| !o.is_duplicate()) {
+            tx.wake = WakeScope::Everywhere;
+        }
+        Ok(outcomes)
     }
 
     /// Enqueues in a transaction of its own and commits.
@@ -350,8 +394,10 @@ impl Store {
         if !done {
             return Err(QueueError::LeaseLost(lease.job_id));
         }
-        // The group is free once this commits: let a waiting worker take its next job.
-        tx.wake_queues = true;
+        // The group is free once this commits. This worker has a free slot then and claims
+        // next itself, so a local wake-up is enough (a NOTIFY per completion would cost the
+        // database a global lock at every commit).
+        tx.wake = tx.wake.max(WakeScope::Local);
         Ok(())
     }
 
@@ -548,6 +594,14 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Whom a committed transaction wakes: nobody, this process's workers, or every process's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum WakeScope {
+    None,
+    Local,
+    Everywhere,
+}
+
 enum TxInner {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
@@ -559,7 +613,7 @@ enum TxInner {
 pub struct Tx {
     inner: TxInner,
     store: Store,
-    wake_queues: bool,
+    wake: WakeScope,
     on_commit: Vec<Box<dyn FnOnce() + Send>>,
     _writer: Option<OwnedMutexGuard<()>>,
 }
@@ -597,7 +651,7 @@ impl Tx {
         let Tx {
             inner,
             store,
-            wake_queues,
+            wake,
             on_commit,
             _writer,
         } = self;
@@ -606,8 +660,10 @@ impl Tx {
             TxInner::Postgres(t) => t.commit().await?,
         }
         drop(_writer);
-        if wake_queues {
-            store.inner.wake.poke();
+        match wake {
+            WakeScope::None => {}
+            WakeScope::Local => store.inner.wake.poke_local(),
+            WakeScope::Everywhere => store.inner.wake.poke(),
         }
         for hook in on_commit {
             hook();

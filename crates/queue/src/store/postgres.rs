@@ -34,6 +34,11 @@ impl PgDriver {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(2))
             .acquire_timeout(options.acquire_timeout)
+            // No ping on every checkout: it is a round trip per transaction (a fifth of a
+            // job's cost). A connection that died with the server fails its first statement
+            // instead, is dropped from the pool, and that error is transient: the worker
+            // retries with backoff, intake answers 503 and Stripe delivers again.
+            .test_before_acquire(false)
             .connect_with(connect)
             .await?;
         Ok(Self { pool })
@@ -41,6 +46,56 @@ impl PgDriver {
 
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Inserts `jobs[open]` in one statement (keys already taken are skipped) and marks their
+    /// groups due; returns the ids it created. Rows go in key order, groups in group order,
+    /// so two batches that share keys or groups wait for each other instead of deadlocking.
+    async fn insert_jobs(
+        &self,
+        conn: &mut PgConnection,
+        jobs: &[(NewJob, JobId, u32)],
+        open: &[usize],
+    ) -> Result<Vec<Uuid>, QueueError> {
+        let ids: Vec<Uuid> = open.iter().map(|&i| jobs[i].1).collect();
+        let queues: Vec<String> = open.iter().map(|&i| jobs[i].0.queue.clone()).collect();
+        let keys: Vec<Option<String>> = open.iter().map(|&i| jobs[i].0.unique_key.clone()).collect();
+        let groups: Vec<String> = open
+            .iter()
+            .map(|&i| {
+                let (job, id, _) = &jobs[i];
+                if job.group_key.is_empty() { id.to_string() } else { job.group_key.clone() }
+            })
+            .collect();
+        let payloads: Vec<serde_json::Value> = open.iter().map(|&i| jobs[i].0.payload.clone()).collect();
+        let attempts: Vec<i32> = open.iter().map(|&i| i32::try_from(jobs[i].2).unwrap_or(i32::MAX)).collect();
+        let run_at: Vec<Option<DateTime<Utc>>> = open.iter().map(|&i| jobs[i].0.run_at).collect();
+        Ok(sqlx::query_scalar(
+            "WITH input AS ( \
+               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::int4[], $7::timestamptz[]) \
+                 WITH ORDINALITY AS t(id, queue, unique_key, group_key, payload, max_attempts, run_at, ord) \
+             ), ins AS ( \
+               INSERT INTO subsync_jobs (id, queue, unique_key, group_key, payload, max_attempts, run_at) \
+               SELECT id, queue, unique_key, group_key, payload, max_attempts, COALESCE(run_at, now()) \
+               FROM input ORDER BY queue, unique_key, ord \
+               ON CONFLICT (queue, unique_key) DO NOTHING \
+               RETURNING id, queue, group_key, run_at \
+             ), grp AS ( \
+               INSERT INTO subsync_groups (queue, group_key, next_run_at) \
+               SELECT queue, group_key, min(run_at) FROM ins GROUP BY queue, group_key ORDER BY queue, group_key \
+               ON CONFLICT (queue, group_key) \
+               DO UPDATE SET next_run_at = LEAST(subsync_groups.next_run_at, EXCLUDED.next_run_at) \
+             ) SELECT id FROM ins",
+        )
+        .bind(&ids)
+        .bind(&queues)
+        .bind(&keys)
+        .bind(&groups)
+        .bind(&payloads)
+        .bind(&attempts)
+        .bind(&run_at)
+        .fetch_all(&mut *conn)
+        .await?)
     }
 
     /// Groups a claim found without a due job had a stale lower-bound `next_run_at`: set it to
@@ -201,6 +256,65 @@ impl Driver for PgDriver {
         ))
     }
 
+    async fn enqueue_many(
+        &self,
+        conn: &mut PgConnection,
+        jobs: &[(NewJob, JobId, u32)],
+    ) -> Result<Vec<EnqueueOutcome>, QueueError> {
+        let mut outcomes: Vec<Option<EnqueueOutcome>> = vec![None; jobs.len()];
+        // Bounded like `enqueue`: a pass leaves a job open only if its key vanished between
+        // the insert and the lookup (the other enqueuer rolled back, or it was pruned).
+        for _ in 0..5 {
+            let open: Vec<usize> = (0..jobs.len()).filter(|&i| outcomes[i].is_none()).collect();
+            if open.is_empty() {
+                break;
+            }
+            let created = self.insert_jobs(conn, jobs, &open).await?;
+            let mut lookups = Vec::new();
+            for &i in &open {
+                let id = jobs[i].1;
+                if created.contains(&id) {
+                    outcomes[i] = Some(EnqueueOutcome::Created { job_id: id });
+                } else {
+                    lookups.push(i);
+                }
+            }
+            if lookups.is_empty() {
+                break;
+            }
+            let queues: Vec<&str> = lookups.iter().map(|&i| jobs[i].0.queue.as_str()).collect();
+            let keys: Vec<Option<&str>> = lookups.iter().map(|&i| jobs[i].0.unique_key.as_deref()).collect();
+            let rows: Vec<(String, String, Uuid, String)> = sqlx::query_as(
+                "SELECT j.queue, j.unique_key, j.id, j.state FROM subsync_jobs j \
+                 JOIN unnest($1::text[], $2::text[]) AS k(queue, unique_key) \
+                   ON j.queue = k.queue AND j.unique_key = k.unique_key",
+            )
+            .bind(&queues)
+            .bind(&keys)
+            .fetch_all(&mut *conn)
+            .await?;
+            for &i in &lookups {
+                let (job, _, _) = &jobs[i];
+                let found = rows
+                    .iter()
+                    .find(|(q, k, _, _)| *q == job.queue && Some(k.as_str()) == job.unique_key.as_deref());
+                if let Some((_, _, job_id, state)) = found {
+                    outcomes[i] = Some(EnqueueOutcome::Duplicate { job_id: *job_id, state: decode_state(state)? });
+                }
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| {
+                o.ok_or_else(|| {
+                    QueueError::InvalidInput(
+                        "unique key kept appearing and vanishing; is the transaction REPEATABLE READ? enqueue needs READ COMMITTED".into(),
+                    )
+                })
+            })
+            .collect()
+    }
+
     async fn complete(&self, conn: &mut PgConnection, lease: &Lease) -> Result<bool, QueueError> {
         let sql = format!(
             "WITH changed AS ( \
@@ -226,6 +340,13 @@ impl Driver for PgDriver {
         // One autocommitted statement: lock free, due groups (skipping those another worker
         // is claiming), take the oldest due pending job of each (at most `limit`, oldest
         // first), mark them running. Groups probed beyond `limit` are only looked at.
+        // The `= ANY(ARRAY(…))` keeps the group update on the primary key: a plain join is
+        // planned as a scan of every group row, which grows with the number of subscriptions.
+        // The claim commits asynchronously (no WAL flush wait; `set_config(…, true)` lasts
+        // only for this statement's transaction). That is safe: a claim lost in a crash only
+        // means the job is pending again, and nothing the handler does can outlive it: its
+        // completion commits synchronously, which flushes the WAL up to and past the claim,
+        // and if the claim was lost, the completion's lease check fails and rolls it back.
         let token = Uuid::new_v4();
         let rows = sqlx::query(
             "WITH g AS ( \
@@ -247,10 +368,13 @@ impl Driver for PgDriver {
                RETURNING j.id, j.group_key, j.unique_key, j.payload, j.attempts, j.max_attempts, j.created_at, j.seq \
              ), grp AS ( \
                UPDATE subsync_groups gg SET running_job_id = c.id FROM claimed c \
-               WHERE gg.queue = $1 AND gg.group_key = c.group_key \
+               WHERE gg.queue = $1 AND gg.group_key = ANY(ARRAY(SELECT group_key FROM claimed)) \
+                 AND gg.group_key = c.group_key \
              ) SELECT heads.group_key AS locked_group, heads.id IS NOT NULL AS has_head, \
                       c.id, c.unique_key, c.payload, c.attempts, c.max_attempts, c.created_at \
-               FROM heads LEFT JOIN claimed c ON c.group_key = heads.group_key ORDER BY c.seq",
+               FROM heads LEFT JOIN claimed c ON c.group_key = heads.group_key \
+               CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit \
+               ORDER BY c.seq",
         )
         .bind(queue)
         .bind(i64::from(probe_size(limit)))

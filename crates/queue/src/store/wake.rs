@@ -70,7 +70,7 @@ impl Wake {
 
     /// Work may be available: wake local workers now, remote ones soon.
     pub(crate) fn poke(&self) {
-        self.local.send_modify(|n| *n = n.wrapping_add(1));
+        self.poke_local();
         if let Some(pg) = &self.pg {
             pg.notifier_started.get_or_init(|| {
                 spawn_notifier(pg.pool.clone(), pg.outgoing.clone());
@@ -78,6 +78,12 @@ impl Wake {
             // `notify_one` stores one permit: pokes during a send coalesce into one more send.
             pg.outgoing.notify_one();
         }
+    }
+
+    /// Work may be available to this process only: a worker here just freed a slot and a
+    /// group, so it claims next itself and no notification needs to cross the network.
+    pub(crate) fn poke_local(&self) {
+        self.local.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     pub(crate) fn subscribe(&self) -> WakeSubscription {
