@@ -148,6 +148,19 @@ impl InFlight {
     }
 }
 
+/// Claims a worker may have in flight at once. A claim is one round trip; with two, the
+/// next claim is already on its way while the previous one's jobs start, so a single slow
+/// claim does not leave freed slots idle (the claim loop was the drain bottleneck).
+const CLAIMS_IN_FLIGHT: usize = 2;
+
+/// Jobs claimed but not yet handed to the service. Once `closed`, a claim that lands late
+/// gives its jobs back instead of leaving them here until their leases expire.
+#[derive(Debug, Default)]
+struct Claimed {
+    jobs: VecDeque<ClaimedJob>,
+    closed: bool,
+}
+
 /// The subsync queue as an apalis [`Backend`]. Emits `Task<Job>`; pair it with a handler
 /// `async fn(Job) -> Result<(), JobError>`.
 pub struct QueueBackend {
@@ -155,7 +168,7 @@ pub struct QueueBackend {
     options: WorkerOptions,
     inflight: Arc<InFlight>,
     stream: Option<BoxStream<'static, Result<Task<Job>, QueueError>>>,
-    buffered: Arc<std::sync::Mutex<VecDeque<ClaimedJob>>>,
+    buffered: Arc<std::sync::Mutex<Claimed>>,
     abort: watch::Sender<bool>,
 }
 
@@ -184,6 +197,7 @@ impl QueueBackend {
     }
 
     fn claim_stream(&self) -> BoxStream<'static, Result<Task<Job>, QueueError>> {
+        let (reports_tx, reports) = tokio::sync::mpsc::unbounded_channel();
         let state = Claimer {
             store: self.store.clone(),
             options: self.options.clone(),
@@ -191,6 +205,13 @@ impl QueueBackend {
             buffered: self.buffered.clone(),
             wake: self.store.subscribe(),
             last_rescue: None,
+            reports_tx,
+            reports,
+            claims: 0,
+            reserved: 0,
+            idle: false,
+            backoff: INITIAL_BACKOFF,
+            paused_until: None,
         };
         futures::stream::unfold(state, |mut claimer| async move {
             let next = claimer.next().await;
@@ -200,23 +221,44 @@ impl QueueBackend {
     }
 }
 
+/// First delay after a failed claim; doubles up to [`MAX_BACKOFF`].
+const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How a claim task ended, told to the claim loop.
+struct ClaimReport {
+    /// Slots the claim had reserved.
+    reserved: usize,
+    outcome: Result<usize, QueueError>,
+}
+
 /// The claim loop's state.
 struct Claimer {
     store: Store,
     options: WorkerOptions,
     inflight: Arc<InFlight>,
-    buffered: Arc<std::sync::Mutex<VecDeque<ClaimedJob>>>,
+    buffered: Arc<std::sync::Mutex<Claimed>>,
     wake: crate::store::WakeSubscription,
     last_rescue: Option<tokio::time::Instant>,
+    reports_tx: tokio::sync::mpsc::UnboundedSender<ClaimReport>,
+    reports: tokio::sync::mpsc::UnboundedReceiver<ClaimReport>,
+    /// Claims in flight.
+    claims: usize,
+    /// Slots promised to claims in flight (their jobs may already sit in `buffered`).
+    reserved: usize,
+    /// The last claim found nothing: wait for a wake-up before claiming again.
+    idle: bool,
+    backoff: Duration,
+    /// After a failed claim: no new claim before then.
+    paused_until: Option<tokio::time::Instant>,
 }
 
 impl Claimer {
     fn pop_buffered(&self) -> Option<ClaimedJob> {
-        self.buffered.lock().ok()?.pop_front()
+        self.buffered.lock().ok()?.jobs.pop_front()
     }
 
     async fn next(&mut self) -> Result<Task<Job>, QueueError> {
-        let mut backoff = Duration::from_millis(100);
         loop {
             if let Some(claimed) = self.pop_buffered() {
                 self.inflight.running.fetch_add(1, Ordering::SeqCst);
@@ -225,31 +267,84 @@ impl Claimer {
                 return Ok(TaskBuilder::new(job).task_id(TaskId::Uuid(job_id)).build());
             }
             self.maybe_rescue().await;
-            let running = self.inflight.running.load(Ordering::SeqCst);
-            let free = self.options.concurrency.saturating_sub(running);
-            if free == 0 {
-                // Wait for a slot; a finishing job notifies.
-                let _ = tokio::time::timeout(self.options.poll_interval, self.inflight.freed.notified()).await;
+            self.launch_claims();
+            if self.claims == 0 {
+                if self.idle {
+                    self.wake.wait(self.options.poll_interval).await;
+                    self.idle = false;
+                } else if let Some(until) = self.paused_until.take() {
+                    tokio::time::sleep_until(until).await;
+                } else {
+                    // Every slot is taken: wait for one to free up.
+                    let _ = tokio::time::timeout(self.options.poll_interval, self.inflight.freed.notified()).await;
+                }
                 continue;
             }
-            let limit = (free as u32).min(self.options.batch.max(1));
-            match self.store.claim(&self.options.queue, &self.options.worker_id, limit).await {
-                Ok(jobs) if jobs.is_empty() => {
-                    backoff = Duration::from_millis(100);
-                    self.wake.wait(self.options.poll_interval).await;
-                }
-                Ok(jobs) => {
-                    backoff = Duration::from_millis(100);
-                    if let Ok(mut buf) = self.buffered.lock() {
-                        buf.extend(jobs);
+            tokio::select! {
+                Some(report) = self.reports.recv() => self.on_report(report),
+                () = self.inflight.freed.notified() => {}
+            }
+        }
+    }
+
+    /// Starts claims for free slots, at most [`CLAIMS_IN_FLIGHT`] at once. Each claim task
+    /// puts its jobs in `buffered` itself, so a claim that lands after the stream is gone
+    /// still gives its jobs back.
+    fn launch_claims(&mut self) {
+        if self.idle || self.paused_until.is_some_and(|t| t > tokio::time::Instant::now()) {
+            return;
+        }
+        self.paused_until = None;
+        while self.claims < CLAIMS_IN_FLIGHT {
+            let running = self.inflight.running.load(Ordering::SeqCst);
+            let free = self.options.concurrency.saturating_sub(running + self.reserved);
+            if free == 0 {
+                return;
+            }
+            let limit = free.min(self.options.batch.max(1) as usize);
+            self.claims += 1;
+            self.reserved += limit;
+            let (store, buffered, reports) = (self.store.clone(), self.buffered.clone(), self.reports_tx.clone());
+            let (queue, worker) = (self.options.queue.clone(), self.options.worker_id.clone());
+            tokio::spawn(async move {
+                let outcome = match store.claim(&queue, &worker, limit as u32).await {
+                    Ok(jobs) => {
+                        let n = jobs.len();
+                        let late = match buffered.lock() {
+                            Ok(mut b) if !b.closed => {
+                                b.jobs.extend(jobs);
+                                Vec::new()
+                            }
+                            _ => jobs,
+                        };
+                        for job in late {
+                            if let Err(e) = store.release(&job.lease).await {
+                                tracing::warn!(error = %e, job_id = %job.lease.job_id, "could not give back a job claimed during shutdown; its lease will expire");
+                            }
+                        }
+                        Ok(n)
                     }
-                }
-                Err(e) => {
-                    // The database is away: keep the worker alive and try again with backoff.
-                    tracing::warn!(error = %e, queue = %self.options.queue, "claim failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
+                    Err(e) => Err(e),
+                };
+                let _ = reports.send(ClaimReport { reserved: limit, outcome });
+            });
+        }
+    }
+
+    fn on_report(&mut self, report: ClaimReport) {
+        self.claims -= 1;
+        self.reserved -= report.reserved;
+        match report.outcome {
+            Ok(0) => self.idle = true,
+            Ok(_) => {
+                self.idle = false;
+                self.backoff = INITIAL_BACKOFF;
+            }
+            Err(e) => {
+                // The database is away: keep the worker alive and try again with backoff.
+                tracing::warn!(error = %e, queue = %self.options.queue, "claim failed; retrying");
+                self.paused_until = Some(tokio::time::Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
@@ -282,6 +377,9 @@ impl Backend for QueueBackend {
         _worker: &WorkerContext,
     ) -> Poll<Option<Result<Self::Task, Self::Error>>> {
         if self.stream.is_none() {
+            if let Ok(mut buf) = self.buffered.lock() {
+                buf.closed = false;
+            }
             self.stream = Some(self.claim_stream());
         }
         match &mut self.stream {
@@ -294,7 +392,10 @@ impl Backend for QueueBackend {
         // Stop claiming; give back anything claimed but not started so others take it now.
         self.stream = None;
         let leftovers: Vec<ClaimedJob> = match self.buffered.lock() {
-            Ok(mut buf) => buf.drain(..).collect(),
+            Ok(mut buf) => {
+                buf.closed = true;
+                buf.jobs.drain(..).collect()
+            }
             Err(_) => Vec::new(),
         };
         if leftovers.is_empty() {
