@@ -16,6 +16,7 @@ both_backends!(
     secret_roll_and_whitespace_in_config,
     bad_bodies_are_refused_and_store_nothing,
     fifty_concurrent_duplicates_make_one_job,
+    mixed_concurrent_traffic_is_stored_once_per_event,
     routes_events_to_their_subscription,
     unhandled_and_thin_events_are_stored_but_not_queued,
     database_unavailable_means_503_and_nothing_lost,
@@ -178,6 +179,70 @@ async fn fifty_concurrent_duplicates_make_one_job(b: Backend) {
     assert_eq!(job_ids.len(), 1, "all answers name the same job");
     assert_eq!(db.count("subsync_jobs", "").await, 1);
     assert_eq!(db.count("subsync_events", "").await, 1);
+    server.stop().await;
+    db.close().await;
+}
+
+/// Concurrent deliveries of many events at once (new, redelivered, unhandled) land in the
+/// same group commits: each event is stored once, exactly one of its deliveries is answered
+/// as the first, and every answer names that event's one job.
+async fn mixed_concurrent_traffic_is_stored_once_per_event(b: Backend) {
+    let db = TestDb::new(b).await;
+    let server = intake(&db, &[]).await;
+    let client = reqwest::Client::new();
+    let mut deliveries: Vec<(String, Vec<u8>)> = Vec::new();
+    for i in 0..60 {
+        let id = format!("evt_mix_{i}");
+        let body = subscription_event(&id, &format!("sub_mix_{}", i % 7));
+        for _ in 0..1 + i % 3 {
+            deliveries.push((id.clone(), body.clone()));
+        }
+    }
+    for i in 0..20 {
+        let id = format!("evt_mix_charge_{i}");
+        let body = event(&id, "charge.succeeded", json!({"id": format!("ch_{i}"), "object": "charge", "customer": "cus_mix"}));
+        deliveries.push((id.clone(), body.clone()));
+        deliveries.push((id, body));
+    }
+    // Copies of one event go out side by side (so they share a commit), and some events come
+    // again at the end (a later commit): duplicates within a batch and across batches.
+    let late: Vec<(String, Vec<u8>)> = deliveries.iter().step_by(5).cloned().collect();
+    deliveries.extend(late);
+    let order: Vec<usize> = (0..deliveries.len()).collect();
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
+    let mut tasks = Vec::new();
+    for k in order {
+        let (id, body) = deliveries[k].clone();
+        let (client, base, gate) = (client.clone(), server.base.clone(), gate.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await.expect("semaphore");
+            let sig = sign(SECRET, now(), &body);
+            let (status, json) = post(&client, &base, Some(&sig), body).await;
+            (id, status, json)
+        }));
+    }
+    let mut answers: std::collections::HashMap<String, Vec<serde_json::Value>> = Default::default();
+    for t in tasks {
+        let (id, status, json) = t.await.expect("join");
+        assert_eq!(status, 200, "{id}: {json}");
+        answers.entry(id).or_default().push(json);
+    }
+    assert_eq!(answers.len(), 80);
+    for (id, got) in &answers {
+        let firsts = got.iter().filter(|j| j["duplicate"] == false).count();
+        assert_eq!(firsts, 1, "{id}: exactly one delivery is the first: {got:?}");
+        let jobs: std::collections::HashSet<String> = got.iter().map(|j| j["job_id"].to_string()).collect();
+        assert_eq!(jobs.len(), 1, "{id}: every answer names the same job: {got:?}");
+        let handled = !id.starts_with("evt_mix_charge_");
+        assert_eq!(got[0]["job_id"].is_string(), handled, "{id}: {got:?}");
+        if handled {
+            let job = got[0]["job_id"].as_str().unwrap_or_default();
+            let stored = db.text(&format!("SELECT CAST(job_id AS TEXT) FROM subsync_events WHERE event_id = '{id}'")).await;
+            assert_eq!(stored.as_deref().map(str::to_lowercase), Some(job.to_lowercase()), "{id}");
+        }
+    }
+    assert_eq!(db.count("subsync_events", "").await, 80);
+    assert_eq!(db.count("subsync_jobs", "").await, 60);
     server.stop().await;
     db.close().await;
 }
