@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use subsync_domain::{AccessPolicy, TierConfig};
 use subsync_intake::{IntakeConfig, IntakeState};
-use subsync_queue::{Backend, Job};
+use subsync_queue::Job;
 use subsync_stripe::signature::{Secret, Secrets, sign};
 use subsync_worker::{SyncContext, SyncObserver, WorkerConfig};
 
@@ -85,8 +85,8 @@ fn created(event: &str, sub: &str) -> Vec<u8> {
 /// Runs both measurements on `db`.
 pub async fn measure(db: &BenchDb, pairs: u64, events: u64, concurrency: usize) -> Result<Figures> {
     eprintln!("[{}] end to end…", db.label);
-    let mut config = IntakeConfig::new(Secrets::parse(SECRET)?);
-    config.committers = if db.store.backend() == Backend::Sqlite { 1 } else { 4 };
+    // The intake as `subsync intake` runs it (default configuration).
+    let config = IntakeConfig::new(Secrets::parse(SECRET)?);
     let state = IntakeState::new(db.store.clone(), config, Arc::new(subsync_metrics::Registry::new()))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/webhooks/stripe", listener.local_addr()?);
