@@ -24,8 +24,10 @@ const NON_CLAP_ENV: &[&str] = &[];
 const SECRETS: &[&str] = &["STRIPE_WEBHOOK_SECRET", "SUBSYNC_ADMIN_TOKEN"];
 
 /// Stand-ins for required (`${NAME:?…}`) variables when the test runs the services' commands.
-const DUMMIES: &[(&str, &str)] =
-    &[("STRIPE_WEBHOOK_SECRET", "whsec_compose_test_secret"), ("SUBSYNC_ADMIN_TOKEN", "compose-test-admin-token-0123456789")];
+const DUMMIES: &[(&str, &str)] = &[
+    ("STRIPE_WEBHOOK_SECRET", "whsec_compose_test_secret"),
+    ("SUBSYNC_ADMIN_TOKEN", "compose-test-admin-token-0123456789"),
+];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -36,7 +38,8 @@ fn read(file: &str) -> String {
 }
 
 fn compose() -> Yaml {
-    let mut docs = YamlLoader::load_from_str(&read("docker-compose.yml")).unwrap_or_else(|e| panic!("docker-compose.yml is not YAML: {e}"));
+    let mut docs = YamlLoader::load_from_str(&read("docker-compose.yml"))
+        .unwrap_or_else(|e| panic!("docker-compose.yml is not YAML: {e}"));
     assert_eq!(docs.len(), 1, "docker-compose.yml must be one YAML document");
     docs.remove(0)
 }
@@ -71,7 +74,10 @@ struct Service<'a> {
 
 impl Service<'_> {
     fn env(&self, key: &str) -> Option<String> {
-        self.env.iter().find(|(k, _)| k == key).map(|(_, v)| interpolate(v).unwrap_or_else(|e| panic!("service {}: {key}: {e}", self.name)))
+        self.env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| interpolate(v).unwrap_or_else(|e| panic!("service {}: {key}: {e}", self.name)))
     }
 
     /// The subcommand path (`["intake"]`, `["jobs", "list"]`): leading words before any flag.
@@ -92,11 +98,15 @@ fn subsync_services(doc: &Yaml) -> Vec<Service<'_>> {
         }
         let command = match &yaml["command"] {
             Yaml::BadValue => Vec::new(),
-            c => strings(c).unwrap_or_else(|| panic!("service {name}: write `command` in exec form, a list of strings like [\"intake\"]")),
+            c => strings(c).unwrap_or_else(|| {
+                panic!("service {name}: write `command` in exec form, a list of strings like [\"intake\"]")
+            }),
         };
         let env = match &yaml["environment"] {
             Yaml::BadValue => Vec::new(),
-            Yaml::Hash(h) => h.iter().map(|(k, v)| (scalar(k).expect("env key"), scalar(v).unwrap_or_default())).collect(),
+            Yaml::Hash(h) => {
+                h.iter().map(|(k, v)| (scalar(k).expect("env key"), scalar(v).unwrap_or_default())).collect()
+            }
             Yaml::Array(a) => a
                 .iter()
                 .map(|e| {
@@ -132,13 +142,14 @@ fn interpolate(s: &str) -> Result<String, String> {
             if let Some(default) = op.strip_prefix(":-").or_else(|| op.strip_prefix('-')) {
                 out.push_str(default);
             } else if op.starts_with(":?") || op.starts_with('?') {
-                let dummy = DUMMIES
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .ok_or_else(|| format!("`${{{name}:?…}}` is required: add a stand-in to DUMMIES in tests/compose.rs"))?;
+                let dummy = DUMMIES.iter().find(|(n, _)| *n == name).ok_or_else(|| {
+                    format!("`${{{name}:?…}}` is required: add a stand-in to DUMMIES in tests/compose.rs")
+                })?;
                 out.push_str(dummy.1);
             } else if op.is_empty() {
-                return Err(format!("`${{{name}}}` has no default and is not required (`:?`): compose would silently use an empty value"));
+                return Err(format!(
+                    "`${{{name}}}` has no default and is not required (`:?`): compose would silently use an empty value"
+                ));
             } else {
                 return Err(format!("unsupported interpolation `${{{expr}}}`"));
             }
@@ -203,7 +214,10 @@ fn run_with_limit(args: &[String], env: &[(String, String)], limit: Duration) ->
         if start.elapsed() > limit {
             let _ = child.kill();
             let out = child.wait_with_output().expect("wait");
-            return Err(format!("still running after {limit:?}; stderr: {}", String::from_utf8_lossy(&out.stderr).trim()));
+            return Err(format!(
+                "still running after {limit:?}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -217,12 +231,15 @@ fn published_ports(service: &Yaml) -> Vec<(Option<String>, u16)> {
     ports
         .iter()
         .map(|p| match p {
-            Yaml::Hash(_) => (p["host_ip"].as_str().map(str::to_string), p["target"].as_i64().expect("ports: target") as u16),
+            Yaml::Hash(_) => {
+                (p["host_ip"].as_str().map(str::to_string), p["target"].as_i64().expect("ports: target") as u16)
+            }
             _ => {
                 let s = scalar(p).expect("ports entry");
                 let s = s.split('/').next().unwrap_or_default();
                 let parts: Vec<&str> = s.split(':').collect();
-                let container = parts.last().unwrap().parse().unwrap_or_else(|_| panic!("ports: `{s}` (ranges are not used here)"));
+                let container =
+                    parts.last().unwrap().parse().unwrap_or_else(|_| panic!("ports: `{s}` (ranges are not used here)"));
                 let ip = (parts.len() == 3).then(|| parts[0].to_string());
                 (ip, container)
             }
@@ -272,7 +289,10 @@ fn compose_has_the_production_services_wired_in_order() {
             problems.push("postgres: healthcheck must run pg_isready (the others wait for `service_healthy`)".into());
         }
         let volumes = strings(&pg["volumes"]).unwrap_or_default();
-        let named = volumes.iter().filter_map(|v| v.split_once(':').map(|(src, _)| src)).find(|src| !src.starts_with(['.', '/', '~']));
+        let named = volumes
+            .iter()
+            .filter_map(|v| v.split_once(':').map(|(src, _)| src))
+            .find(|src| !src.starts_with(['.', '/', '~']));
         match named {
             Some(v) if !doc["volumes"][v].is_badvalue() => {}
             Some(v) => problems.push(format!("postgres: volume `{v}` is not declared under top-level `volumes:`")),
@@ -286,10 +306,13 @@ fn compose_has_the_production_services_wired_in_order() {
         }
         // Every subsync service must reach this database with the credentials it was created
         // with (same user, same password default, same database).
-        let pg_env = |k: &str| scalar(&pg["environment"][k]).map(|v| interpolate(&v).unwrap_or_else(|e| panic!("postgres: {k}: {e}")));
+        let pg_env = |k: &str| {
+            scalar(&pg["environment"][k]).map(|v| interpolate(&v).unwrap_or_else(|e| panic!("postgres: {k}: {e}")))
+        };
         let user = pg_env("POSTGRES_USER").unwrap_or_else(|| "postgres".into());
         let db = pg_env("POSTGRES_DB").unwrap_or_else(|| user.clone());
-        let expected = format!("postgres://{user}:{}@postgres:5432/{db}", pg_env("POSTGRES_PASSWORD").unwrap_or_default());
+        let expected =
+            format!("postgres://{user}:{}@postgres:5432/{db}", pg_env("POSTGRES_PASSWORD").unwrap_or_default());
         for s in &services {
             let url = s.env("DATABASE_URL");
             if url.as_deref() != Some(expected.as_str()) {
@@ -311,7 +334,8 @@ fn compose_has_the_production_services_wired_in_order() {
         }
     }
 
-    let depends = |service: &str, on: &str| scalar(&doc["services"][service]["depends_on"][on]["condition"]).unwrap_or_default();
+    let depends =
+        |service: &str, on: &str| scalar(&doc["services"][service]["depends_on"][on]["condition"]).unwrap_or_default();
     if depends("migrate", "postgres") != "service_healthy" {
         problems.push("migrate: depends_on postgres with `condition: service_healthy`".into());
     }
@@ -347,16 +371,23 @@ fn compose_has_the_production_services_wired_in_order() {
                 Ok(addr) if addr.ip().is_unspecified() => {
                     listen_ports.insert(addr.port(), key.clone());
                 }
-                Ok(_) => problems.push(format!("{}: {key}={value} is unreachable from outside the container: bind 0.0.0.0", s.name)),
-                Err(_) => problems.push(format!("{}: {key}={value} is not an ip:port (the binary takes no host names)", s.name)),
+                Ok(_) => problems
+                    .push(format!("{}: {key}={value} is unreachable from outside the container: bind 0.0.0.0", s.name)),
+                Err(_) => problems
+                    .push(format!("{}: {key}={value} is not an ip:port (the binary takes no host names)", s.name)),
             }
         }
         for (ip, port) in published_ports(s.yaml) {
             match listen_ports.get(&port).map(String::as_str) {
-                None => problems.push(format!("{}: publishes container port {port}, which none of its *_LISTEN settings uses", s.name)),
+                None => problems.push(format!(
+                    "{}: publishes container port {port}, which none of its *_LISTEN settings uses",
+                    s.name
+                )),
                 Some("SUBSYNC_ADMIN_LISTEN") if ip.as_deref() != Some("127.0.0.1") => {
-                    problems
-                        .push(format!("{}: the admin port {port} must be published on 127.0.0.1 only (`127.0.0.1:{port}:{port}`)", s.name));
+                    problems.push(format!(
+                        "{}: the admin port {port} must be published on 127.0.0.1 only (`127.0.0.1:{port}:{port}`)",
+                        s.name
+                    ));
                 }
                 Some(_) => {}
             }
@@ -388,9 +419,10 @@ fn compose_has_the_production_services_wired_in_order() {
         if !worker.yaml["container_name"].is_badvalue() || !worker.yaml["ports"].is_badvalue() {
             problems.push("worker: replicas cannot share a container_name or host ports".into());
         }
-        let grace: u64 = worker.env("SUBSYNC_SHUTDOWN_GRACE").map_or(20, |g| g.parse().expect("SUBSYNC_SHUTDOWN_GRACE"));
-        let stop =
-            scalar(&worker.yaml["stop_grace_period"]).map(|s| compose_duration(&s).unwrap_or_else(|| panic!("stop_grace_period `{s}`")));
+        let grace: u64 =
+            worker.env("SUBSYNC_SHUTDOWN_GRACE").map_or(20, |g| g.parse().expect("SUBSYNC_SHUTDOWN_GRACE"));
+        let stop = scalar(&worker.yaml["stop_grace_period"])
+            .map(|s| compose_duration(&s).unwrap_or_else(|| panic!("stop_grace_period `{s}`")));
         if stop.unwrap_or(Duration::from_secs(10)) <= Duration::from_secs(grace) {
             problems.push(format!("worker: stop_grace_period ({stop:?}, default 10s) must exceed SUBSYNC_SHUTDOWN_GRACE ({grace}s), or docker kills jobs mid-run"));
         }
@@ -409,7 +441,10 @@ fn compose_commands_flags_and_env_exist_in_the_binary() {
             _ => problems.push(format!("{}: leave `entrypoint` to the image (subsync)", s.name)),
         }
         if s.subcommand().is_empty() {
-            problems.push(format!("{}: `command` must name a subcommand (the image's default is `serve`, not for production)", s.name));
+            problems.push(format!(
+                "{}: `command` must name a subcommand (the image's default is `serve`, not for production)",
+                s.name
+            ));
             continue;
         }
         let help = match help(&s.subcommand()) {
@@ -454,7 +489,10 @@ fn compose_settings_pass_the_binarys_own_validation() {
             let value = s.env(key).unwrap();
             if key == "DATABASE_URL" {
                 if !value.starts_with("postgres://") {
-                    problems.push(format!("{}: DATABASE_URL must be the PostgreSQL service (postgres://…), not `{value}`", s.name));
+                    problems.push(format!(
+                        "{}: DATABASE_URL must be the PostgreSQL service (postgres://…), not `{value}`",
+                        s.name
+                    ));
                 }
                 continue;
             }
@@ -534,7 +572,10 @@ fn dockerfile_runs_subsync_as_non_root_and_exposes_the_published_ports() {
                 problems.push("final stage: ENTRYPOINT [\"subsync\"] but no COPY puts it in /usr/local/bin".into());
             }
         }
-        _ => problems.push(format!("final stage: ENTRYPOINT must be the exec form [\"subsync\"], found {:?}", all("ENTRYPOINT").next_back())),
+        _ => problems.push(format!(
+            "final stage: ENTRYPOINT must be the exec form [\"subsync\"], found {:?}",
+            all("ENTRYPOINT").next_back()
+        )),
     }
 
     let exposed: BTreeSet<u16> =
@@ -543,7 +584,10 @@ fn dockerfile_runs_subsync_as_non_root_and_exposes_the_published_ports() {
     for s in subsync_services(&doc) {
         for (_, port) in published_ports(s.yaml) {
             if !exposed.contains(&port) {
-                problems.push(format!("compose service {} publishes {port}, which the Dockerfile does not EXPOSE ({exposed:?})", s.name));
+                problems.push(format!(
+                    "compose service {} publishes {port}, which the Dockerfile does not EXPOSE ({exposed:?})",
+                    s.name
+                ));
             }
         }
     }
@@ -551,15 +595,21 @@ fn dockerfile_runs_subsync_as_non_root_and_exposes_the_published_ports() {
     // The builder's toolchain must satisfy the workspace's rust-version.
     let wanted = read("Cargo.toml")
         .lines()
-        .find_map(|l| l.trim().strip_prefix("rust-version").map(|v| v.trim_start_matches([' ', '=']).trim_matches('"').to_string()))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("rust-version")
+                .map(|v| v.trim_start_matches([' ', '=']).trim_matches('"').to_string())
+        })
         .expect("rust-version in Cargo.toml");
     let version = |v: &str| -> Vec<u32> { v.split('.').map_while(|p| p.parse().ok()).collect() };
     let rust = stages.iter().filter_map(|s| s.first()).find_map(|(_, a)| a.strip_prefix("rust:"));
     match rust.map(|tag| version(tag.split('-').next().unwrap_or_default())) {
         Some(v) if v.len() >= 2 && v >= version(&wanted) => {}
-        _ => problems.push(format!("the build stage must use a rust:<version> image with version >= {wanted}, found {rust:?}")),
+        _ => problems
+            .push(format!("the build stage must use a rust:<version> image with version >= {wanted}, found {rust:?}")),
     }
-    if !stages.iter().flatten().any(|(i, a)| i == "RUN" && a.contains("cargo build --release --locked -p subsync-cli")) {
+    if !stages.iter().flatten().any(|(i, a)| i == "RUN" && a.contains("cargo build --release --locked -p subsync-cli"))
+    {
         problems.push("the build stage must run `cargo build --release --locked -p subsync-cli`".into());
     }
     report("Dockerfile", problems);
@@ -583,7 +633,10 @@ fn production_doc_lists_every_setting() {
     let problems = missing
         .iter()
         .map(|(name, commands)| {
-            format!("`{name}` (subsync {}) is missing from the settings table", commands.iter().copied().collect::<Vec<_>>().join(", "))
+            format!(
+                "`{name}` (subsync {}) is missing from the settings table",
+                commands.iter().copied().collect::<Vec<_>>().join(", ")
+            )
         })
         .collect();
     report("docs/production.md", problems);

@@ -204,7 +204,14 @@ impl Stats {
 /// Delivers one event like Stripe: re-signed at each attempt, retried on any non-2xx and any
 /// connection error, with exponential backoff (100 ms .. 1 s), rotating over the intakes;
 /// bounded by [`DELIVERY_DEADLINE`] and an attempt cap.
-async fn deliver(client: reqwest::Client, targets: Arc<Vec<String>>, stats: Arc<Stats>, event_id: String, body: Arc<Vec<u8>>, index: usize) {
+async fn deliver(
+    client: reqwest::Client,
+    targets: Arc<Vec<String>>,
+    stats: Arc<Stats>,
+    event_id: String,
+    body: Arc<Vec<u8>>,
+    index: usize,
+) {
     let deadline = Instant::now() + DELIVERY_DEADLINE;
     let mut backoff = Duration::from_millis(100);
     for attempt in 0..500usize {
@@ -291,9 +298,14 @@ fn start_load(
 /// Lifecycles whose events are dated around now (checkouts over the last ~40 days), so the
 /// wall-clock access decisions the worker makes cover active, past-due and lapsed grants.
 fn workload(seed: u64, count: usize) -> (Arc<Vec<Lifecycle>>, Vec<subsync_testkit::Delivery>) {
-    let options = GeneratorOptions { start: common::now() - 45 * 86_400, spread_secs: 40 * 86_400, ..GeneratorOptions::default() };
+    let options = GeneratorOptions {
+        start: common::now() - 45 * 86_400,
+        spread_secs: 40 * 86_400,
+        ..GeneratorOptions::default()
+    };
     let lifecycles = generate_lifecycles(seed, count, &options);
-    let plan = delivery_plan(&lifecycles, seed, &DeliveryOptions { duplicate_ratio: 0.2, ..DeliveryOptions::default() });
+    let plan =
+        delivery_plan(&lifecycles, seed, &DeliveryOptions { duplicate_ratio: 0.2, ..DeliveryOptions::default() });
     (Arc::new(lifecycles), plan)
 }
 
@@ -320,18 +332,24 @@ type JobRow = (String, String, String, i32, Option<String>, Option<i64>, Option<
 impl Db {
     async fn rows<T>(&self, pg: &str, sqlite: &str) -> Vec<T>
     where
-        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + Send
+            + Unpin,
     {
         match self {
             Db::Postgres(url) => {
-                let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await.expect("connect pg");
+                let pool =
+                    sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await.expect("connect pg");
                 let rows = sqlx::query_as(sqlx::AssertSqlSafe(pg.to_string())).fetch_all(&pool).await.expect(pg);
                 pool.close().await;
                 rows
             }
             Db::Sqlite(url) => {
-                let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect(url).await.expect("open sqlite");
-                let rows = sqlx::query_as(sqlx::AssertSqlSafe(sqlite.to_string())).fetch_all(&pool).await.expect(sqlite);
+                let pool =
+                    sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect(url).await.expect("open sqlite");
+                let rows =
+                    sqlx::query_as(sqlx::AssertSqlSafe(sqlite.to_string())).fetch_all(&pool).await.expect(sqlite);
                 pool.close().await;
                 rows
             }
@@ -370,7 +388,8 @@ impl Db {
 async fn drain(db: &Db, expected_jobs: usize) -> Duration {
     let started = Instant::now();
     loop {
-        let total: Vec<(i64,)> = db.rows("SELECT count(*) FROM subsync_jobs", "SELECT count(*) FROM subsync_jobs").await;
+        let total: Vec<(i64,)> =
+            db.rows("SELECT count(*) FROM subsync_jobs", "SELECT count(*) FROM subsync_jobs").await;
         let total = total.first().map_or(0, |r| r.0);
         let unfinished = db.unfinished().await;
         if unfinished == 0 && total >= i64::try_from(expected_jobs).unwrap_or(i64::MAX) {
@@ -392,12 +411,18 @@ async fn verify(db: &Db, lifecycles: &[Lifecycle], stats: &Stats, drain_time: Du
     let all_ids: HashSet<String> = lifecycles.iter().flat_map(|l| l.events.iter().map(|e| e.id.clone())).collect();
     let accepted = stats.accepted.lock().expect("stats lock").clone();
     let gave_up = stats.gave_up.lock().expect("stats lock").clone();
-    assert!(gave_up.is_empty(), "the sender gave up on {} deliveries (never a 2xx): {:?}", gave_up.len(), &gave_up[..gave_up.len().min(10)]);
+    assert!(
+        gave_up.is_empty(),
+        "the sender gave up on {} deliveries (never a 2xx): {:?}",
+        gave_up.len(),
+        &gave_up[..gave_up.len().min(10)]
+    );
     let never: Vec<&String> = all_ids.difference(&accepted).collect();
     assert!(never.is_empty(), "{} events never got a 2xx: {:?}", never.len(), &never[..never.len().min(10)]);
 
     // 1. Every 2xx is stored.
-    let stored: Vec<(String,)> = db.rows("SELECT event_id FROM subsync_events", "SELECT event_id FROM subsync_events").await;
+    let stored: Vec<(String,)> =
+        db.rows("SELECT event_id FROM subsync_events", "SELECT event_id FROM subsync_events").await;
     let stored: HashSet<String> = stored.into_iter().map(|r| r.0).collect();
     let lost: Vec<&String> = accepted.difference(&stored).collect();
     assert!(lost.is_empty(), "{} events answered 2xx but not stored: {:?}", lost.len(), &lost[..lost.len().min(10)]);
@@ -415,7 +440,13 @@ async fn verify(db: &Db, lifecycles: &[Lifecycle], stats: &Stats, drain_time: Du
     }
     let dead: Vec<&JobRow> = jobs.iter().filter(|j| j.2 == "dead").collect();
     for job in &dead {
-        println!("DEAD job for {} (group {}, {} attempts): {}", job.0, job.1, job.3, job.4.as_deref().unwrap_or("<no reason>"));
+        println!(
+            "DEAD job for {} (group {}, {} attempts): {}",
+            job.0,
+            job.1,
+            job.3,
+            job.4.as_deref().unwrap_or("<no reason>")
+        );
     }
     assert!(dead.iter().all(|j| j.4.as_deref().is_some_and(|r| !r.is_empty())), "a dead job without a reason");
     for id in &all_ids {
@@ -431,7 +462,9 @@ async fn verify(db: &Db, lifecycles: &[Lifecycle], stats: &Stats, drain_time: Du
     // 3. Never two jobs of one subscription at once: per group, intervals don't overlap.
     let mut groups: HashMap<&str, Vec<(i64, i64, &str)>> = HashMap::new();
     for job in jobs.iter().filter(|j| j.2 == "succeeded") {
-        let (Some(start), Some(end)) = (job.5, job.6) else { panic!("succeeded job {} without start/finish times", job.0) };
+        let (Some(start), Some(end)) = (job.5, job.6) else {
+            panic!("succeeded job {} without start/finish times", job.0)
+        };
         assert!(start <= end, "job {} finished before it started ({start} > {end})", job.0);
         groups.entry(job.1.as_str()).or_default().push((start, end, job.0.as_str()));
     }
@@ -440,7 +473,10 @@ async fn verify(db: &Db, lifecycles: &[Lifecycle], stats: &Stats, drain_time: Du
         intervals.sort_unstable();
         for pair in intervals.windows(2) {
             if pair[0].1 > pair[1].0 {
-                overlaps.push(format!("{} [{}, {}] overlaps {} [{}, {}]", pair[0].2, pair[0].0, pair[0].1, pair[1].2, pair[1].0, pair[1].1));
+                overlaps.push(format!(
+                    "{} [{}, {}] overlaps {} [{}, {}]",
+                    pair[0].2, pair[0].0, pair[0].1, pair[1].2, pair[1].0, pair[1].1
+                ));
             }
         }
     }
@@ -458,7 +494,9 @@ async fn verify(db: &Db, lifecycles: &[Lifecycle], stats: &Stats, drain_time: Du
         .await;
     let subs: HashMap<String, (serde_json::Value, Option<String>, Option<String>)> = subs
         .into_iter()
-        .map(|(id, state, status, user)| (id, (serde_json::from_str(&state).expect("stored state is JSON"), status, user)))
+        .map(|(id, state, status, user)| {
+            (id, (serde_json::from_str(&state).expect("stored state is JSON"), status, user))
+        })
         .collect();
     assert_eq!(subs.len(), expected.len(), "one stored subscription per generated one");
     let mut state_mismatches = Vec::new();
@@ -468,10 +506,17 @@ async fn verify(db: &Db, lifecycles: &[Lifecycle], stats: &Stats, drain_time: Du
         let want_user = want.user().map(|u| u.user_id);
         let want_status = want.status().map(|s| s.as_str().to_string());
         if *state != want_json || *user != want_user || *status != want_status {
-            state_mismatches.push(format!("{sub_id}:\n  stored {status:?} {user:?} {state}\n  oracle {want_status:?} {want_user:?} {want_json}"));
+            state_mismatches.push(format!(
+                "{sub_id}:\n  stored {status:?} {user:?} {state}\n  oracle {want_status:?} {want_user:?} {want_json}"
+            ));
         }
     }
-    assert!(state_mismatches.is_empty(), "{} subscriptions differ from the oracle:\n{}", state_mismatches.len(), state_mismatches.join("\n"));
+    assert!(
+        state_mismatches.is_empty(),
+        "{} subscriptions differ from the oracle:\n{}",
+        state_mismatches.len(),
+        state_mismatches.join("\n")
+    );
 
     // 4b. Each user's entitlement = oracle at the instant the worker evaluated it.
     let out = Command::new(common::binary())
@@ -490,7 +535,9 @@ async fn verify(db: &Db, lifecycles: &[Lifecycle], stats: &Stats, drain_time: Du
     let expected_users: HashSet<String> = expected.values().filter_map(|s| s.user().map(|u| u.user_id)).collect();
     let stored_users: HashSet<String> = rows.keys().cloned().collect();
     assert_eq!(stored_users, expected_users, "entitlement rows for exactly the oracle's users");
-    let time = |v: &serde_json::Value| v.as_str().map(|s| s.parse::<chrono::DateTime<chrono::Utc>>().expect("RFC 3339").timestamp());
+    let time = |v: &serde_json::Value| {
+        v.as_str().map(|s| s.parse::<chrono::DateTime<chrono::Utc>>().expect("RFC 3339").timestamp())
+    };
     let mut tiers: BTreeMap<String, usize> = BTreeMap::new();
     let mut ent_mismatches = Vec::new();
     for (sub_id, state) in &expected {
@@ -500,13 +547,19 @@ async fn verify(db: &Db, lifecycles: &[Lifecycle], stats: &Stats, drain_time: Du
         let want = state.entitlement(&cfg, &policy, evaluated_at).expect("oracle entitlement");
         let want_reason = serde_json::to_value(&want.reason).expect("reason");
         *tiers.entry(format!("{} ({})", want.tier.as_str(), want_reason.as_str().unwrap_or("?"))).or_default() += 1;
-        let got = (row["stored_tier"].as_str(), &row["reason"], time(&row["access_until"]), row["subscription_id"].as_str());
+        let got =
+            (row["stored_tier"].as_str(), &row["reason"], time(&row["access_until"]), row["subscription_id"].as_str());
         let exp = (Some(want.tier.as_str()), &want_reason, want.access_until, Some(sub_id.as_str()));
         if got != exp {
             ent_mismatches.push(format!("{}: stored {got:?}, oracle at {evaluated_at} {exp:?}", user.user_id));
         }
     }
-    assert!(ent_mismatches.is_empty(), "{} entitlements differ from the oracle:\n{}", ent_mismatches.len(), ent_mismatches.join("\n"));
+    assert!(
+        ent_mismatches.is_empty(),
+        "{} entitlements differ from the oracle:\n{}",
+        ent_mismatches.len(),
+        ent_mismatches.join("\n")
+    );
 
     println!("sender: {}", stats.line());
     println!(
@@ -519,7 +572,10 @@ async fn verify(db: &Db, lifecycles: &[Lifecycle], stats: &Stats, drain_time: Du
         drain_time.as_secs_f64()
     );
     println!("entitlements checked against the oracle: {tiers:?}");
-    assert!(recovered >= min_recovered, "expected at least {min_recovered} jobs re-run after a lost lease, saw {recovered}");
+    assert!(
+        recovered >= min_recovered,
+        "expected at least {min_recovered} jobs re-run after a lost lease, saw {recovered}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -536,7 +592,13 @@ async fn postgres_scenario() {
     let logs = TempDir::new("subsync-faults-pg");
     let cluster = pgcluster::PgCluster::start().await;
     let url = cluster.url();
-    let migrate = Command::new(common::binary()).arg("migrate").env("DATABASE_URL", &url).env("RUST_LOG", "warn").output().await.expect("migrate");
+    let migrate = Command::new(common::binary())
+        .arg("migrate")
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .expect("migrate");
     assert!(migrate.status.success(), "migrate: {}", String::from_utf8_lossy(&migrate.stderr));
 
     let env = |timeout: &str| {

@@ -32,7 +32,10 @@ use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-both_backends!(hostile_corpus_is_refused_while_valid_traffic_is_served, a_poison_event_does_not_fail_the_valid_events_committed_with_it);
+both_backends!(
+    hostile_corpus_is_refused_while_valid_traffic_is_served,
+    a_poison_event_does_not_fail_the_valid_events_committed_with_it
+);
 
 /// Rounds of the whole corpus: at least the minimum, then more while the slow-body clients
 /// stall (so hostile, slow and valid traffic overlap), never more than the maximum.
@@ -87,7 +90,12 @@ fn post_case(name: &'static str, expect: Expect, id: Option<String>, signature: 
     if let Some(sig) = signature {
         headers.push(sig_header(sig));
     }
-    Case { name, expect, event_id: id, request: Request::Http { method: Method::POST, path: "/webhooks/stripe".into(), headers, body } }
+    Case {
+        name,
+        expect,
+        event_id: id,
+        request: Request::Http { method: Method::POST, path: "/webhooks/stripe".into(), headers, body },
+    }
 }
 
 /// A validly signed POST of `body`.
@@ -259,7 +267,12 @@ fn corpus(round: usize) -> Vec<Case> {
             name: "wrong method",
             expect: Expect::Status(405, None),
             event_id: gid.clone(),
-            request: Request::Http { method, path: "/webhooks/stripe".into(), headers: vec![json_header(), sig_header(good.as_bytes())], body: good_body.clone() },
+            request: Request::Http {
+                method,
+                path: "/webhooks/stripe".into(),
+                headers: vec![json_header(), sig_header(good.as_bytes())],
+                body: good_body.clone(),
+            },
         });
     }
     for path in ["/webhooks/other", "/webhooks/stripe/", "/WEBHOOKS/STRIPE", "/"] {
@@ -267,7 +280,12 @@ fn corpus(round: usize) -> Vec<Case> {
             name: "wrong path",
             expect: Expect::Status(404, None),
             event_id: gid.clone(),
-            request: Request::Http { method: Method::POST, path: path.into(), headers: vec![json_header(), sig_header(good.as_bytes())], body: good_body.clone() },
+            request: Request::Http {
+                method: Method::POST,
+                path: path.into(),
+                headers: vec![json_header(), sig_header(good.as_bytes())],
+                body: good_body.clone(),
+            },
         });
     }
     let long_path = format!("/webhooks/{}", "a".repeat(16 * 1024));
@@ -275,11 +293,18 @@ fn corpus(round: usize) -> Vec<Case> {
         name: "16 KiB path",
         expect: Refused,
         event_id: gid.clone(),
-        request: Request::Http { method: Method::POST, path: long_path, headers: vec![json_header(), sig_header(good.as_bytes())], body: good_body.clone() },
+        request: Request::Http {
+            method: Method::POST,
+            path: long_path,
+            headers: vec![json_header(), sig_header(good.as_bytes())],
+            body: good_body.clone(),
+        },
     });
     // Malformed HTTP on a raw socket.
     let head = |extra: &str| {
-        format!("POST /webhooks/stripe HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nStripe-Signature: {good}\r\n{extra}\r\n")
+        format!(
+            "POST /webhooks/stripe HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nStripe-Signature: {good}\r\n{extra}\r\n"
+        )
     };
     cases.extend([
         // Dot segments: reqwest would normalize them away, so raw. Routes match literally.
@@ -288,28 +313,53 @@ fn corpus(round: usize) -> Vec<Case> {
             expect: Expect::Status(404, None),
             event_id: gid.clone(),
             request: Request::Raw(
-                [head(&format!("Content-Length: {}\r\n", good_body.len())).replace("POST /webhooks/stripe ", "POST /webhooks/x/../stripe ").into_bytes(), good_body.clone()].concat(),
+                [
+                    head(&format!("Content-Length: {}\r\n", good_body.len()))
+                        .replace("POST /webhooks/stripe ", "POST /webhooks/x/../stripe ")
+                        .into_bytes(),
+                    good_body.clone(),
+                ]
+                .concat(),
             ),
         },
-        Case { name: "garbage request line", expect: Refused, event_id: None, request: Request::Raw(b"\x16\x03\x01 HELLO\r\n\r\n".to_vec()) },
+        Case {
+            name: "garbage request line",
+            expect: Refused,
+            event_id: None,
+            request: Request::Raw(b"\x16\x03\x01 HELLO\r\n\r\n".to_vec()),
+        },
         Case {
             name: "512 KiB of headers",
             expect: Refused,
             event_id: gid.clone(),
-            request: Request::Raw(format!("{}\r\nX-Big: {}\r\n\r\n", head("Content-Length: 2\r\n").trim_end_matches("\r\n"), "b".repeat(512 * 1024)).into_bytes()),
+            request: Request::Raw(
+                format!(
+                    "{}\r\nX-Big: {}\r\n\r\n",
+                    head("Content-Length: 2\r\n").trim_end_matches("\r\n"),
+                    "b".repeat(512 * 1024)
+                )
+                .into_bytes(),
+            ),
         },
         Case {
             name: "bad chunk size",
             expect: Refused,
             event_id: gid.clone(),
-            request: Request::Raw([head("Transfer-Encoding: chunked\r\n").into_bytes(), b"zz\r\nhello\r\n0\r\n\r\n".to_vec()].concat()),
+            request: Request::Raw(
+                [head("Transfer-Encoding: chunked\r\n").into_bytes(), b"zz\r\nhello\r\n0\r\n\r\n".to_vec()].concat(),
+            ),
         },
         Case {
             name: "Content-Length and chunked (smuggling)",
             expect: Refused,
             event_id: gid.clone(),
             request: Request::Raw(
-                [head(&format!("Content-Length: {}\r\nTransfer-Encoding: chunked\r\n", good_body.len())).into_bytes(), good_body.clone()].concat(),
+                [
+                    head(&format!("Content-Length: {}\r\nTransfer-Encoding: chunked\r\n", good_body.len()))
+                        .into_bytes(),
+                    good_body.clone(),
+                ]
+                .concat(),
             ),
         },
         Case {
@@ -317,7 +367,11 @@ fn corpus(round: usize) -> Vec<Case> {
             expect: Refused,
             event_id: gid.clone(),
             request: Request::Raw(
-                [head(&format!("Content-Length: {}\r\nContent-Length: 5\r\n", good_body.len())).into_bytes(), good_body.clone()].concat(),
+                [
+                    head(&format!("Content-Length: {}\r\nContent-Length: 5\r\n", good_body.len())).into_bytes(),
+                    good_body.clone(),
+                ]
+                .concat(),
             ),
         },
     ]);
@@ -409,7 +463,11 @@ async fn hostile_corpus_is_refused_while_valid_traffic_is_served(b: Backend) {
     let db = TestDb::new(b).await;
     let server = Server::start(
         &["intake"],
-        &[("DATABASE_URL", db.url.clone()), ("STRIPE_WEBHOOK_SECRET", SECRET.to_string()), ("SUBSYNC_DB_TIMEOUT", "2".to_string())],
+        &[
+            ("DATABASE_URL", db.url.clone()),
+            ("STRIPE_WEBHOOK_SECRET", SECRET.to_string()),
+            ("SUBSYNC_DB_TIMEOUT", "2".to_string()),
+        ],
     )
     .await;
 
@@ -431,7 +489,11 @@ async fn hostile_corpus_is_refused_while_valid_traffic_is_served(b: Backend) {
                 let started = Instant::now();
                 let (status, json) = common::post(&client, &base, Some(&sign(SECRET, now(), &body)), body).await;
                 slowest = slowest.max(started.elapsed());
-                assert_eq!((status, &json["duplicate"]), (200, &json!(false)), "valid event {id} during the attack: {json}");
+                assert_eq!(
+                    (status, &json["duplicate"]),
+                    (200, &json!(false)),
+                    "valid event {id} during the attack: {json}"
+                );
                 valid_ids.lock().expect("lock").push(id);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -460,7 +522,8 @@ async fn hostile_corpus_is_refused_while_valid_traffic_is_served(b: Backend) {
 
     // A fresh connection per hostile request: after an early answer (413, 431) the server
     // closes the connection, and a pooled client would race that close on its next request.
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).pool_max_idle_per_host(0).build().expect("client");
+    let client =
+        reqwest::Client::builder().timeout(Duration::from_secs(20)).pool_max_idle_per_host(0).build().expect("client");
     let mut failures = Vec::new();
     let mut observed: BTreeMap<String, BTreeMap<u16, usize>> = BTreeMap::new();
     let mut stored_expected = HashSet::new();
@@ -477,7 +540,9 @@ async fn hostile_corpus_is_refused_while_valid_traffic_is_served(b: Backend) {
             sent += 1;
             *observed.entry(case.name.to_string()).or_default().entry(status).or_default() += 1;
             let ok = match case.expect {
-                Expect::Status(want, want_code) => status == want && (want_code.is_none() || code.as_deref() == want_code),
+                Expect::Status(want, want_code) => {
+                    status == want && (want_code.is_none() || code.as_deref() == want_code)
+                }
                 Expect::Stored => {
                     stored_expected.extend(case.event_id.clone());
                     status == 200
@@ -491,7 +556,8 @@ async fn hostile_corpus_is_refused_while_valid_traffic_is_served(b: Backend) {
                 }
             };
             if !ok {
-                failures.push(format!("{} (round {round}): got {status} {code:?}, expected {:?}", case.name, case.expect));
+                failures
+                    .push(format!("{} (round {round}): got {status} {code:?}, expected {:?}", case.name, case.expect));
             }
         }
     }
@@ -500,7 +566,10 @@ async fn hostile_corpus_is_refused_while_valid_traffic_is_served(b: Backend) {
     for handle in slow {
         let (status, took) = handle.await.expect("slow client");
         println!("{b:?}: slow body answered {status} after {:.1}s", took.as_secs_f64());
-        if status != 408 || took < BODY_TIMEOUT - Duration::from_millis(500) || took > BODY_TIMEOUT + Duration::from_secs(4) {
+        if status != 408
+            || took < BODY_TIMEOUT - Duration::from_millis(500)
+            || took > BODY_TIMEOUT + Duration::from_secs(4)
+        {
             failures.push(format!("slow body: got {status} after {took:?}, expected 408 after ~{BODY_TIMEOUT:?}"));
         }
     }
@@ -511,7 +580,11 @@ async fn hostile_corpus_is_refused_while_valid_traffic_is_served(b: Backend) {
     for (name, statuses) in &observed {
         println!("{b:?}: {name:<40} {statuses:?}");
     }
-    println!("{b:?}: {sent} hostile requests, {} valid events all 200 (slowest {:.0} ms)", valid_ids.len(), slowest.as_secs_f64() * 1e3);
+    println!(
+        "{b:?}: {sent} hostile requests, {} valid events all 200 (slowest {:.0} ms)",
+        valid_ids.len(),
+        slowest.as_secs_f64() * 1e3
+    );
     assert!(failures.is_empty(), "{b:?}: {} cases got the wrong answer:\n{}", failures.len(), failures.join("\n"));
     assert!(valid_ids.len() >= 100, "the valid sender made too few requests ({}) to mean anything", valid_ids.len());
 
@@ -522,7 +595,11 @@ async fn hostile_corpus_is_refused_while_valid_traffic_is_served(b: Backend) {
     let missing: Vec<&String> = expected.difference(&stored).collect();
     let extra: Vec<&String> = stored.difference(&expected).filter(|id| !maybe_stored.contains(*id)).collect();
     assert!(missing.is_empty(), "{b:?}: answered 200 but not stored: {missing:?}");
-    assert!(extra.is_empty(), "{b:?}: stored although refused: {:?}", extra.iter().map(|s| s.chars().take(80).collect::<String>()).collect::<Vec<_>>());
+    assert!(
+        extra.is_empty(),
+        "{b:?}: stored although refused: {:?}",
+        extra.iter().map(|s| s.chars().take(80).collect::<String>()).collect::<Vec<_>>()
+    );
 
     // Still alive and healthy.
     let mut server = server;
@@ -542,7 +619,11 @@ async fn a_poison_event_does_not_fail_the_valid_events_committed_with_it(b: Back
     let db = TestDb::new(b).await;
     let server = Server::start(
         &["intake"],
-        &[("DATABASE_URL", db.url.clone()), ("STRIPE_WEBHOOK_SECRET", SECRET.to_string()), ("SUBSYNC_DB_TIMEOUT", "2".to_string())],
+        &[
+            ("DATABASE_URL", db.url.clone()),
+            ("STRIPE_WEBHOOK_SECRET", SECRET.to_string()),
+            ("SUBSYNC_DB_TIMEOUT", "2".to_string()),
+        ],
     )
     .await;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("client");
@@ -554,11 +635,17 @@ async fn a_poison_event_does_not_fail_the_valid_events_committed_with_it(b: Back
         let long_sub = format!("sub_{}", random_text(64 * 1024));
         let poisons = [
             envelope(&nul, "invoice.paid", json!({"object": {}})),
-            envelope(&format!("evt_poison_long_{round}"), "customer.subscription.updated", json!({"object": {"id": long_sub, "object": "subscription"}})),
+            envelope(
+                &format!("evt_poison_long_{round}"),
+                "customer.subscription.updated",
+                json!({"object": {"id": long_sub, "object": "subscription"}}),
+            ),
         ];
         for body in poisons {
             let (client, base) = (client.clone(), server.base.clone());
-            tasks.spawn(async move { (None, common::post(&client, &base, Some(&sign(SECRET, now(), &body)), body).await) });
+            tasks.spawn(
+                async move { (None, common::post(&client, &base, Some(&sign(SECRET, now(), &body)), body).await) },
+            );
         }
         for i in 0..40 {
             let (client, base) = (client.clone(), server.base.clone());

@@ -95,7 +95,11 @@ async fn secret_roll_and_whitespace_in_config(b: Backend) {
     // During a roll Stripe signs with both secrets: one v1 each. Either matching is enough.
     let body = subscription_event("evt_roll", "sub_roll");
     let t = now();
-    let with_unknown = format!("{},v1={}", sign("whsec_retired_secret", t, &body), sign(SECRET, t, &body).split("v1=").nth(1).unwrap_or_default());
+    let with_unknown = format!(
+        "{},v1={}",
+        sign("whsec_retired_secret", t, &body),
+        sign(SECRET, t, &body).split("v1=").nth(1).unwrap_or_default()
+    );
     let (status, json) = post(&client, &server.base, Some(&with_unknown), body).await;
     assert_eq!(status, 200, "{json}");
     let body = subscription_event("evt_roll_old", "sub_roll");
@@ -200,7 +204,8 @@ async fn mixed_concurrent_traffic_is_stored_once_per_event(b: Backend) {
     }
     for i in 0..20 {
         let id = format!("evt_mix_charge_{i}");
-        let body = event(&id, "charge.succeeded", json!({"id": format!("ch_{i}"), "object": "charge", "customer": "cus_mix"}));
+        let body =
+            event(&id, "charge.succeeded", json!({"id": format!("ch_{i}"), "object": "charge", "customer": "cus_mix"}));
         deliveries.push((id.clone(), body.clone()));
         deliveries.push((id, body));
     }
@@ -237,7 +242,8 @@ async fn mixed_concurrent_traffic_is_stored_once_per_event(b: Backend) {
         assert_eq!(got[0]["job_id"].is_string(), handled, "{id}: {got:?}");
         if handled {
             let job = got[0]["job_id"].as_str().unwrap_or_default();
-            let stored = db.text(&format!("SELECT CAST(job_id AS TEXT) FROM subsync_events WHERE event_id = '{id}'")).await;
+            let stored =
+                db.text(&format!("SELECT CAST(job_id AS TEXT) FROM subsync_events WHERE event_id = '{id}'")).await;
             assert_eq!(stored.as_deref().map(str::to_lowercase), Some(job.to_lowercase()), "{id}");
         }
     }
@@ -254,25 +260,37 @@ async fn routes_events_to_their_subscription(b: Backend) {
     let cases = vec![
         (
             "evt_checkout",
-            event("evt_checkout", "checkout.session.completed", json!({
-                "id": "cs_1", "object": "checkout.session", "mode": "subscription",
-                "subscription": "sub_from_checkout", "customer": "cus_9", "client_reference_id": "user_1", "metadata": {}
-            })),
+            event(
+                "evt_checkout",
+                "checkout.session.completed",
+                json!({
+                    "id": "cs_1", "object": "checkout.session", "mode": "subscription",
+                    "subscription": "sub_from_checkout", "customer": "cus_9", "client_reference_id": "user_1", "metadata": {}
+                }),
+            ),
             "sub_from_checkout",
         ),
         (
             "evt_invoice_new",
-            event("evt_invoice_new", "invoice.paid", json!({
-                "id": "in_1", "object": "invoice", "customer": "cus_9",
-                "parent": { "type": "subscription_details", "subscription_details": { "subscription": "sub_from_parent" } }
-            })),
+            event(
+                "evt_invoice_new",
+                "invoice.paid",
+                json!({
+                    "id": "in_1", "object": "invoice", "customer": "cus_9",
+                    "parent": { "type": "subscription_details", "subscription_details": { "subscription": "sub_from_parent" } }
+                }),
+            ),
             "sub_from_parent",
         ),
         (
             "evt_invoice_old",
-            event("evt_invoice_old", "invoice.payment_failed", json!({
-                "id": "in_2", "object": "invoice", "customer": "cus_9", "subscription": "sub_old_api"
-            })),
+            event(
+                "evt_invoice_old",
+                "invoice.payment_failed",
+                json!({
+                    "id": "in_2", "object": "invoice", "customer": "cus_9", "subscription": "sub_old_api"
+                }),
+            ),
             "sub_old_api",
         ),
         ("evt_sub", subscription_event("evt_sub", "sub_direct"), "sub_direct"),
@@ -291,7 +309,8 @@ async fn unhandled_and_thin_events_are_stored_but_not_queued(b: Backend) {
     let db = TestDb::new(b).await;
     let server = intake(&db, &[]).await;
     let client = reqwest::Client::new();
-    let ignored = event("evt_ignored", "charge.succeeded", json!({"id": "ch_1", "object": "charge", "customer": "cus_1"}));
+    let ignored =
+        event("evt_ignored", "charge.succeeded", json!({"id": "ch_1", "object": "charge", "customer": "cus_1"}));
     let (status, json) = post(&client, &server.base, Some(&sign(SECRET, now(), &ignored)), ignored).await;
     assert_eq!(status, 200, "{json}");
     assert_eq!(json["job_id"], serde_json::Value::Null);
@@ -303,8 +322,14 @@ async fn unhandled_and_thin_events_are_stored_but_not_queued(b: Backend) {
     .unwrap_or_default();
     let (status, json) = post(&client, &server.base, Some(&sign(SECRET, now(), &thin)), thin).await;
     assert_eq!(status, 200, "{json}");
-    assert_eq!(db.text("SELECT disposition FROM subsync_events WHERE event_id = 'evt_ignored'").await.as_deref(), Some("ignored"));
-    assert_eq!(db.text("SELECT disposition FROM subsync_events WHERE event_id = 'evt_thin'").await.as_deref(), Some("unsupported"));
+    assert_eq!(
+        db.text("SELECT disposition FROM subsync_events WHERE event_id = 'evt_ignored'").await.as_deref(),
+        Some("ignored")
+    );
+    assert_eq!(
+        db.text("SELECT disposition FROM subsync_events WHERE event_id = 'evt_thin'").await.as_deref(),
+        Some("unsupported")
+    );
     assert_eq!(db.count("subsync_jobs", "").await, 0);
     server.stop().await;
     db.close().await;
@@ -354,7 +379,8 @@ async fn database_unavailable_means_503_and_nothing_lost(b: Backend) {
                 .expect("migrate");
             assert!(migrate.status.success());
             let proxy = common::Proxy::start("127.0.0.1:5432").await;
-            let server = intake(&db, &[("DATABASE_URL", db.via_proxy(&proxy)), ("SUBSYNC_NO_MIGRATE", "true".into())]).await;
+            let server =
+                intake(&db, &[("DATABASE_URL", db.via_proxy(&proxy)), ("SUBSYNC_NO_MIGRATE", "true".into())]).await;
             let warm = subscription_event("evt_warm", "sub_warm");
             let (status, _) = post(&client, &server.base, Some(&sign(SECRET, now(), &warm)), warm).await;
             assert_eq!(status, 200);
@@ -396,7 +422,8 @@ async fn health_readiness_and_metrics(b: Backend) {
     post(&client, &server.base, None, b"{}".to_vec()).await;
     let ready = client.get(format!("{}/readyz", server.base)).send().await.expect("readyz");
     assert_eq!(ready.status().as_u16(), 200);
-    let text = client.get(format!("{}/metrics", server.base)).send().await.expect("metrics").text().await.expect("text");
+    let text =
+        client.get(format!("{}/metrics", server.base)).send().await.expect("metrics").text().await.expect("text");
     assert!(text.contains("subsync_intake_requests_total{outcome=\"accepted\"} 1"), "{text}");
     assert!(text.contains("subsync_intake_requests_total{outcome=\"duplicate\"} 1"), "{text}");
     assert!(text.contains("subsync_intake_requests_total{outcome=\"rejected_signature\"} 1"), "{text}");

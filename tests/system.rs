@@ -10,26 +10,37 @@ use std::time::Duration;
 use common::{Backend, SECRET, Server, TestDb, event, now, post, sign};
 use serde_json::json;
 
-both_backends!(checkout_and_subscription_created_racing_both_apply_without_retry, prune_forgets_only_what_is_past_retention);
+both_backends!(
+    checkout_and_subscription_created_racing_both_apply_without_retry,
+    prune_forgets_only_what_is_past_retention
+);
 
 const ADMIN_TOKEN: &str = "system-test-admin-token-0123";
 
 fn checkout(id: &str, sub: &str, user: &str) -> Vec<u8> {
-    event(id, "checkout.session.completed", json!({
-        "id": format!("cs_{sub}"), "object": "checkout.session", "mode": "subscription", "status": "complete",
-        "payment_status": "paid", "subscription": sub, "customer": format!("cus_{sub}"),
-        "client_reference_id": user, "metadata": { "app_user_id": user }
-    }))
+    event(
+        id,
+        "checkout.session.completed",
+        json!({
+            "id": format!("cs_{sub}"), "object": "checkout.session", "mode": "subscription", "status": "complete",
+            "payment_status": "paid", "subscription": sub, "customer": format!("cus_{sub}"),
+            "client_reference_id": user, "metadata": { "app_user_id": user }
+        }),
+    )
 }
 
 fn subscription_created(id: &str, sub: &str, lookup_key: &str) -> Vec<u8> {
-    event(id, "customer.subscription.created", json!({
-        "id": sub, "object": "subscription", "customer": format!("cus_{sub}"), "status": "active",
-        "cancel_at_period_end": false, "metadata": {},
-        "items": { "object": "list", "data": [ { "id": format!("si_{sub}"), "object": "subscription_item",
-            "current_period_end": now() + 30 * 86400,
-            "price": { "id": format!("price_{lookup_key}"), "object": "price", "lookup_key": lookup_key } } ] }
-    }))
+    event(
+        id,
+        "customer.subscription.created",
+        json!({
+            "id": sub, "object": "subscription", "customer": format!("cus_{sub}"), "status": "active",
+            "cancel_at_period_end": false, "metadata": {},
+            "items": { "object": "list", "data": [ { "id": format!("si_{sub}"), "object": "subscription_item",
+                "current_period_end": now() + 30 * 86400,
+                "price": { "id": format!("price_{lookup_key}"), "object": "price", "lookup_key": lookup_key } } ] }
+        }),
+    )
 }
 
 async fn entitlement(db: &TestDb, user: &str) -> Option<serde_json::Value> {
@@ -97,7 +108,8 @@ async fn checkout_and_subscription_created_racing_both_apply_without_retry(b: Ba
         assert_eq!(job["attempts"], 1, "{job}");
     }
     // The admin API shows the entitlement too, and refuses without the token.
-    let unauthorized = client.get(format!("http://127.0.0.1:{admin_port}/api/entitlements/user_race")).send().await.expect("admin");
+    let unauthorized =
+        client.get(format!("http://127.0.0.1:{admin_port}/api/entitlements/user_race")).send().await.expect("admin");
     assert_eq!(unauthorized.status().as_u16(), 401);
     let via_api = client
         .get(format!("http://127.0.0.1:{admin_port}/api/entitlements/user_race"))
@@ -127,7 +139,8 @@ async fn checkout_and_subscription_created_racing_both_apply_without_retry(b: Ba
     let pid = server.child.id().expect("pid");
     let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
     let mut server = server;
-    let status = tokio::time::timeout(Duration::from_secs(30), server.child.wait()).await.expect("stops").expect("wait");
+    let status =
+        tokio::time::timeout(Duration::from_secs(30), server.child.wait()).await.expect("stops").expect("wait");
     assert!(status.success(), "serve exited with {status}");
     db.close().await;
 }

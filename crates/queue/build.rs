@@ -24,9 +24,7 @@ fn main() {
             let (version, description) = stem
                 .split_once('_')
                 .unwrap_or_else(|| panic!("migration {stem} must be named <version>_<description>.sql"));
-            let version: i64 = version
-                .parse()
-                .unwrap_or_else(|_| panic!("migration {stem}: version must be a number"));
+            let version: i64 = version.parse().unwrap_or_else(|_| panic!("migration {stem}: version must be a number"));
             let abs = fs::canonicalize(&file).expect("migration path");
             println!("cargo:rerun-if-changed={}", abs.display());
             out.push_str(&format!(

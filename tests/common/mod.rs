@@ -73,7 +73,10 @@ impl TestDb {
                 let admin = pg_admin_url();
                 let schema = format!("it_{}", uuid::Uuid::new_v4().simple());
                 let pool = sqlx::PgPool::connect(&admin).await.expect("connect to PostgreSQL");
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&pool).await.expect("schema");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                    .execute(&pool)
+                    .await
+                    .expect("schema");
                 pool.close().await;
                 let url = scoped(&admin, &schema);
                 Self { backend, url, schema: Some((admin, schema)), path: None }
@@ -84,7 +87,11 @@ impl TestDb {
     /// A PostgreSQL URL for this schema that goes through `proxy` instead of the server.
     pub fn via_proxy(&self, proxy: &Proxy) -> String {
         let (admin, schema) = self.schema.as_ref().expect("postgres only");
-        let rewired = admin.replacen("127.0.0.1:5432", &proxy.addr.to_string(), 1).replacen("localhost:5432", &proxy.addr.to_string(), 1);
+        let rewired = admin.replacen("127.0.0.1:5432", &proxy.addr.to_string(), 1).replacen(
+            "localhost:5432",
+            &proxy.addr.to_string(),
+            1,
+        );
         scoped(&rewired, schema)
     }
 
@@ -128,13 +135,19 @@ impl TestDb {
         match self.backend {
             Backend::Sqlite => {
                 let pool = sqlx::SqlitePool::connect(&self.url).await.expect("sqlite");
-                let v = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_optional(&pool).await.expect("query");
+                let v = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+                    .fetch_optional(&pool)
+                    .await
+                    .expect("query");
                 pool.close().await;
                 v
             }
             Backend::Postgres => {
                 let pool = sqlx::PgPool::connect(&self.url).await.expect("pg");
-                let v = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_optional(&pool).await.expect("query");
+                let v = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+                    .fetch_optional(&pool)
+                    .await
+                    .expect("query");
                 pool.close().await;
                 v
             }
@@ -264,11 +277,13 @@ pub fn now() -> i64 {
 }
 
 /// POSTs `body` with `signature` (if any) to the webhook endpoint.
-pub async fn post(client: &reqwest::Client, base: &str, signature: Option<&str>, body: Vec<u8>) -> (u16, serde_json::Value) {
-    let mut req = client
-        .post(format!("{base}/webhooks/stripe"))
-        .header("content-type", "application/json")
-        .body(body);
+pub async fn post(
+    client: &reqwest::Client,
+    base: &str,
+    signature: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let mut req = client.post(format!("{base}/webhooks/stripe")).header("content-type", "application/json").body(body);
     if let Some(sig) = signature {
         req = req.header("stripe-signature", sig);
     }
@@ -331,7 +346,8 @@ impl Proxy {
 pub async fn raw_post(port: u16, signature: &str, body: &[u8], chunked: bool) -> u16 {
     use tokio::io::AsyncReadExt;
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
-    let length = if chunked { "Transfer-Encoding: chunked".to_string() } else { format!("Content-Length: {}", body.len()) };
+    let length =
+        if chunked { "Transfer-Encoding: chunked".to_string() } else { format!("Content-Length: {}", body.len()) };
     let head = format!(
         "POST /webhooks/stripe HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
          Stripe-Signature: {signature}\r\n{length}\r\n\r\n"

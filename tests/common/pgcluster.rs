@@ -74,7 +74,8 @@ impl PgCluster {
         let dir = std::env::temp_dir().join(format!("subsync-pg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(dir.join("sock")).expect("create cluster temp dir");
         if as_postgres {
-            let out = Command::new("chown").args(["-R", &format!("{SERVER_USER}:"), &dir.display().to_string()]).output();
+            let out =
+                Command::new("chown").args(["-R", &format!("{SERVER_USER}:"), &dir.display().to_string()]).output();
             assert!(
                 out.as_ref().is_ok_and(|o| o.status.success()),
                 "cannot hand {} to the `{SERVER_USER}` user (PostgreSQL refuses to run as root): {out:?}",
@@ -173,7 +174,9 @@ impl PgCluster {
     /// Stops the server (`-m fast`: disconnects every client, checkpoints). While stopped,
     /// connections to the port are refused.
     pub async fn stop(&self) {
-        let out = self.pg_ctl(vec!["stop".into(), "-D".into(), self.data_dir(), "-m".into(), "fast".into(), "-w".into()]).await;
+        let out = self
+            .pg_ctl(vec!["stop".into(), "-D".into(), self.data_dir(), "-m".into(), "fast".into(), "-w".into()])
+            .await;
         assert!(out.status.success(), "pg_ctl stop failed:\n{}", describe(&out));
     }
 
@@ -199,7 +202,8 @@ impl PgCluster {
     /// SIGKILLs the postmaster (a crash: crash recovery runs at the next start).
     pub async fn kill(&self) {
         let pid_file = self.dir.join("data").join("postmaster.pid");
-        let pid = std::fs::read_to_string(&pid_file).ok().and_then(|t| t.lines().next().map(str::trim).map(String::from));
+        let pid =
+            std::fs::read_to_string(&pid_file).ok().and_then(|t| t.lines().next().map(str::trim).map(String::from));
         let pid = pid.unwrap_or_else(|| panic!("no postmaster.pid in {}: server not running?", pid_file.display()));
         let status = Command::new("kill").args(["-KILL", &pid]).status().expect("run kill");
         assert!(status.success(), "kill -KILL {pid} failed");
@@ -237,5 +241,10 @@ fn run_tool(bin: &Path, as_postgres: bool, tool: &str, args: &[&str]) -> Output 
 }
 
 fn describe(out: &Output) -> String {
-    format!("status {}\nstdout: {}\nstderr: {}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "status {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }

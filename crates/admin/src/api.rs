@@ -63,8 +63,7 @@ pub(crate) fn routes() -> Router<AdminState> {
 type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 fn pairs(q: Pairs) -> ApiResult<Vec<(String, String)>> {
-    q.map(|Query(p)| p)
-        .map_err(|e| AdminError::InvalidInput(format!("malformed query string: {e}")).into())
+    q.map(|Query(p)| p).map_err(|e| AdminError::InvalidInput(format!("malformed query string: {e}")).into())
 }
 
 async fn healthz(State(state): State<AdminState>) -> Response {
@@ -86,13 +85,21 @@ async fn list_jobs(State(state): State<AdminState>, q: Pairs) -> ApiResult<Json<
     Ok(Json(json!({ "jobs": jobs, "total": total, "limit": page.limit, "offset": page.offset })))
 }
 
-async fn show_job(State(state): State<AdminState>, Path(id): Path<String>, q: Pairs) -> ApiResult<Json<serde_json::Value>> {
+async fn show_job(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    q: Pairs,
+) -> ApiResult<Json<serde_json::Value>> {
     let mut queue = None;
     for (name, value) in pairs(q)? {
         match name.as_str() {
             "queue" if !value.is_empty() => queue = Some(value),
             "queue" => {}
-            other => return Err(AdminError::InvalidInput(format!("unknown query parameter `{other}` (expected: queue)")).into()),
+            other => {
+                return Err(
+                    AdminError::InvalidInput(format!("unknown query parameter `{other}` (expected: queue)")).into()
+                );
+            }
         }
     }
     let job = ops::resolve_job(&state.store, &id, queue.as_deref()).await?;
@@ -132,8 +139,8 @@ struct BulkRequest {
 }
 
 fn parse_bulk(body: &Bytes) -> Result<(JobQuery, bool), AdminError> {
-    let req: BulkRequest = serde_json::from_slice(body)
-        .map_err(|e| AdminError::InvalidInput(format!("bad JSON body: {e}")))?;
+    let req: BulkRequest =
+        serde_json::from_slice(body).map_err(|e| AdminError::InvalidInput(format!("bad JSON body: {e}")))?;
     let state = match req.state {
         None | Some(serde_json::Value::Null) => Vec::new(),
         Some(serde_json::Value::String(s)) => vec![s],
@@ -145,7 +152,9 @@ fn parse_bulk(body: &Bytes) -> Result<(JobQuery, bool), AdminError> {
             })
             .collect::<Result<_, _>>()?,
         Some(other) => {
-            return Err(AdminError::InvalidInput(format!("`state` must be a string or a list of strings, got {other}")));
+            return Err(AdminError::InvalidInput(format!(
+                "`state` must be a string or a list of strings, got {other}"
+            )));
         }
     };
     Ok((
@@ -208,7 +217,9 @@ pub(crate) fn limit_offset(pairs: &[(String, String)]) -> Result<(u32, u64), Adm
             "offset" if !value.is_empty() => list.offset = Some(value.clone()),
             "limit" | "offset" | "user" => {}
             other => {
-                return Err(AdminError::InvalidInput(format!("unknown query parameter `{other}` (expected: limit, offset)")));
+                return Err(AdminError::InvalidInput(format!(
+                    "unknown query parameter `{other}` (expected: limit, offset)"
+                )));
             }
         }
     }
@@ -223,16 +234,20 @@ async fn list_entitlements(State(state): State<AdminState>, q: Pairs) -> ApiResu
     Ok(Json(json!({ "entitlements": rows, "limit": limit, "offset": offset })))
 }
 
-async fn get_entitlement(State(state): State<AdminState>, Path(user): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+async fn get_entitlement(
+    State(state): State<AdminState>,
+    Path(user): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
     let view = state.entitlements.as_ref().ok_or(AdminError::NotConfigured("entitlements"))?;
-    let row = view
-        .get(&user)
-        .await?
-        .ok_or_else(|| AdminError::NotFound(format!("no entitlement for user `{user}`")))?;
+    let row =
+        view.get(&user).await?.ok_or_else(|| AdminError::NotFound(format!("no entitlement for user `{user}`")))?;
     Ok(Json(row))
 }
 
-async fn get_event(State(state): State<AdminState>, Path(event_id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+async fn get_event(
+    State(state): State<AdminState>,
+    Path(event_id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
     let view = state.events.as_ref().ok_or(AdminError::NotConfigured("events"))?;
     let row = view
         .get(&event_id)
@@ -259,16 +274,16 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         }
     }
     let mut res = out.into_response();
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     res
 }
 
 fn push_up(out: &mut String, value: f64) {
-    if let Ok(mut f) = GaugeFamily::new("subsync_queue_store_up", "1 when the admin server could read the queue database at this scrape.")
-        && f.sample(&[], value).is_ok()
+    if let Ok(mut f) = GaugeFamily::new(
+        "subsync_queue_store_up",
+        "1 when the admin server could read the queue database at this scrape.",
+    ) && f.sample(&[], value).is_ok()
     {
         f.render_into(out);
     }
@@ -281,7 +296,8 @@ async fn queue_families(state: &AdminState) -> Result<Vec<GaugeFamily>, AdminErr
     queues.sort();
     queues.dedup();
 
-    let mut jobs = GaugeFamily::new("subsync_queue_jobs", "Jobs in the queue database by queue and state.").map_err(metric)?;
+    let mut jobs =
+        GaugeFamily::new("subsync_queue_jobs", "Jobs in the queue database by queue and state.").map_err(metric)?;
     for queue in &queues {
         for s in JobState::ALL {
             let n = counts.iter().find(|c| &c.queue == queue && c.state == s).map_or(0, |c| c.count);
@@ -297,7 +313,8 @@ async fn queue_families(state: &AdminState) -> Result<Vec<GaugeFamily>, AdminErr
         let d = state.store.oldest_due_age(Some(queue)).await?;
         age.sample(&[("queue", queue)], d.as_secs_f64()).map_err(metric)?;
     }
-    let mut groups = GaugeFamily::new("subsync_queue_running_groups", "Groups (subscriptions) with a job running now.").map_err(metric)?;
+    let mut groups = GaugeFamily::new("subsync_queue_running_groups", "Groups (subscriptions) with a job running now.")
+        .map_err(metric)?;
     groups.sample(&[], state.store.running_groups().await?.len() as f64).map_err(metric)?;
     Ok(vec![jobs, age, groups])
 }

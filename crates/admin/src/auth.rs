@@ -35,7 +35,9 @@ pub const SESSION_SECONDS: i64 = 12 * 3600;
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum TokenError {
     /// Short tokens can be guessed; 16 characters is the floor, 32+ random is better.
-    #[error("admin token is too short: {len} characters, need at least {min} (generate one with `openssl rand -hex 32`)")]
+    #[error(
+        "admin token is too short: {len} characters, need at least {min} (generate one with `openssl rand -hex 32`)"
+    )]
     TooShort {
         /// Characters given.
         len: usize,
@@ -167,9 +169,7 @@ pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<String> {
 /// The `Set-Cookie` value that starts a session.
 pub(crate) fn session_set_cookie(value: &str, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
-    format!(
-        "{SESSION_COOKIE}={value}; Path=/; Max-Age={SESSION_SECONDS}; HttpOnly; SameSite=Strict{secure}"
-    )
+    format!("{SESSION_COOKIE}={value}; Path=/; Max-Age={SESSION_SECONDS}; HttpOnly; SameSite=Strict{secure}")
 }
 
 /// The `Set-Cookie` value that ends a session.
@@ -194,8 +194,7 @@ pub(crate) fn cross_site_reason(headers: &HeaderMap) -> Option<String> {
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("invalid");
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
-        let same = !host.is_empty()
-            && (origin == format!("http://{host}") || origin == format!("https://{host}"));
+        let same = !host.is_empty() && (origin == format!("http://{host}") || origin == format!("https://{host}"));
         if !same {
             return Some(format!("request came from another origin (Origin: {origin})"));
         }
@@ -244,9 +243,7 @@ pub(crate) async fn require_auth(State(state): State<AdminState>, mut req: Reque
         Some(_) => None,
         None => {
             let now = chrono::Utc::now().timestamp();
-            session_cookie(req.headers())
-                .filter(|s| state.token.verify_session(s, now))
-                .map(Principal::Session)
+            session_cookie(req.headers()).filter(|s| state.token.verify_session(s, now)).map(Principal::Session)
         }
     };
 

@@ -150,8 +150,7 @@ pub fn bare_page(title: &str, body: &str) -> String {
 /// An HTML response with the given status.
 pub fn respond(status: StatusCode, html: String) -> Response {
     let mut res = (status, html).into_response();
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     res
 }
 

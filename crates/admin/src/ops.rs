@@ -27,11 +27,8 @@ pub async fn resolve_job(store: &Store, id_or_key: &str, queue: Option<&str>) ->
     {
         return Ok(job);
     }
-    let filter = JobFilter {
-        unique_key: Some(id_or_key.to_string()),
-        queue: queue.map(String::from),
-        ..JobFilter::default()
-    };
+    let filter =
+        JobFilter { unique_key: Some(id_or_key.to_string()), queue: queue.map(String::from), ..JobFilter::default() };
     let mut found = store.list(&filter, Page { limit: 10, offset: 0 }).await?;
     match found.len() {
         0 => Err(no_such_job(id_or_key)),

@@ -134,11 +134,7 @@ impl ListQuery {
         if offset > 0 {
             pairs.push(("offset", offset.to_string()));
         }
-        pairs
-            .iter()
-            .map(|(k, v)| format!("{k}={}", crate::html::url_encode(v)))
-            .collect::<Vec<_>>()
-            .join("&")
+        pairs.iter().map(|(k, v)| format!("{k}={}", crate::html::url_encode(v))).collect::<Vec<_>>().join("&")
     }
 }
 
@@ -259,7 +255,10 @@ mod tests {
         assert_eq!(f.unique_key, None);
         assert_eq!(f.created_after.unwrap().to_rfc3339(), "2026-11-24T00:00:00+00:00");
         assert_eq!(q.page().unwrap(), Page { limit: 10, offset: 20 });
-        assert_eq!(q.to_query_string(70), "state=dead%2Ccancelled&state=dead&group=sub_1&since=2h&until=2026-11-24T01%3A59%3A00%2B00%3A00&limit=10&offset=70");
+        assert_eq!(
+            q.to_query_string(70),
+            "state=dead%2Ccancelled&state=dead&group=sub_1&since=2h&until=2026-11-24T01%3A59%3A00%2B00%3A00&limit=10&offset=70"
+        );
     }
 
     #[test]

@@ -47,7 +47,9 @@ async fn every_route_but_healthz_needs_the_token(b: Backend) {
         let basic = send(&app, Method::GET, uri, &[("authorization", &format!("Basic {TOKEN}"))], "").await;
         assert_eq!(basic.status, StatusCode::UNAUTHORIZED, "{uri} with another scheme");
     }
-    for (method, uri) in [(Method::POST, "/api/jobs/retry"), (Method::POST, "/api/jobs/x/retry"), (Method::POST, "/api/jobs/x/cancel")] {
+    for (method, uri) in
+        [(Method::POST, "/api/jobs/retry"), (Method::POST, "/api/jobs/x/retry"), (Method::POST, "/api/jobs/x/cancel")]
+    {
         let r = send(&app, method, uri, &[], "{}").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{uri}");
     }
@@ -123,10 +125,7 @@ async fn list_filters_and_show(b: Backend) {
     assert_eq!(wrong_queue.status, StatusCode::NOT_FOUND);
 
     // One event id in two queues is ambiguous until the queue is named.
-    t.store
-        .enqueue_one(subsync_queue::NewJob::new("other", json!({})).with_unique_key("evt_a1"))
-        .await
-        .unwrap();
+    t.store.enqueue_one(subsync_queue::NewJob::new("other", json!({})).with_unique_key("evt_a1")).await.unwrap();
     let ambiguous = get(&app, "/api/jobs/evt_a1").await;
     assert_eq!(ambiguous.status, StatusCode::CONFLICT);
     assert!(ambiguous.json()["message"].as_str().unwrap().contains("several queues"), "{}", ambiguous.body);
@@ -233,7 +232,8 @@ async fn bulk_retry_and_cancel_300_jobs(b: Backend) {
 
     let cancel = post_json(&app, "/api/jobs/cancel", r#"{"state":"pending","confirm":true}"#).await;
     assert_eq!(cancel.json(), json!({ "cancelled": 300, "matched": 300 }));
-    let cancelled = t.store.count(&JobFilter { states: vec![JobState::Cancelled], ..JobFilter::default() }).await.unwrap();
+    let cancelled =
+        t.store.count(&JobFilter { states: vec![JobState::Cancelled], ..JobFilter::default() }).await.unwrap();
     assert_eq!(cancelled, 300);
     t.close().await;
 }
@@ -241,8 +241,12 @@ async fn bulk_retry_and_cancel_300_jobs(b: Backend) {
 async fn stats_groups_and_metrics(b: Backend) {
     let t = TestDb::new(b).await;
     let registry = Arc::new(subsync_metrics::Registry::new());
-    registry.counter("subsync_intake_requests_total", "Webhook requests by outcome.", &[("outcome", "accepted")]).unwrap().inc_by(7);
-    let state = subsync_admin::AdminState::new(t.store.clone(), subsync_admin::AdminToken::new(TOKEN).unwrap(), registry);
+    registry
+        .counter("subsync_intake_requests_total", "Webhook requests by outcome.", &[("outcome", "accepted")])
+        .unwrap()
+        .inc_by(7);
+    let state =
+        subsync_admin::AdminState::new(t.store.clone(), subsync_admin::AdminToken::new(TOKEN).unwrap(), registry);
     let app = subsync_admin::router(state);
 
     seed_dead(&t.store, "evt_s1", "sub_s1", "boom").await;
@@ -261,7 +265,8 @@ async fn stats_groups_and_metrics(b: Backend) {
     assert_eq!(s["running_groups"], 1);
     assert!(s["oldest_due_age_seconds"].as_f64().unwrap() >= 0.0);
     assert_eq!(s["counts"].as_array().unwrap().len(), 3);
-    let windows: Vec<u64> = s["throughput"].as_array().unwrap().iter().map(|w| w["window_minutes"].as_u64().unwrap()).collect();
+    let windows: Vec<u64> =
+        s["throughput"].as_array().unwrap().iter().map(|w| w["window_minutes"].as_u64().unwrap()).collect();
     assert_eq!(windows, vec![1, 5, 15]);
     assert_eq!(s["throughput"][0]["dead"], 1, "the dead job finished within the last minute");
     assert_eq!(s["throughput_exact"], true);
@@ -319,7 +324,12 @@ async fn cross_site_posts_are_refused(b: Backend) {
         &app,
         Method::POST,
         &uri,
-        &[("authorization", auth.as_str()), ("origin", "http://127.0.0.1:8081"), ("host", "127.0.0.1:8081"), ("sec-fetch-site", "same-origin")],
+        &[
+            ("authorization", auth.as_str()),
+            ("origin", "http://127.0.0.1:8081"),
+            ("host", "127.0.0.1:8081"),
+            ("sec-fetch-site", "same-origin"),
+        ],
         "",
     )
     .await;
@@ -420,12 +430,22 @@ async fn dashboard_escapes_attacker_controlled_data(b: Backend) {
     let app = app(&t.store);
     let key = "evt_<script>alert(1)</script>";
     let group = "sub_\"><img src=x onerror=alert(2)>";
-    let new = subsync_queue::NewJob::new(Q, json!({ "description": "</pre><script>alert(3)</script>", "metadata": { "x": "' onfocus='alert(4)" } }))
-        .with_unique_key(key)
-        .with_group(group);
+    let new = subsync_queue::NewJob::new(
+        Q,
+        json!({ "description": "</pre><script>alert(3)</script>", "metadata": { "x": "' onfocus='alert(4)" } }),
+    )
+    .with_unique_key(key)
+    .with_group(group);
     let id = support::seed_dead_job(&t.store, new, "<script>alert(5)</script>\nsecond line").await;
 
-    let login = send(&app, Method::POST, "/login", &[("content-type", "application/x-www-form-urlencoded")], &format!("token={TOKEN}")).await;
+    let login = send(
+        &app,
+        Method::POST,
+        "/login",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &format!("token={TOKEN}"),
+    )
+    .await;
     let cookie = login.headers[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();
     for uri in ["/".to_string(), format!("/jobs/{id}"), format!("/?group={}", subsync_admin::html::url_encode(group))] {
         let page = send(&app, Method::GET, &uri, &[("cookie", &cookie)], "").await;
@@ -492,7 +512,14 @@ async fn views_answer_404_until_configured(b: Backend) {
     assert_eq!(get(&full, "/api/events/evt_1").await.json()["type"], "invoice.paid");
     assert_eq!(get(&full, "/api/events/evt_2").await.status, StatusCode::NOT_FOUND);
 
-    let login = send(&full, Method::POST, "/login", &[("content-type", "application/x-www-form-urlencoded")], &format!("token={TOKEN}")).await;
+    let login = send(
+        &full,
+        Method::POST,
+        "/login",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &format!("token={TOKEN}"),
+    )
+    .await;
     let cookie = login.headers[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();
     let page = send(&full, Method::GET, "/entitlements?user=u1", &[("cookie", &cookie)], "").await;
     assert_eq!(page.status, StatusCode::OK);

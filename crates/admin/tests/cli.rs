@@ -40,7 +40,10 @@ fn show(id: &str) -> Command {
 }
 
 fn retry_ids(ids: &[&str]) -> Command {
-    Command::Jobs(JobsCommand::Retry(ActionArgs { ids: ids.iter().map(|s| s.to_string()).collect(), filter: FilterArgs::default() }))
+    Command::Jobs(JobsCommand::Retry(ActionArgs {
+        ids: ids.iter().map(|s| s.to_string()).collect(),
+        filter: FilterArgs::default(),
+    }))
 }
 
 async fn count(store: &Store, state: JobState) -> u64 {
@@ -54,7 +57,13 @@ async fn list_tables_and_json(b: Backend) {
 
     let table = exec(&t.store, list(FilterArgs::default()), false, false, "").await.unwrap().out;
     let header = table.lines().next().unwrap();
-    assert!(header.starts_with("ID") && header.contains("STATE") && header.contains("EVENT ID") && header.contains("LAST ERROR"), "{table}");
+    assert!(
+        header.starts_with("ID")
+            && header.contains("STATE")
+            && header.contains("EVENT ID")
+            && header.contains("LAST ERROR"),
+        "{table}"
+    );
     assert!(table.contains(&dead.to_string()) && table.contains("evt_l2"), "{table}");
     assert!(table.contains("upstream 500\\u{1b}[31m"), "escape sequences are neutralised: {table}");
     assert!(table.trim_end().ends_with("showing 1-2 of 2"), "{table}");
@@ -65,8 +74,14 @@ async fn list_tables_and_json(b: Backend) {
         assert!(rest.starts_with("dead") || rest.starts_with("pending"), "misaligned: {line}");
     }
 
-    let dead_only = FilterArgs { state: vec!["dead".into()], group: Some("sub_l".into()), since: Some("1h".into()), ..FilterArgs::default() };
-    let json: Value = serde_json::from_str(&exec(&t.store, list(dead_only), true, false, "").await.unwrap().out).unwrap();
+    let dead_only = FilterArgs {
+        state: vec!["dead".into()],
+        group: Some("sub_l".into()),
+        since: Some("1h".into()),
+        ..FilterArgs::default()
+    };
+    let json: Value =
+        serde_json::from_str(&exec(&t.store, list(dead_only), true, false, "").await.unwrap().out).unwrap();
     assert_eq!(json["total"], 1);
     assert_eq!(json["jobs"][0]["id"], dead.to_string());
 
@@ -101,7 +116,8 @@ async fn show_by_id_and_event_id(b: Backend) {
     assert!(by_event.contains("attempts:     1 of 12"), "{by_event}");
     assert!(by_event.contains("last error:\n  line one\n  line two"), "{by_event}");
     assert!(by_event.contains("\"event\": \"evt_s1\""), "payload pretty-printed: {by_event}");
-    let by_id: Value = serde_json::from_str(&exec(&t.store, show(&dead.to_string()), true, false, "").await.unwrap().out).unwrap();
+    let by_id: Value =
+        serde_json::from_str(&exec(&t.store, show(&dead.to_string()), true, false, "").await.unwrap().out).unwrap();
     assert_eq!(by_id["unique_key"], "evt_s1");
 
     let e = exec(&t.store, show("evt_missing"), false, false, "").await.err().expect("unknown id");
@@ -125,13 +141,18 @@ async fn retry_and_cancel_by_id(b: Backend) {
     assert!(e.to_string().contains("is pending"), "{e}");
     // An unknown id among known ones changes nothing.
     let cancel = |ids: &[&str]| {
-        Command::Jobs(JobsCommand::Cancel(ActionArgs { ids: ids.iter().map(|s| s.to_string()).collect(), filter: FilterArgs::default() }))
+        Command::Jobs(JobsCommand::Cancel(ActionArgs {
+            ids: ids.iter().map(|s| s.to_string()).collect(),
+            filter: FilterArgs::default(),
+        }))
     };
     let e = exec(&t.store, cancel(&["evt_r1", "evt_nope"]), false, false, "").await.err().expect("unknown");
     assert_eq!(e.to_string(), "no job with id or event id `evt_nope`");
     assert_eq!(count(&t.store, JobState::Cancelled).await, 0);
 
-    let json: Value = serde_json::from_str(&exec(&t.store, cancel(&["evt_r1", "evt_r2"]), true, false, "").await.unwrap().out).unwrap();
+    let json: Value =
+        serde_json::from_str(&exec(&t.store, cancel(&["evt_r1", "evt_r2"]), true, false, "").await.unwrap().out)
+            .unwrap();
     assert_eq!(json["cancelled"], 2);
     assert_eq!(count(&t.store, JobState::Cancelled).await, 2);
     t.close().await;
@@ -179,7 +200,10 @@ async fn bulk_retry_asks_first_and_shows_progress(b: Backend) {
     assert_eq!(out, "cancelled 1 of 1 matching job(s)\n");
 
     // Neither ids nor a state: a usage error that says what to do.
-    let e = exec(&t.store, Command::Jobs(JobsCommand::Retry(ActionArgs::default())), false, true, "").await.err().expect("usage");
+    let e = exec(&t.store, Command::Jobs(JobsCommand::Retry(ActionArgs::default())), false, true, "")
+        .await
+        .err()
+        .expect("usage");
     assert!(matches!(e, CliError::Usage(_)));
     assert!(e.to_string().contains("--state"), "{e}");
     assert_eq!(e.exit_code(), 2);
@@ -198,7 +222,10 @@ async fn groups_and_stats(b: Backend) {
     let table = exec(&t.store, Command::Groups(GroupsCommand::Running), false, false, "").await.unwrap().out;
     assert!(table.starts_with("GROUP"), "{table}");
     assert!(table.contains("sub_g1") && table.contains("worker-9"), "{table}");
-    let json: Value = serde_json::from_str(&exec(&t.store, Command::Groups(GroupsCommand::Running), true, false, "").await.unwrap().out).unwrap();
+    let json: Value = serde_json::from_str(
+        &exec(&t.store, Command::Groups(GroupsCommand::Running), true, false, "").await.unwrap().out,
+    )
+    .unwrap();
     assert_eq!(json["groups"][0]["group_key"], "sub_g1");
 
     let text = exec(&t.store, Command::Stats, false, false, "").await.unwrap().out;
@@ -210,7 +237,8 @@ async fn groups_and_stats(b: Backend) {
     assert!(text.contains("oldest due job waiting: "), "{text}");
     assert!(text.contains("running groups:         1"), "{text}");
     assert!(text.contains("1m 0.02/s (0 ok, 1 dead)"), "{text}");
-    let json: Value = serde_json::from_str(&exec(&t.store, Command::Stats, true, false, "").await.unwrap().out).unwrap();
+    let json: Value =
+        serde_json::from_str(&exec(&t.store, Command::Stats, true, false, "").await.unwrap().out).unwrap();
     assert_eq!(json["totals"]["dead"], 1);
     assert_eq!(json["running_groups"], 1);
     assert_eq!(json["throughput"][2]["window_minutes"], 15);
@@ -228,7 +256,22 @@ struct Cli {
 
 #[test]
 fn clap_parses_the_documented_command_lines() {
-    let cli = Cli::try_parse_from(["subsync", "jobs", "list", "--state", "dead", "--state", "cancelled", "--group", "sub_1", "--since", "2h", "--limit", "10"]).unwrap();
+    let cli = Cli::try_parse_from([
+        "subsync",
+        "jobs",
+        "list",
+        "--state",
+        "dead",
+        "--state",
+        "cancelled",
+        "--group",
+        "sub_1",
+        "--since",
+        "2h",
+        "--limit",
+        "10",
+    ])
+    .unwrap();
     let Command::Jobs(JobsCommand::List(args)) = cli.command else { panic!("not a list") };
     assert_eq!(args.filter.state, vec!["dead", "cancelled"]);
     assert_eq!(args.limit, 10);
@@ -238,8 +281,14 @@ fn clap_parses_the_documented_command_lines() {
     let cli = Cli::try_parse_from(["subsync", "--json", "jobs", "retry", "evt_1", "evt_2"]).unwrap();
     let Command::Jobs(JobsCommand::Retry(args)) = cli.command else { panic!("not a retry") };
     assert_eq!(args.ids, vec!["evt_1", "evt_2"]);
-    assert!(Cli::try_parse_from(["subsync", "jobs", "retry", "evt_1", "--state", "dead"]).is_err(), "ids and a filter conflict");
+    assert!(
+        Cli::try_parse_from(["subsync", "jobs", "retry", "evt_1", "--state", "dead"]).is_err(),
+        "ids and a filter conflict"
+    );
     assert!(Cli::try_parse_from(["subsync", "jobs", "show"]).is_err());
-    assert!(matches!(Cli::try_parse_from(["subsync", "groups", "running"]).unwrap().command, Command::Groups(GroupsCommand::Running)));
+    assert!(matches!(
+        Cli::try_parse_from(["subsync", "groups", "running"]).unwrap().command,
+        Command::Groups(GroupsCommand::Running)
+    ));
     assert!(matches!(Cli::try_parse_from(["subsync", "stats", "-y"]).unwrap().command, Command::Stats));
 }

@@ -79,7 +79,9 @@ fn checkout(event: &str, sub: &str, user: &str) -> Vec<u8> {
 
 fn created(event: &str, sub: &str) -> Vec<u8> {
     let body = event_body(event, sub);
-    String::from_utf8_lossy(&body).replace("customer.subscription.updated", "customer.subscription.created").into_bytes()
+    String::from_utf8_lossy(&body)
+        .replace("customer.subscription.updated", "customer.subscription.created")
+        .into_bytes()
 }
 
 /// Runs both measurements on `db`.
@@ -93,7 +95,8 @@ pub async fn measure(db: &BenchDb, pairs: u64, events: u64, concurrency: usize) 
     let server = tokio::spawn(async move { axum::serve(listener, subsync_intake::router(state)).await });
     let done = Arc::new(Done::default());
     let tiers = TierConfig::default_config();
-    let context = SyncContext::new(db.store.clone(), tiers.clone(), AccessPolicy::default()).with_observer(done.clone());
+    let context =
+        SyncContext::new(db.store.clone(), tiers.clone(), AccessPolicy::default()).with_observer(done.clone());
     let mut worker_config = WorkerConfig::new(tiers, AccessPolicy::default());
     worker_config.concurrency = 16;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

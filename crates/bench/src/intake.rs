@@ -55,9 +55,14 @@ pub async fn run(args: Args) -> Result<()> {
         bail!("nothing to run: give --postgres URL or drop --no-sqlite");
     }
     println!();
-    println!("Intake: {} signed webhooks per backend, {} concurrent senders over loopback HTTP", args.requests, args.concurrency);
+    println!(
+        "Intake: {} signed webhooks per backend, {} concurrent senders over loopback HTTP",
+        args.requests, args.concurrency
+    );
     println!();
-    println!("| backend | raw insert ceiling (rows/s) | intake (webhooks/s) | vs ceiling | p50 (ms) | p99 (ms) | non-2xx | errors |");
+    println!(
+        "| backend | raw insert ceiling (rows/s) | intake (webhooks/s) | vs ceiling | p50 (ms) | p99 (ms) | non-2xx | errors |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!("{r}");

@@ -78,7 +78,8 @@ pub async fn run_load(args: &Args) -> Result<Report> {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency {
-        let (client, secret, next, run, args) = (client.clone(), secret.clone(), next.clone(), run.clone(), args.clone());
+        let (client, secret, next, run, args) =
+            (client.clone(), secret.clone(), next.clone(), run.clone(), args.clone());
         tasks.push(tokio::spawn(async move {
             let mut report = Report::default();
             loop {
@@ -141,7 +142,8 @@ mod tests {
         for ok in ["http://127.0.0.1:8080/x", "http://localhost/x", "http://[::1]:80/x", "http://127.8.9.10/"] {
             assert!(check_loopback(ok).is_ok(), "{ok}");
         }
-        for bad in ["http://10.0.0.1/x", "http://192.168.1.2/x", "http://example.com/x", "http://8.8.8.8/", "not a url"] {
+        for bad in ["http://10.0.0.1/x", "http://192.168.1.2/x", "http://example.com/x", "http://8.8.8.8/", "not a url"]
+        {
             assert!(check_loopback(bad).is_err(), "{bad}");
         }
     }

@@ -94,7 +94,9 @@ pub async fn run(args: Args) -> Result<()> {
         args.jobs, args.groups, args.concurrency, args.duplicate_percent
     );
     println!();
-    println!("| backend | raw insert ceiling (rows/s) | enqueue (calls/s) | vs ceiling | enqueue p50 / p99 (ms) | drain (jobs/s) | vs ceiling | overlaps |");
+    println!(
+        "| backend | raw insert ceiling (rows/s) | enqueue (calls/s) | vs ceiling | enqueue p50 / p99 (ms) | drain (jobs/s) | vs ceiling | overlaps |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for f in &results {
         println!(
@@ -259,10 +261,7 @@ async fn drain(store: &Store, args: Workload) -> Result<(f64, u64)> {
     options.batch = args.concurrency as u32;
     options.poll_interval = Duration::from_millis(50);
     let backend = QueueBackend::new(store.clone(), options.clone());
-    let worker = WorkerBuilder::new("bench-worker")
-        .backend(backend)
-        .concurrency(args.concurrency)
-        .build(handler);
+    let worker = WorkerBuilder::new("bench-worker").backend(backend).concurrency(args.concurrency).build(handler);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let start = Instant::now();
     let running = tokio::spawn(worker.run_until(async move {

@@ -26,14 +26,21 @@ impl JobMetrics {
                 &[("queue", queue), ("outcome", outcome.as_str())],
             )?;
         }
-        registry.histogram("subsync_job_duration_seconds", "Job run time, by queue.", &[("queue", queue)], SECONDS_BUCKETS)?;
+        registry.histogram(
+            "subsync_job_duration_seconds",
+            "Job run time, by queue.",
+            &[("queue", queue)],
+            SECONDS_BUCKETS,
+        )?;
         Ok(Arc::new(Self { registry }))
     }
 }
 
 impl JobObserver for JobMetrics {
     fn started(&self, queue: &str) {
-        if let Ok(c) = self.registry.counter("subsync_jobs_started_total", "Job runs started, by queue.", &[("queue", queue)]) {
+        if let Ok(c) =
+            self.registry.counter("subsync_jobs_started_total", "Job runs started, by queue.", &[("queue", queue)])
+        {
             c.inc();
         }
     }
@@ -46,7 +53,12 @@ impl JobObserver for JobMetrics {
         ) {
             c.inc();
         }
-        if let Ok(h) = self.registry.histogram("subsync_job_duration_seconds", "Job run time, by queue.", &[("queue", queue)], SECONDS_BUCKETS) {
+        if let Ok(h) = self.registry.histogram(
+            "subsync_job_duration_seconds",
+            "Job run time, by queue.",
+            &[("queue", queue)],
+            SECONDS_BUCKETS,
+        ) {
             h.observe_duration(elapsed);
         }
     }

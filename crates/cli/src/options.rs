@@ -74,9 +74,7 @@ impl Global {
 
 /// Parses `host:port` with a message naming the flag.
 pub fn parse_listen(flag: &str, value: &str) -> Result<SocketAddr> {
-    value
-        .parse()
-        .with_context(|| format!("{flag} `{value}` is not an address like 127.0.0.1:8080"))
+    value.parse().with_context(|| format!("{flag} `{value}` is not an address like 127.0.0.1:8080"))
 }
 
 /// Seconds as a duration, refusing zero where zero makes no sense.

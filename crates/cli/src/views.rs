@@ -13,9 +13,7 @@ impl EventsView for StoredEvents {
             let event = subsync_intake::events::get(&self.0, event_id).await.map_err(|e| {
                 if e.is_transient() { ViewError::Unavailable(e.to_string()) } else { ViewError::Failed(e.to_string()) }
             })?;
-            event
-                .map(|e| serde_json::to_value(e).map_err(|e| ViewError::Failed(e.to_string())))
-                .transpose()
+            event.map(|e| serde_json::to_value(e).map_err(|e| ViewError::Failed(e.to_string()))).transpose()
         })
     }
 }

@@ -27,9 +27,7 @@ pub struct AccessPolicy {
 impl AccessPolicy {
     /// A policy with a grace period of whole days.
     pub fn with_grace_days(days: u32) -> Self {
-        Self {
-            past_due_grace_secs: UnixSeconds::from(days) * DAY,
-        }
+        Self { past_due_grace_secs: UnixSeconds::from(days) * DAY }
     }
 }
 
@@ -195,16 +193,8 @@ pub struct Access {
 ///   if it cancels then), then `free`.
 /// * everything else → `free`.
 pub fn evaluate_access(facts: &AccessFacts<'_>, policy: &AccessPolicy, now: UnixSeconds) -> Access {
-    let free = |reason| Access {
-        tier: TierName::free(),
-        access_until: None,
-        reason,
-    };
-    let period_limit = if facts.cancel_at_period_end {
-        facts.current_period_end
-    } else {
-        None
-    };
+    let free = |reason| Access { tier: TierName::free(), access_until: None, reason };
+    let period_limit = if facts.cancel_at_period_end { facts.current_period_end } else { None };
     match facts.status {
         SubscriptionStatus::Active | SubscriptionStatus::Trialing => match period_limit {
             Some(end) if now >= end => free(AccessReason::PeriodEnded),
@@ -228,17 +218,9 @@ pub fn evaluate_access(facts: &AccessFacts<'_>, policy: &AccessPolicy, now: Unix
             let grace_end = since.saturating_add(policy.past_due_grace_secs);
             let until = period_limit.map_or(grace_end, |end| end.min(grace_end));
             if now >= until {
-                free(if until == grace_end {
-                    AccessReason::GraceExpired
-                } else {
-                    AccessReason::PeriodEnded
-                })
+                free(if until == grace_end { AccessReason::GraceExpired } else { AccessReason::PeriodEnded })
             } else {
-                Access {
-                    tier: facts.plan_tier.clone(),
-                    access_until: Some(until),
-                    reason: AccessReason::PastDueGrace,
-                }
+                Access { tier: facts.plan_tier.clone(), access_until: Some(until), reason: AccessReason::PastDueGrace }
             }
         }
         SubscriptionStatus::Incomplete
@@ -309,55 +291,29 @@ mod tests {
             let v: SubscriptionStatus = serde_json::from_str(&json).unwrap();
             assert_eq!(serde_json::to_string(&v).unwrap(), json);
         }
-        assert_eq!(
-            SubscriptionStatus::parse("brand_new"),
-            SubscriptionStatus::Unknown("brand_new".into())
-        );
+        assert_eq!(SubscriptionStatus::parse("brand_new"), SubscriptionStatus::Unknown("brand_new".into()));
     }
 
     #[test]
     fn tie_break_ranks_follow_the_documented_order() {
         use SubscriptionStatus::*;
-        let order = [
-            Unknown("x".into()),
-            Incomplete,
-            Active,
-            Paused,
-            PastDue,
-            Unpaid,
-            Canceled,
-        ];
+        let order = [Unknown("x".into()), Incomplete, Active, Paused, PastDue, Unpaid, Canceled];
         for w in order.windows(2) {
             assert!(w[0].tie_break_rank() < w[1].tie_break_rank(), "{:?}", w);
         }
         assert_eq!(Active.tie_break_rank(), Trialing.tie_break_rank());
-        assert_eq!(
-            Canceled.tie_break_rank(),
-            IncompleteExpired.tie_break_rank()
-        );
+        assert_eq!(Canceled.tie_break_rank(), IncompleteExpired.tie_break_rank());
     }
 
     #[test]
     fn active_and_trialing_grant_the_plan_tier() {
         let tier = pro();
-        for (status, reason) in [
-            (SubscriptionStatus::Active, AccessReason::Active),
-            (SubscriptionStatus::Trialing, AccessReason::Trialing),
-        ] {
+        for (status, reason) in
+            [(SubscriptionStatus::Active, AccessReason::Active), (SubscriptionStatus::Trialing, AccessReason::Trialing)]
+        {
             // Even far past the period end: status drives access, not the clock.
-            let a = evaluate_access(
-                &facts(&status, &tier),
-                &AccessPolicy::default(),
-                T0 + 90 * DAY,
-            );
-            assert_eq!(
-                a,
-                Access {
-                    tier: pro(),
-                    access_until: None,
-                    reason
-                }
-            );
+            let a = evaluate_access(&facts(&status, &tier), &AccessPolicy::default(), T0 + 90 * DAY);
+            assert_eq!(a, Access { tier: pro(), access_until: None, reason });
         }
     }
 
@@ -392,24 +348,14 @@ mod tests {
         f.past_due_since = Some(T0 + DAY);
         let grace_end = T0 + DAY + 7 * DAY;
         let inside = evaluate_access(&f, &policy, grace_end - 1);
-        assert_eq!(
-            inside,
-            Access {
-                tier: pro(),
-                access_until: Some(grace_end),
-                reason: AccessReason::PastDueGrace
-            }
-        );
+        assert_eq!(inside, Access { tier: pro(), access_until: Some(grace_end), reason: AccessReason::PastDueGrace });
         let after = evaluate_access(&f, &policy, grace_end);
         assert_eq!(after.tier, TierName::free());
         assert_eq!(after.reason, AccessReason::GraceExpired);
         // Unknown start: measured from the event time.
         f.past_due_since = None;
         assert_eq!(evaluate_access(&f, &policy, T0 + 7 * DAY - 1).tier, pro());
-        assert_eq!(
-            evaluate_access(&f, &policy, T0 + 7 * DAY).tier,
-            TierName::free()
-        );
+        assert_eq!(evaluate_access(&f, &policy, T0 + 7 * DAY).tier, TierName::free());
         // Configurable grace.
         let short = AccessPolicy::with_grace_days(1);
         assert_eq!(evaluate_access(&f, &short, T0 + DAY - 1).tier, pro());
@@ -428,34 +374,16 @@ mod tests {
         let a = evaluate_access(&f, &AccessPolicy::default(), T0 + DAY);
         assert_eq!(a.access_until, Some(T0 + 2 * DAY));
         let b = evaluate_access(&f, &AccessPolicy::default(), T0 + 2 * DAY);
-        assert_eq!(
-            (b.tier, b.reason),
-            (TierName::free(), AccessReason::PeriodEnded)
-        );
+        assert_eq!((b.tier, b.reason), (TierName::free(), AccessReason::PeriodEnded));
     }
 
     #[test]
     fn inactive_statuses_are_free() {
         let tier = pro();
-        for s in [
-            "incomplete",
-            "incomplete_expired",
-            "canceled",
-            "unpaid",
-            "paused",
-            "something_new",
-        ] {
+        for s in ["incomplete", "incomplete_expired", "canceled", "unpaid", "paused", "something_new"] {
             let status = SubscriptionStatus::parse(s);
             let a = evaluate_access(&facts(&status, &tier), &AccessPolicy::default(), T0);
-            assert_eq!(
-                a,
-                Access {
-                    tier: TierName::free(),
-                    access_until: None,
-                    reason: AccessReason::Inactive
-                },
-                "{s}"
-            );
+            assert_eq!(a, Access { tier: TierName::free(), access_until: None, reason: AccessReason::Inactive }, "{s}");
         }
     }
 }

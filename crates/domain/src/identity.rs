@@ -79,10 +79,7 @@ impl Identity {
     pub(crate) fn observe_snapshot(&mut self, key: &OrderKey, app_user_id: Option<&str>) {
         keep_max(
             &mut self.subscription_app_user,
-            non_empty(app_user_id).map(|v| SnapshotStamp {
-                key: key.clone(),
-                value: v.to_owned(),
-            }),
+            non_empty(app_user_id).map(|v| SnapshotStamp { key: key.clone(), value: v.to_owned() }),
         );
     }
 
@@ -93,12 +90,7 @@ impl Identity {
         app_user_id: Option<&str>,
         client_reference_id: Option<&str>,
     ) {
-        let stamp = |v: Option<&str>| {
-            non_empty(v).map(|v| LinkStamp {
-                created,
-                value: v.to_owned(),
-            })
-        };
+        let stamp = |v: Option<&str>| non_empty(v).map(|v| LinkStamp { created, value: v.to_owned() });
         keep_max(&mut self.link_app_user, stamp(app_user_id));
         keep_max(&mut self.client_reference, stamp(client_reference_id));
         keep_max(&mut self.link_customer, stamp(customer_id));
@@ -113,10 +105,7 @@ impl Identity {
     /// `client_reference_id`, then the given customer id. A stronger source is never
     /// displaced by a weaker one, whatever arrives later.
     pub fn resolve(&self, customer_id: Option<&str>) -> Option<UserRef> {
-        let pick = |v: &str, source| UserRef {
-            user_id: v.to_owned(),
-            source,
-        };
+        let pick = |v: &str, source| UserRef { user_id: v.to_owned(), source };
         if let Some(s) = &self.subscription_app_user {
             return Some(pick(&s.value, IdentitySource::SubscriptionMetadata));
         }

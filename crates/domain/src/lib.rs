@@ -22,16 +22,14 @@ pub mod state;
 pub mod tiers;
 
 pub use access::{
-    Access, AccessFacts, AccessPolicy, AccessReason, DAY, Entitlement, SubscriptionStatus,
-    UnixSeconds, evaluate_access,
+    Access, AccessFacts, AccessPolicy, AccessReason, DAY, Entitlement, SubscriptionStatus, UnixSeconds, evaluate_access,
 };
 pub use identity::{Identity, IdentitySource, UserRef};
 pub use state::{
-    DomainError, Input, Link, OrderKey, Outcome, PastDueTracker, PaymentHealth, PaymentRecord,
-    Snapshot, SnapshotRecord, StaleReason, SubscriptionState, TierChange, apply, replay,
+    DomainError, Input, Link, OrderKey, Outcome, PastDueTracker, PaymentHealth, PaymentRecord, Snapshot,
+    SnapshotRecord, StaleReason, SubscriptionState, TierChange, apply, replay,
 };
 pub use tiers::{
-    AgentFeatures, ConfigError, ConfigErrorKind, DEFAULT_TIERS_TOML, Features, ItsaFeatures,
-    ObligationFeatures, PriceRef, SourceFeatures, SourceLimit, TierConfig, TierName, UnmappedPrice,
-    VatFeatures,
+    AgentFeatures, ConfigError, ConfigErrorKind, DEFAULT_TIERS_TOML, Features, ItsaFeatures, ObligationFeatures,
+    PriceRef, SourceFeatures, SourceLimit, TierConfig, TierName, UnmappedPrice, VatFeatures,
 };

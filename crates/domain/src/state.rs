@@ -25,8 +25,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::access::{
-    AccessFacts, AccessPolicy, AccessReason, Entitlement, SubscriptionStatus, UnixSeconds,
-    evaluate_access,
+    AccessFacts, AccessPolicy, AccessReason, Entitlement, SubscriptionStatus, UnixSeconds, evaluate_access,
 };
 use crate::identity::{Identity, UserRef};
 use crate::tiers::{PriceRef, TierConfig, TierName, UnmappedPrice};
@@ -142,11 +141,7 @@ pub struct OrderKey {
 impl OrderKey {
     /// The key of a snapshot.
     pub fn of(s: &Snapshot) -> Self {
-        Self {
-            created: s.event_created,
-            status_rank: s.status.tie_break_rank(),
-            event_id: s.event_id.clone(),
-        }
+        Self { created: s.event_created, status_rank: s.status.tie_break_rank(), event_id: s.event_id.clone() }
     }
 }
 
@@ -255,10 +250,7 @@ impl SubscriptionState {
 
     /// The Stripe customer, from the snapshot or else a link.
     pub fn customer_id(&self) -> Option<&str> {
-        self.current
-            .as_ref()
-            .map(|c| c.customer_id.as_str())
-            .or_else(|| self.identity.link_customer())
+        self.current.as_ref().map(|c| c.customer_id.as_str()).or_else(|| self.identity.link_customer())
     }
 
     /// The user this subscription's entitlement belongs to (see [`Identity::resolve`]);
@@ -319,10 +311,7 @@ impl SubscriptionState {
             now,
         );
         // `access.tier` is the mapped plan tier or `free`; both exist in a validated config.
-        let features = cfg
-            .features(&access.tier)
-            .cloned()
-            .unwrap_or_else(|| cfg.free_features());
+        let features = cfg.features(&access.tier).cloned().unwrap_or_else(|| cfg.free_features());
         Ok(Entitlement {
             tier: access.tier,
             features,
@@ -373,10 +362,7 @@ impl fmt::Display for StaleReason {
             StaleReason::OlderPayment { stored, incoming } => write!(
                 f,
                 "payment event for {}@{} is older than stored {}@{}",
-                incoming.invoice_id,
-                incoming.event_created,
-                stored.invoice_id,
-                stored.event_created
+                incoming.invoice_id, incoming.event_created, stored.invoice_id, stored.event_created
             ),
         }
     }
@@ -465,10 +451,7 @@ pub fn apply(
             match &old.current {
                 Some(cur) if key <= cur.key => {
                     if key < cur.key {
-                        stale = Some(StaleReason::OlderSnapshot {
-                            stored: cur.key.clone(),
-                            incoming: key.clone(),
-                        });
+                        stale = Some(StaleReason::OlderSnapshot { stored: cur.key.clone(), incoming: key.clone() });
                     }
                 }
                 _ => {
@@ -483,10 +466,8 @@ pub fn apply(
                     });
                 }
             }
-            next.identity
-                .observe_snapshot(&key, s.app_user_id.as_deref());
-            next.past_due
-                .observe(&key, s.status == SubscriptionStatus::PastDue);
+            next.identity.observe_snapshot(&key, s.app_user_id.as_deref());
+            next.past_due.observe(&key, s.status == SubscriptionStatus::PastDue);
         }
         Input::Link(l) => next.identity.observe_link(
             l.event_created,
@@ -495,17 +476,10 @@ pub fn apply(
             l.client_reference_id.as_deref(),
         ),
         Input::Payment(p) => {
-            let rec = PaymentRecord {
-                event_created: p.event_created,
-                paid: p.paid,
-                invoice_id: p.invoice_id.clone(),
-            };
+            let rec = PaymentRecord { event_created: p.event_created, paid: p.paid, invoice_id: p.invoice_id.clone() };
             match &old.last_payment {
                 Some(cur) if rec < *cur => {
-                    stale = Some(StaleReason::OlderPayment {
-                        stored: cur.clone(),
-                        incoming: rec,
-                    });
+                    stale = Some(StaleReason::OlderPayment { stored: cur.clone(), incoming: rec });
                 }
                 Some(cur) if rec == *cur => {}
                 _ => next.last_payment = Some(rec),
@@ -520,21 +494,12 @@ pub fn apply(
         });
     }
     let before = match state {
-        Some(s) => s
-            .entitlement(cfg, policy, now)
-            .map(|e| e.tier)
-            .unwrap_or_else(|_| TierName::free()),
+        Some(s) => s.entitlement(cfg, policy, now).map(|e| e.tier).unwrap_or_else(|_| TierName::free()),
         None => TierName::free(),
     };
     let after = next.entitlement(cfg, policy, now)?.tier;
-    let tier_change = (before != after).then_some(TierChange {
-        from: before,
-        to: after,
-    });
-    Ok(Outcome::Applied {
-        new_state: next,
-        tier_change,
-    })
+    let tier_change = (before != after).then_some(TierChange { from: before, to: after });
+    Ok(Outcome::Applied { new_state: next, tier_change })
 }
 
 /// Applies inputs one after another, ignoring `Stale`/`Unchanged`. For replays, tests and
@@ -548,8 +513,7 @@ pub fn replay<'a>(
 ) -> Result<Option<SubscriptionState>, DomainError> {
     let mut state = state;
     for input in inputs {
-        if let Outcome::Applied { new_state, .. } = apply(state.as_ref(), input, cfg, policy, now)?
-        {
+        if let Outcome::Applied { new_state, .. } = apply(state.as_ref(), input, cfg, policy, now)? {
             state = Some(new_state);
         }
     }

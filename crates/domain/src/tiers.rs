@@ -138,11 +138,7 @@ pub struct SourceFeatures {
 
 impl Default for SourceFeatures {
     fn default() -> Self {
-        Self {
-            max: SourceLimit::Limited(0),
-            uk_property: false,
-            foreign_property: false,
-        }
+        Self { max: SourceLimit::Limited(0), uk_property: false, foreign_property: false }
     }
 }
 
@@ -203,10 +199,7 @@ pub struct PriceRef {
 impl PriceRef {
     /// Convenience constructor.
     pub fn new(id: impl Into<String>, lookup_key: Option<&str>) -> Self {
-        Self {
-            id: id.into(),
-            lookup_key: lookup_key.map(str::to_owned),
-        }
+        Self { id: id.into(), lookup_key: lookup_key.map(str::to_owned) }
     }
 }
 
@@ -304,11 +297,7 @@ pub struct TierConfig {
 
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
 }
 
 impl TierConfig {
@@ -342,11 +331,7 @@ impl TierConfig {
 
     /// Parses config text, naming `file` in errors (for callers that read the file themselves).
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
-        let err = |line: Option<usize>, kind| ConfigError {
-            file: file.to_owned(),
-            line,
-            kind,
-        };
+        let err = |line: Option<usize>, kind| ConfigError { file: file.to_owned(), line, kind };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start));
             err(line, ConfigErrorKind::Parse(e.message().trim().to_owned()))
@@ -356,10 +341,7 @@ impl TierConfig {
         for name in &raw.order {
             let tier = TierName::new(name.get_ref().clone());
             if order.contains(&tier) || !raw.tiers.contains_key(tier.as_str()) {
-                return Err(err(
-                    Some(line_of(text, name.span().start)),
-                    ConfigErrorKind::OrderMismatch(tier.0),
-                ));
+                return Err(err(Some(line_of(text, name.span().start)), ConfigErrorKind::OrderMismatch(tier.0)));
             }
             order.push(tier);
         }
@@ -390,33 +372,23 @@ impl TierConfig {
             if price.lookup_key.is_none() && price.id.is_none() {
                 return Err(err(Some(tier_line), ConfigErrorKind::EmptyPrice));
             }
-            for (what, value, map) in [
-                ("lookup_key", price.lookup_key, &mut by_lookup_key),
-                ("id", price.id, &mut by_price_id),
-            ] {
+            for (what, value, map) in
+                [("lookup_key", price.lookup_key, &mut by_lookup_key), ("id", price.id, &mut by_price_id)]
+            {
                 let Some(value) = value else { continue };
                 let line = line_of(text, value.span().start);
                 let value = value.into_inner();
                 if let Some(first_line) = first_lines.get(&(what, value.clone())) {
                     return Err(err(
                         Some(line),
-                        ConfigErrorKind::DuplicatePrice {
-                            what,
-                            value,
-                            first_line: *first_line,
-                        },
+                        ConfigErrorKind::DuplicatePrice { what, value, first_line: *first_line },
                     ));
                 }
                 first_lines.insert((what, value.clone()), line);
                 map.insert(value, tier.clone());
             }
         }
-        Ok(Self {
-            order,
-            features,
-            by_lookup_key,
-            by_price_id,
-        })
+        Ok(Self { order, features, by_lookup_key, by_price_id })
     }
 
     /// All tiers, lowest rank first.
@@ -436,26 +408,17 @@ impl TierConfig {
 
     /// The `free` tier's features (validation guarantees the tier exists).
     pub fn free_features(&self) -> Features {
-        self.features
-            .get(&TierName::free())
-            .cloned()
-            .unwrap_or_default()
+        self.features.get(&TierName::free()).cloned().unwrap_or_default()
     }
 
     /// The tier one price grants: its lookup_key mapping if there is one, else its id
     /// mapping, else [`UnmappedPrice`].
     pub fn tier_for_price(&self, price: &PriceRef) -> Result<TierName, UnmappedPrice> {
-        let by_key = price
-            .lookup_key
-            .as_ref()
-            .and_then(|k| self.by_lookup_key.get(k));
+        let by_key = price.lookup_key.as_ref().and_then(|k| self.by_lookup_key.get(k));
         by_key
             .or_else(|| self.by_price_id.get(&price.id))
             .cloned()
-            .ok_or_else(|| UnmappedPrice {
-                price_id: price.id.clone(),
-                lookup_key: price.lookup_key.clone(),
-            })
+            .ok_or_else(|| UnmappedPrice { price_id: price.id.clone(), lookup_key: price.lookup_key.clone() })
     }
 
     /// The tier a subscription's prices grant: the highest-ranked among its items. Any
@@ -525,14 +488,7 @@ vat.returns = true
         let agent = cfg.features(&"agent".into()).unwrap();
         assert_eq!(agent.agent.clients, 500);
         assert!(agent.vat.returns && agent.sources.foreign_property);
-        for key in [
-            "basic_monthly",
-            "basic_yearly",
-            "pro_monthly",
-            "pro_yearly",
-            "agent_monthly",
-            "agent_yearly",
-        ] {
+        for key in ["basic_monthly", "basic_yearly", "pro_monthly", "pro_yearly", "agent_monthly", "agent_yearly"] {
             let tier = cfg.tier_for_price(&p("price_x", Some(key))).unwrap();
             assert!(key.starts_with(tier.as_str()), "{key} -> {tier}");
         }
@@ -551,39 +507,17 @@ tier = "pro"
 "#,
         )
         .unwrap();
-        assert_eq!(
-            cfg.tier_for_price(&p("price_1", Some("k_free"))).unwrap(),
-            TierName::free()
-        );
+        assert_eq!(cfg.tier_for_price(&p("price_1", Some("k_free"))).unwrap(), TierName::free());
         // id mapping is the fallback when the lookup_key is absent or unmapped.
-        assert_eq!(
-            cfg.tier_for_price(&p("price_1", None)).unwrap().as_str(),
-            "pro"
-        );
-        assert_eq!(
-            cfg.tier_for_price(&p("price_1", Some("other")))
-                .unwrap()
-                .as_str(),
-            "pro"
-        );
+        assert_eq!(cfg.tier_for_price(&p("price_1", None)).unwrap().as_str(), "pro");
+        assert_eq!(cfg.tier_for_price(&p("price_1", Some("other"))).unwrap().as_str(), "pro");
     }
 
     #[test]
     fn unmapped_price_is_an_error_naming_the_price() {
         let cfg = TierConfig::default_config();
-        let e = cfg
-            .tier_for_prices(&[
-                p("price_a", Some("pro_monthly")),
-                p("price_zz", Some("nope")),
-            ])
-            .unwrap_err();
-        assert_eq!(
-            e,
-            UnmappedPrice {
-                price_id: "price_zz".into(),
-                lookup_key: Some("nope".into())
-            }
-        );
+        let e = cfg.tier_for_prices(&[p("price_a", Some("pro_monthly")), p("price_zz", Some("nope"))]).unwrap_err();
+        assert_eq!(e, UnmappedPrice { price_id: "price_zz".into(), lookup_key: Some("nope".into()) });
         assert!(e.to_string().contains("price_zz") && e.to_string().contains("nope"));
         let e = cfg.tier_for_price(&p("price_q", None)).unwrap_err();
         assert!(e.to_string().contains("<none>"));
@@ -595,11 +529,9 @@ tier = "pro"
         let a = p("p1", Some("basic_monthly"));
         let b = p("p2", Some("agent_monthly"));
         let c = p("p3", Some("pro_yearly"));
-        for items in [
-            vec![a.clone(), b.clone(), c.clone()],
-            vec![c.clone(), b.clone(), a.clone()],
-            vec![b.clone(), a.clone()],
-        ] {
+        for items in
+            [vec![a.clone(), b.clone(), c.clone()], vec![c.clone(), b.clone(), a.clone()], vec![b.clone(), a.clone()]]
+        {
             assert_eq!(cfg.tier_for_prices(&items).unwrap().as_str(), "agent");
         }
         assert_eq!(cfg.tier_for_prices(&[a, c]).unwrap().as_str(), "pro");
@@ -612,11 +544,7 @@ tier = "pro"
         assert!(matches!(e.kind, ConfigErrorKind::UnknownTier(ref t) if t == "gold"));
         let expected_line = MINIMAL.lines().count() + 3;
         assert_eq!(e.line, Some(expected_line));
-        assert!(
-            e.to_string()
-                .starts_with(&format!("<string>:{expected_line}:")),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with(&format!("<string>:{expected_line}:")), "{e}");
     }
 
     #[test]
@@ -625,26 +553,14 @@ tier = "pro"
             "[[prices]]\nlookup_key = \"x\"\ntier = \"pro\"\n[[prices]]\nlookup_key = \"x\"\ntier = \"free\"\n",
         )
         .unwrap_err();
-        assert!(matches!(
-            e.kind,
-            ConfigErrorKind::DuplicatePrice {
-                what: "lookup_key",
-                ..
-            }
-        ));
-        let e = with_prices(
-            "[[prices]]\nid = \"price_1\"\ntier = \"pro\"\n[[prices]]\nid = \"price_1\"\ntier = \"pro\"\n",
-        )
-        .unwrap_err();
-        assert!(matches!(
-            e.kind,
-            ConfigErrorKind::DuplicatePrice { what: "id", .. }
-        ));
+        assert!(matches!(e.kind, ConfigErrorKind::DuplicatePrice { what: "lookup_key", .. }));
+        let e =
+            with_prices("[[prices]]\nid = \"price_1\"\ntier = \"pro\"\n[[prices]]\nid = \"price_1\"\ntier = \"pro\"\n")
+                .unwrap_err();
+        assert!(matches!(e.kind, ConfigErrorKind::DuplicatePrice { what: "id", .. }));
         // The same string as a lookup_key and as an id is not a duplicate.
-        with_prices(
-            "[[prices]]\nid = \"same\"\ntier = \"pro\"\n[[prices]]\nlookup_key = \"same\"\ntier = \"pro\"\n",
-        )
-        .unwrap();
+        with_prices("[[prices]]\nid = \"same\"\ntier = \"pro\"\n[[prices]]\nlookup_key = \"same\"\ntier = \"pro\"\n")
+            .unwrap();
     }
 
     #[test]
@@ -674,23 +590,17 @@ tier = "pro"
                 "order = [\"free\", \"pro\"]\n[tiers.free]\nrecords = true\nexport = true\nobligations.view = true\n[tiers.pro]\n{pro}"
             );
             let e = TierConfig::from_toml_str(&text).unwrap_err();
-            assert!(
-                matches!(e.kind, ConfigErrorKind::ReadExportRemoved(ref t) if t == "pro"),
-                "{e}"
-            );
+            assert!(matches!(e.kind, ConfigErrorKind::ReadExportRemoved(ref t) if t == "pro"), "{e}");
             assert!(e.line.is_some());
         }
     }
 
     #[test]
     fn order_must_match_tiers() {
-        let e = TierConfig::from_toml_str(&MINIMAL.replace("[\"free\", \"pro\"]", "[\"free\"]"))
-            .unwrap_err();
+        let e = TierConfig::from_toml_str(&MINIMAL.replace("[\"free\", \"pro\"]", "[\"free\"]")).unwrap_err();
         assert!(matches!(e.kind, ConfigErrorKind::OrderMismatch(ref t) if t == "pro"));
-        let e = TierConfig::from_toml_str(
-            &MINIMAL.replace("[\"free\", \"pro\"]", "[\"free\", \"pro\", \"pro\"]"),
-        )
-        .unwrap_err();
+        let e = TierConfig::from_toml_str(&MINIMAL.replace("[\"free\", \"pro\"]", "[\"free\", \"pro\", \"pro\"]"))
+            .unwrap_err();
         assert!(matches!(e.kind, ConfigErrorKind::OrderMismatch(_)));
         assert_eq!(e.line, Some(2));
     }
@@ -702,10 +612,8 @@ tier = "pro"
         assert!(e.line.is_some(), "{e}");
         let e = TierConfig::from_toml_str("order = [\n").unwrap_err();
         assert!(matches!(e.kind, ConfigErrorKind::Parse(_)));
-        let e = TierConfig::from_toml_str(
-            &MINIMAL.replace("vat.returns = true", "sources.max = \"lots\""),
-        )
-        .unwrap_err();
+        let e =
+            TierConfig::from_toml_str(&MINIMAL.replace("vat.returns = true", "sources.max = \"lots\"")).unwrap_err();
         assert!(e.to_string().contains("unlimited"), "{e}");
     }
 
@@ -714,16 +622,9 @@ tier = "pro"
         let dir = std::env::temp_dir().join(format!("subsync-domain-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("tiers.toml");
-        std::fs::write(
-            &path,
-            format!("{MINIMAL}[[prices]]\nid = \"p\"\ntier = \"nope\"\n"),
-        )
-        .unwrap();
+        std::fs::write(&path, format!("{MINIMAL}[[prices]]\nid = \"p\"\ntier = \"nope\"\n")).unwrap();
         let e = TierConfig::load(&path).unwrap_err();
-        assert!(
-            e.to_string().starts_with(&path.display().to_string()),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with(&path.display().to_string()), "{e}");
         assert!(e.line.is_some());
         let e = TierConfig::load(dir.join("missing.toml")).unwrap_err();
         assert!(matches!(e.kind, ConfigErrorKind::Io(_)));
@@ -736,8 +637,7 @@ tier = "pro"
     fn source_limit_round_trips() {
         assert!(SourceLimit::Limited(1).allows(1) && !SourceLimit::Limited(1).allows(2));
         assert!(SourceLimit::Unlimited.allows(u32::MAX));
-        let json =
-            serde_json::to_string(&[SourceLimit::Limited(3), SourceLimit::Unlimited]).unwrap();
+        let json = serde_json::to_string(&[SourceLimit::Limited(3), SourceLimit::Unlimited]).unwrap();
         assert_eq!(json, "[3,\"unlimited\"]");
         let back: Vec<SourceLimit> = serde_json::from_str(&json).unwrap();
         assert_eq!(back, [SourceLimit::Limited(3), SourceLimit::Unlimited]);

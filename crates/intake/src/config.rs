@@ -22,12 +22,6 @@ pub struct IntakeConfig {
 impl IntakeConfig {
     /// Defaults: 300 s tolerance, 1 MiB bodies, one committer, batches of up to 64.
     pub fn new(secrets: Secrets) -> Self {
-        Self {
-            secrets,
-            tolerance: DEFAULT_TOLERANCE,
-            body_limit: 1024 * 1024,
-            committers: 1,
-            max_batch: 64,
-        }
+        Self { secrets, tolerance: DEFAULT_TOLERANCE, body_limit: 1024 * 1024, committers: 1, max_batch: 64 }
     }
 }

@@ -31,17 +31,22 @@ pub struct StoredEvent {
 
 /// The stored event `event_id`, if any.
 pub async fn get(store: &Store, event_id: &str) -> Result<Option<StoredEvent>, QueueError> {
-    const COLUMNS: &str = "event_id, event_type, created, livemode, api_version, object_kind, group_key, disposition, payload";
+    const COLUMNS: &str =
+        "event_id, event_type, created, livemode, api_version, object_kind, group_key, disposition, payload";
     let event = if let Some(pool) = store.sqlite_pool() {
         let sql = format!("SELECT {COLUMNS}, job_id FROM subsync_events WHERE event_id = ?1");
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(event_id).fetch_optional(pool).await?.map(|row| {
-            decode(&row, row.try_get::<Option<String>, _>("job_id"))
-        })
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(event_id)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| decode(&row, row.try_get::<Option<String>, _>("job_id")))
     } else if let Some(pool) = store.postgres_pool() {
         let sql = format!("SELECT {COLUMNS}, job_id::text AS job_id FROM subsync_events WHERE event_id = $1");
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(event_id).fetch_optional(pool).await?.map(|row| {
-            decode(&row, row.try_get::<Option<String>, _>("job_id"))
-        })
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(event_id)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| decode(&row, row.try_get::<Option<String>, _>("job_id")))
     } else {
         None
     };

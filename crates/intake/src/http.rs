@@ -106,10 +106,8 @@ async fn handle(state: &IntakeState, headers: &HeaderMap, body: Body) -> Result<
             "too_large",
         )
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
@@ -141,10 +139,8 @@ async fn handle(state: &IntakeState, headers: &HeaderMap, body: Body) -> Result<
         Ok(Ok(bytes)) => bytes,
     };
 
-    let signature_header = headers
-        .get("stripe-signature")
-        .ok_or(SignatureError::MissingHeader)
-        .map_err(signature_refusal)?;
+    let signature_header =
+        headers.get("stripe-signature").ok_or(SignatureError::MissingHeader).map_err(signature_refusal)?;
     let now = chrono::Utc::now().timestamp();
     signature::verify(&state.config.secrets, signature_header.as_bytes(), &bytes, now, state.config.tolerance)
         .map_err(signature_refusal)?;
@@ -198,7 +194,8 @@ fn signature_refusal(e: SignatureError) -> Refusal {
 
 /// Turns a verified body into the record to store, or a 400.
 fn parse_record(bytes: &[u8]) -> Result<EventRecord, Refusal> {
-    let bad = |code: &'static str, message: String| Refusal::new(StatusCode::BAD_REQUEST, code, message, "rejected_payload");
+    let bad =
+        |code: &'static str, message: String| Refusal::new(StatusCode::BAD_REQUEST, code, message, "rejected_payload");
     let envelope = Envelope::parse(bytes).map_err(|e| bad(e.code(), e.to_string()))?;
     // Stripe ids are short printable ASCII; anything else cannot be a real event and would
     // only fail later in the database (PostgreSQL refuses NUL in text, indexes refuse huge keys).
@@ -245,18 +242,13 @@ async fn healthz() -> impl IntoResponse {
 async fn readyz(State(state): State<Arc<IntakeState>>) -> Response {
     match state.store.ping().await {
         Ok(()) => axum::Json(json!({ "status": "ready" })).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({ "status": "unavailable", "error": e.to_string() })),
-        )
-            .into_response(),
+        Err(e) => {
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "unavailable", "error": e.to_string() })))
+                .into_response()
+        }
     }
 }
 
 async fn metrics(State(state): State<Arc<IntakeState>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.registry.render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.registry.render()).into_response()
 }

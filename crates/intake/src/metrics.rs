@@ -32,11 +32,7 @@ impl IntakeMetrics {
             .iter()
             .map(|outcome| {
                 registry
-                    .counter(
-                        "subsync_intake_requests_total",
-                        "Webhook requests by outcome.",
-                        &[("outcome", outcome)],
-                    )
+                    .counter("subsync_intake_requests_total", "Webhook requests by outcome.", &[("outcome", outcome)])
                     .map(|c| (*outcome, c))
             })
             .collect::<Result<_, _>>()?;

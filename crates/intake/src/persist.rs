@@ -84,9 +84,7 @@ pub async fn store_batch(store: &Store, records: &[&EventRecord]) -> Result<Vec<
 /// The same as [`store_one`] for each record, in four statements for the whole batch
 /// (jobs, their lookups, events, theirs): a round trip costs PostgreSQL more than a row.
 async fn store_all_postgres(store: &Store, tx: &mut Tx, records: &[&EventRecord]) -> Result<Vec<Stored>, QueueError> {
-    let handled: Vec<usize> = (0..records.len())
-        .filter(|&i| records[i].disposition == Disposition::Handled)
-        .collect();
+    let handled: Vec<usize> = (0..records.len()).filter(|&i| records[i].disposition == Disposition::Handled).collect();
     let jobs = handled.iter().map(|&i| sync_job(records[i])).collect();
     let mut job_ids: Vec<Option<Uuid>> = vec![None; records.len()];
     for (&i, outcome) in handled.iter().zip(store.enqueue_many(tx, jobs).await?) {
@@ -95,9 +93,8 @@ async fn store_all_postgres(store: &Store, tx: &mut Tx, records: &[&EventRecord]
     let Conn::Postgres(c) = tx.conn() else {
         return Err(QueueError::InvalidInput("PostgreSQL batch on another backend".into()));
     };
-    let column = |f: &dyn Fn(&EventRecord) -> Option<String>| -> Vec<Option<String>> {
-        records.iter().map(|r| f(r)).collect()
-    };
+    let column =
+        |f: &dyn Fn(&EventRecord) -> Option<String>| -> Vec<Option<String>> { records.iter().map(|r| f(r)).collect() };
     let mut inserted: Vec<String> = sqlx::query_scalar(
         "INSERT INTO subsync_events (event_id, event_type, created, livemode, api_version, object_kind, \
            group_key, disposition, payload, job_id) \
@@ -220,8 +217,7 @@ async fn existing_job(tx: &mut Tx, event_id: &str) -> Result<Option<Uuid>, Queue
                 .bind(event_id)
                 .fetch_one(c)
                 .await?;
-            id.map(|s| Uuid::parse_str(&s).map_err(|_| QueueError::Corrupt(format!("event job id `{s}`"))))
-                .transpose()
+            id.map(|s| Uuid::parse_str(&s).map_err(|_| QueueError::Corrupt(format!("event job id `{s}`")))).transpose()
         }
         Conn::Postgres(c) => Ok(sqlx::query_scalar("SELECT job_id FROM subsync_events WHERE event_id = $1")
             .bind(event_id)

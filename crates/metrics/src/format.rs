@@ -56,13 +56,7 @@ pub(crate) fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     out.push('\n');
 }
 
-pub(crate) fn sample(
-    out: &mut String,
-    name: &str,
-    labels: &[(String, String)],
-    le: Option<&str>,
-    value: &str,
-) {
+pub(crate) fn sample(out: &mut String, name: &str, labels: &[(String, String)], le: Option<&str>, value: &str) {
     out.push_str(name);
     if !labels.is_empty() || le.is_some() {
         out.push('{');

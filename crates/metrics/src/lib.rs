@@ -41,9 +41,7 @@ pub use format::{escape_help, escape_label_value, format_value};
 
 /// Buckets (seconds) for request and job durations: 1 ms to 60 s, the range between a
 /// duplicate webhook answered from the index and a job that waits on a slow upstream.
-pub const SECONDS_BUCKETS: &[f64] = &[
-    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-];
+pub const SECONDS_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 /// Why a metric could not be registered. Always a programming mistake (a bad name, the same
 /// name used for two kinds): callers register at start-up and fail fast.
@@ -155,11 +153,7 @@ impl Histogram {
         if value.is_nan() {
             return;
         }
-        let slot = self
-            .bounds
-            .iter()
-            .position(|bound| value <= *bound)
-            .unwrap_or(self.bounds.len());
+        let slot = self.bounds.iter().position(|bound| value <= *bound).unwrap_or(self.bounds.len());
         if let Some(counter) = self.counts.get(slot) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
@@ -244,15 +238,9 @@ impl Registry {
     }
 
     /// The counter `name` with these label values, created on first use.
-    pub fn counter(
-        &self,
-        name: &str,
-        help: &str,
-        labels: &[(&str, &str)],
-    ) -> Result<Arc<Counter>, MetricsError> {
-        let series = self.register(name, help, Kind::Counter, labels, &[], || {
-            Series::Counter(Arc::new(Counter::default()))
-        })?;
+    pub fn counter(&self, name: &str, help: &str, labels: &[(&str, &str)]) -> Result<Arc<Counter>, MetricsError> {
+        let series =
+            self.register(name, help, Kind::Counter, labels, &[], || Series::Counter(Arc::new(Counter::default())))?;
         match series {
             SeriesRef::Counter(c) => Ok(c),
             _ => Err(conflict_kind(name)),
@@ -260,15 +248,9 @@ impl Registry {
     }
 
     /// The gauge `name` with these label values, created on first use.
-    pub fn gauge(
-        &self,
-        name: &str,
-        help: &str,
-        labels: &[(&str, &str)],
-    ) -> Result<Arc<Gauge>, MetricsError> {
-        let series = self.register(name, help, Kind::Gauge, labels, &[], || {
-            Series::Gauge(Arc::new(Gauge::default()))
-        })?;
+    pub fn gauge(&self, name: &str, help: &str, labels: &[(&str, &str)]) -> Result<Arc<Gauge>, MetricsError> {
+        let series =
+            self.register(name, help, Kind::Gauge, labels, &[], || Series::Gauge(Arc::new(Gauge::default())))?;
         match series {
             SeriesRef::Gauge(g) => Ok(g),
             _ => Err(conflict_kind(name)),
@@ -309,10 +291,7 @@ impl Registry {
         validate_name(name)?;
         validate_labels(labels)?;
         let label_names: Vec<String> = labels.iter().map(|(k, _)| (*k).to_string()).collect();
-        let values: Labels = labels
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-            .collect();
+        let values: Labels = labels.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect();
         let mut families = self.families.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let family = match families.iter_mut().position(|f| f.name == name) {
             Some(i) => &mut families[i],
@@ -366,12 +345,8 @@ impl Registry {
             format::header(&mut out, &family.name, &family.help, family.kind.as_str());
             for (labels, series) in &family.series {
                 match series {
-                    Series::Counter(c) => {
-                        format::sample(&mut out, &family.name, labels, None, &c.get().to_string())
-                    }
-                    Series::Gauge(g) => {
-                        format::sample(&mut out, &family.name, labels, None, &format_value(g.get()))
-                    }
+                    Series::Counter(c) => format::sample(&mut out, &family.name, labels, None, &c.get().to_string()),
+                    Series::Gauge(g) => format::sample(&mut out, &family.name, labels, None, &format_value(g.get())),
                     Series::Histogram(h) => render_histogram(&mut out, &family.name, labels, h),
                 }
             }
@@ -432,12 +407,7 @@ impl GaugeFamily {
     /// An empty family; fails on an invalid name.
     pub fn new(name: &str, help: &str) -> Result<Self, MetricsError> {
         validate_name(name)?;
-        Ok(Self {
-            name: name.to_string(),
-            help: help.to_string(),
-            label_names: None,
-            samples: Vec::new(),
-        })
+        Ok(Self { name: name.to_string(), help: help.to_string(), label_names: None, samples: Vec::new() })
     }
 
     /// Adds one sample. Every sample must carry the same label names.
@@ -454,10 +424,7 @@ impl GaugeFamily {
             Some(_) => {}
             None => self.label_names = Some(names),
         }
-        let values = labels
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-            .collect();
+        let values = labels.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect();
         self.samples.push((values, value));
         Ok(())
     }
@@ -486,9 +453,7 @@ fn validate_labels(labels: &[(&str, &str)]) -> Result<(), MetricsError> {
     for (i, (name, _)) in labels.iter().enumerate() {
         let mut chars = name.chars();
         let ok = match chars.next() {
-            Some(c) if c.is_ascii_alphabetic() || c == '_' => {
-                chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-            }
+            Some(c) if c.is_ascii_alphabetic() || c == '_' => chars.all(|c| c.is_ascii_alphanumeric() || c == '_'),
             _ => false,
         };
         if !ok {

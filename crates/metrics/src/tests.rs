@@ -84,9 +84,7 @@ fn histogram_observes_durations() {
 #[test]
 fn label_values_and_help_are_escaped() {
     let r = Registry::new();
-    r.counter("weird_total", "Back\\slash and\nnewline \"quoted\".", &[("v", "a\"b\\c\nd")])
-        .unwrap()
-        .inc();
+    r.counter("weird_total", "Back\\slash and\nnewline \"quoted\".", &[("v", "a\"b\\c\nd")]).unwrap().inc();
     let text = r.render();
     assert!(text.contains("# HELP weird_total Back\\\\slash and\\nnewline \"quoted\".\n"), "{text}");
     assert!(text.contains("weird_total{v=\"a\\\"b\\\\c\\nd\"} 1\n"), "{text}");

@@ -16,11 +16,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self {
-            max_attempts: 12,
-            base: Duration::from_secs(5),
-            cap: Duration::from_secs(3600),
-        }
+        Self { max_attempts: 12, base: Duration::from_secs(5), cap: Duration::from_secs(3600) }
     }
 }
 
@@ -72,15 +68,9 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_stays_within_jittered_bounds() {
-        let policy = RetryPolicy {
-            max_attempts: 12,
-            base: Duration::from_secs(2),
-            cap: Duration::from_secs(60),
-        };
+        let policy = RetryPolicy { max_attempts: 12, base: Duration::from_secs(2), cap: Duration::from_secs(60) };
         for attempt in 1..=12u32 {
-            let raw = Duration::from_secs(2)
-                .saturating_mul(1 << (attempt - 1).min(30))
-                .min(Duration::from_secs(60));
+            let raw = Duration::from_secs(2).saturating_mul(1 << (attempt - 1).min(30)).min(Duration::from_secs(60));
             for _ in 0..50 {
                 let d = policy.delay_after(attempt);
                 assert!(d >= raw / 2, "attempt {attempt}: {d:?} < half of {raw:?}");

@@ -38,11 +38,7 @@ impl QueueError {
 
 impl From<sqlx::Error> for QueueError {
     fn from(err: sqlx::Error) -> Self {
-        if is_unavailable(&err) {
-            QueueError::Unavailable(err)
-        } else {
-            QueueError::Database(err)
-        }
+        if is_unavailable(&err) { QueueError::Unavailable(err) } else { QueueError::Database(err) }
     }
 }
 

@@ -20,11 +20,7 @@ pub struct Job {
 
 impl Job {
     pub(crate) fn new(claimed: ClaimedJob, store: Store) -> Self {
-        Self {
-            claimed: Arc::new(claimed),
-            store,
-            completed: Arc::new(AtomicBool::new(false)),
-        }
+        Self { claimed: Arc::new(claimed), store, completed: Arc::new(AtomicBool::new(false)) }
     }
 
     /// The job's id.

@@ -48,8 +48,8 @@ pub use config::{QueueConfig, RetryPolicy};
 pub use error::QueueError;
 pub use job::{Job, JobError};
 pub use model::{
-    ClaimedJob, EnqueueOutcome, FailOutcome, JobFilter, JobId, JobRecord, JobState, Lease, NewJob,
-    Page, RunningGroup, StateCount,
+    ClaimedJob, EnqueueOutcome, FailOutcome, JobFilter, JobId, JobRecord, JobState, Lease, NewJob, Page, RunningGroup,
+    StateCount,
 };
 pub use runtime::{AbortHandle, JobObserver, JobOutcome, QueueBackend, WorkerOptions};
 pub use schema::Backend;

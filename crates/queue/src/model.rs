@@ -34,13 +34,8 @@ pub enum JobState {
 
 impl JobState {
     /// Every state, in lifecycle order; for counts and filters.
-    pub const ALL: [JobState; 5] = [
-        JobState::Pending,
-        JobState::Running,
-        JobState::Succeeded,
-        JobState::Dead,
-        JobState::Cancelled,
-    ];
+    pub const ALL: [JobState; 5] =
+        [JobState::Pending, JobState::Running, JobState::Succeeded, JobState::Dead, JobState::Cancelled];
 
     /// The text stored in the database.
     pub fn as_str(self) -> &'static str {
@@ -69,14 +64,11 @@ impl FromStr for JobState {
     type Err = QueueError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        JobState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| {
-                QueueError::InvalidInput(format!(
-                    "unknown job state `{s}` (expected one of: pending, running, succeeded, dead, cancelled)"
-                ))
-            })
+        JobState::ALL.into_iter().find(|state| state.as_str() == s).ok_or_else(|| {
+            QueueError::InvalidInput(format!(
+                "unknown job state `{s}` (expected one of: pending, running, succeeded, dead, cancelled)"
+            ))
+        })
     }
 }
 
@@ -141,9 +133,7 @@ impl NewJob {
             return Err(QueueError::InvalidInput("queue name must not be empty".into()));
         }
         if self.unique_key.as_deref().is_some_and(|k| k.is_empty()) {
-            return Err(QueueError::InvalidInput(
-                "unique key must not be empty (use None for no key)".into(),
-            ));
+            return Err(QueueError::InvalidInput("unique key must not be empty (use None for no key)".into()));
         }
         if self.max_attempts == Some(0) {
             return Err(QueueError::InvalidInput("max_attempts must be at least 1".into()));
@@ -289,10 +279,7 @@ impl Page {
 
     pub(crate) fn validate(&self) -> Result<(), QueueError> {
         if self.limit == 0 || self.limit > Self::MAX_LIMIT {
-            return Err(QueueError::InvalidInput(format!(
-                "page limit must be between 1 and {}",
-                Self::MAX_LIMIT
-            )));
+            return Err(QueueError::InvalidInput(format!("page limit must be between 1 and {}", Self::MAX_LIMIT)));
         }
         if self.offset > i64::MAX as u64 {
             return Err(QueueError::InvalidInput("page offset is too large".into()));

@@ -350,9 +350,7 @@ impl Claimer {
     }
 
     async fn maybe_rescue(&mut self) {
-        let due = self
-            .last_rescue
-            .is_none_or(|at| at.elapsed() >= self.options.rescue_interval);
+        let due = self.last_rescue.is_none_or(|at| at.elapsed() >= self.options.rescue_interval);
         if !due {
             return;
         }
@@ -591,7 +589,9 @@ async fn record<T>(store: &Store, job: &Job, end: RunEnd<T>) -> (Result<T, BoxDy
                         outcome = JobOutcome::LeaseLost;
                         tracing::warn!("job finished but its lease was lost; its completion was not recorded");
                     }
-                    Err(e) => tracing::error!(error = %e, "could not record completion; the lease will expire and the job run again"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not record completion; the lease will expire and the job run again")
+                    }
                 }
             }
             tracing::debug!("job succeeded");

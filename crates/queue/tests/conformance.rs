@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use subsync_queue::{
-    Conn, EnqueueOutcome, FailOutcome, JobError, JobFilter, JobState, NewJob, Page, QueueConfig,
-    QueueError, Selection, Store,
+    Conn, EnqueueOutcome, FailOutcome, JobError, JobFilter, JobState, NewJob, Page, QueueConfig, QueueError, Selection,
+    Store,
 };
 use support::{TestDb, fast_config, spawn_worker, wait_for_count, worker_options};
 
@@ -82,9 +82,7 @@ async fn db(backend: Backend, config: QueueConfig) -> TestDb {
 }
 
 fn job(key: &str, group: &str) -> NewJob {
-    NewJob::new(Q, json!({ "key": key, "group": group }))
-        .with_unique_key(key)
-        .with_group(group)
+    NewJob::new(Q, json!({ "key": key, "group": group })).with_unique_key(key).with_group(group)
 }
 
 async fn enqueue_returns_created_then_duplicate(b: Backend) {
@@ -95,11 +93,7 @@ async fn enqueue_returns_created_then_duplicate(b: Backend) {
     let second = t.store.enqueue_one(job("evt_1", "sub_1")).await.unwrap();
     assert_eq!(second, EnqueueOutcome::Duplicate { job_id, state: JobState::Pending });
     // The same key in another queue is another job.
-    let other = t
-        .store
-        .enqueue_one(NewJob::new("other", json!({})).with_unique_key("evt_1"))
-        .await
-        .unwrap();
+    let other = t.store.enqueue_one(NewJob::new("other", json!({})).with_unique_key("evt_1")).await.unwrap();
     assert!(!other.is_duplicate());
     t.close().await;
 }
@@ -293,10 +287,7 @@ async fn idle_groups_never_hide_due_work(b: Backend) {
 async fn ungrouped_jobs_run_in_parallel(b: Backend) {
     let t = db(b, fast_config()).await;
     for i in 0..5 {
-        t.store
-            .enqueue_one(NewJob::new(Q, json!({ "i": i })).with_unique_key(format!("u{i}")))
-            .await
-            .unwrap();
+        t.store.enqueue_one(NewJob::new(Q, json!({ "i": i })).with_unique_key(format!("u{i}"))).await.unwrap();
     }
     let claimed = t.store.claim(Q, "w", 10).await.unwrap();
     assert_eq!(claimed.len(), 5, "jobs without a group are not serialized with each other");
@@ -344,8 +335,12 @@ async fn complete_in_commits_with_the_handler_writes(b: Backend) {
     async fn write_effect(store: &Store, id: &str, lease: &subsync_queue::Lease) -> subsync_queue::Tx {
         let mut tx = store.begin().await.unwrap();
         match tx.conn() {
-            Conn::Sqlite(c) => drop(sqlx::query("INSERT INTO app_effects VALUES (?1)").bind(id).execute(c).await.unwrap()),
-            Conn::Postgres(c) => drop(sqlx::query("INSERT INTO app_effects VALUES ($1)").bind(id).execute(c).await.unwrap()),
+            Conn::Sqlite(c) => {
+                drop(sqlx::query("INSERT INTO app_effects VALUES (?1)").bind(id).execute(c).await.unwrap())
+            }
+            Conn::Postgres(c) => {
+                drop(sqlx::query("INSERT INTO app_effects VALUES ($1)").bind(id).execute(c).await.unwrap())
+            }
         }
         store.complete_in(&mut tx, lease).await.unwrap();
         tx
@@ -515,10 +510,7 @@ async fn retry_and_cancel(b: Backend) {
 async fn bulk_retry_by_filter(b: Backend) {
     let t = db(b, fast_config()).await;
     for i in 0..40 {
-        t.store
-            .enqueue_one(job(&format!("d{i}"), &format!("sub_{}", i % 7)).with_max_attempts(1))
-            .await
-            .unwrap();
+        t.store.enqueue_one(job(&format!("d{i}"), &format!("sub_{}", i % 7)).with_max_attempts(1)).await.unwrap();
     }
     // Every job fails once and is dead.
     let worker = spawn_worker(t.store.clone(), worker_options(Q, 8), |_job| async {
@@ -590,7 +582,11 @@ async fn operator_views(b: Backend) {
     assert_eq!(t.store.count(&by_group).await.unwrap(), 4);
     let by_key = JobFilter { unique_key: Some("o5".into()), ..JobFilter::default() };
     assert_eq!(t.store.list(&by_key, Page::default()).await.unwrap().len(), 1);
-    let in_range = JobFilter { created_after: Some(before), created_before: Some(chrono::Utc::now() + chrono::Duration::seconds(1)), ..JobFilter::default() };
+    let in_range = JobFilter {
+        created_after: Some(before),
+        created_before: Some(chrono::Utc::now() + chrono::Duration::seconds(1)),
+        ..JobFilter::default()
+    };
     assert_eq!(t.store.count(&in_range).await.unwrap(), 12);
     let too_early = JobFilter { created_before: Some(before), ..JobFilter::default() };
     assert_eq!(t.store.count(&too_early).await.unwrap(), 0);
@@ -635,7 +631,8 @@ struct Log {
 fn recording_handler(
     log: Arc<Mutex<Log>>,
     fail_every: Option<u64>,
-) -> impl Fn(subsync_queue::Job) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), JobError>> + Send>> + Clone {
+) -> impl Fn(subsync_queue::Job) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), JobError>> + Send>> + Clone
+{
     move |job| {
         let log = log.clone();
         Box::pin(async move {
@@ -741,7 +738,8 @@ async fn killed_worker_loses_its_jobs_to_another(b: Backend) {
     hung.kill();
     // Its jobs come back after the lease and a healthy worker finishes everything.
     let log = Arc::new(Mutex::new(Log::default()));
-    let healthy = spawn_worker(t.another_process(cfg).await, worker_options(Q, 4), recording_handler(log.clone(), None));
+    let healthy =
+        spawn_worker(t.another_process(cfg).await, worker_options(Q, 4), recording_handler(log.clone(), None));
     wait_for_count(&t.store, &[JobState::Succeeded], 12, Duration::from_secs(30)).await;
     healthy.stop().await;
     assert!(log.lock().unwrap().overlaps.is_empty());

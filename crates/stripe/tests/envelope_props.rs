@@ -12,15 +12,8 @@ fn arb_json() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(|n| json!(n)),
         any::<f64>().prop_map(|f| json!(f)),
         ".{0,12}".prop_map(Value::String),
-        prop_oneof![
-            Just("id"),
-            Just("type"),
-            Just("created"),
-            Just("object"),
-            Just("data"),
-            Just("event")
-        ]
-        .prop_map(|s| Value::String(s.to_owned())),
+        prop_oneof![Just("id"), Just("type"), Just("created"), Just("object"), Just("data"), Just("event")]
+            .prop_map(|s| Value::String(s.to_owned())),
     ];
     leaf.prop_recursive(5, 64, 6, |inner| {
         prop_oneof![

@@ -13,9 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use subsync_stripe::signature::{
-    DEFAULT_TOLERANCE, Secret, Secrets, SignatureError, sign, sign_with, verify,
-};
+use subsync_stripe::signature::{DEFAULT_TOLERANCE, Secret, Secrets, SignatureError, sign, sign_with, verify};
 
 const INSTALL_HINT: &str = "run `bash tests/official-stripe/install.sh` from the workspace root";
 const TIMESTAMP: i64 = 1_700_000_000;
@@ -29,10 +27,7 @@ fn dir() -> PathBuf {
 }
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .expect("clock after 1970")
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).expect("clock after 1970")
 }
 
 /// Payloads exercising what could differ between implementations: UTF-8
@@ -100,11 +95,7 @@ fn run(program: &str, args: &[&str], payload: &[u8]) -> Outcome {
     if matches!(status.code(), Some(2) | Some(3)) {
         panic!("`{program} {args:?}` failed (exit {status}): {stderr}\n{INSTALL_HINT}");
     }
-    Outcome {
-        ok: status.success(),
-        stdout: stdout.trim().to_owned(),
-        stderr,
-    }
+    Outcome { ok: status.success(), stdout: stdout.trim().to_owned(), stderr }
 }
 
 /// Version pinned in a file, found by the line's prefix (keeps the pins in one place).
@@ -170,23 +161,9 @@ fn check_their_headers(program: &str, script: &str) {
     for payload in payloads() {
         let header = official_sign(program, script, &payload);
         // Same bytes as ours, not just "also valid".
-        assert_eq!(
-            header,
-            sign(&secret(SECRET), TIMESTAMP, payload.as_bytes()),
-            "{script}"
-        );
-        let verified = verify(
-            &ours,
-            &header,
-            payload.as_bytes(),
-            TIMESTAMP,
-            DEFAULT_TOLERANCE,
-        );
-        assert_eq!(
-            verified.map(|v| v.timestamp),
-            Ok(TIMESTAMP),
-            "{script}: {payload:.80}"
-        );
+        assert_eq!(header, sign(&secret(SECRET), TIMESTAMP, payload.as_bytes()), "{script}");
+        let verified = verify(&ours, &header, payload.as_bytes(), TIMESTAMP, DEFAULT_TOLERANCE);
+        assert_eq!(verified.map(|v| v.timestamp), Ok(TIMESTAMP), "{script}: {payload:.80}");
 
         let mut tampered = payload.clone().into_bytes();
         tampered[10] ^= 0x01;
@@ -196,25 +173,13 @@ fn check_their_headers(program: &str, script: &str) {
             "{script}: tampered body must fail"
         );
         assert_eq!(
-            verify(
-                &secrets(OTHER_SECRET),
-                &header,
-                payload.as_bytes(),
-                TIMESTAMP,
-                DEFAULT_TOLERANCE
-            ),
+            verify(&secrets(OTHER_SECRET), &header, payload.as_bytes(), TIMESTAMP, DEFAULT_TOLERANCE),
             Err(SignatureError::SignatureMismatch),
             "{script}: other secret must fail"
         );
         // During a roll we accept it with the matching secret listed second.
         let roll = secrets(&format!("{OTHER_SECRET},{SECRET}"));
-        let verified = verify(
-            &roll,
-            &header,
-            payload.as_bytes(),
-            TIMESTAMP,
-            DEFAULT_TOLERANCE,
-        );
+        let verified = verify(&roll, &header, payload.as_bytes(), TIMESTAMP, DEFAULT_TOLERANCE);
         assert_eq!(verified.map(|v| v.secret_index), Ok(1), "{script}");
     }
 }
@@ -230,14 +195,7 @@ fn python_sdk_headers_verify_with_ours() {
 }
 
 /// Asks an SDK to verify; `now` is passed to node, python uses its own clock.
-fn official_verify(
-    program: &str,
-    script: &str,
-    secret: &str,
-    header: &str,
-    now: i64,
-    body: &[u8],
-) -> Outcome {
+fn official_verify(program: &str, script: &str, secret: &str, header: &str, now: i64, body: &[u8]) -> Outcome {
     let now = now.to_string();
     let args: Vec<&str> = if script == "sign.js" {
         vec![script, "verify", secret, header, &now]
@@ -255,31 +213,19 @@ fn check_our_headers(program: &str, script: &str) {
         let body = payload.as_bytes();
         let header = sign(&secret(SECRET), ts, body);
         let out = official_verify(program, script, SECRET, &header, ts, body);
-        assert!(
-            out.ok,
-            "{script} rejected our header: {} {}",
-            out.stdout, out.stderr
-        );
+        assert!(out.ok, "{script} rejected our header: {} {}", out.stdout, out.stderr);
         assert!(out.stdout.starts_with("ok evt_"), "{}", out.stdout);
 
         let mut tampered = body.to_vec();
         tampered[10] ^= 0x01;
         let out = official_verify(program, script, SECRET, &header, ts, &tampered);
         assert!(!out.ok, "{script} accepted a tampered body: {}", out.stdout);
-        assert!(
-            out.stdout.contains("No signatures found matching"),
-            "{}",
-            out.stdout
-        );
+        assert!(out.stdout.contains("No signatures found matching"), "{}", out.stdout);
     }
 
     // Secret roll: our two-v1 header verifies with either secret alone.
     let body = payloads().swap_remove(0);
-    let header = sign_with(
-        &secrets(&format!("{OTHER_SECRET},{SECRET}")),
-        ts,
-        body.as_bytes(),
-    );
+    let header = sign_with(&secrets(&format!("{OTHER_SECRET},{SECRET}")), ts, body.as_bytes());
     for one in [SECRET, OTHER_SECRET] {
         let out = official_verify(program, script, one, &header, ts, body.as_bytes());
         assert!(out.ok, "{script} rejected our roll header: {}", out.stdout);
@@ -288,41 +234,17 @@ fn check_our_headers(program: &str, script: &str) {
     // A stale header that we call too old, they call outside the tolerance zone.
     let old = ts - 301;
     let header = sign(&secret(SECRET), old, body.as_bytes());
-    let ours = verify(
-        &secrets(SECRET),
-        &header,
-        body.as_bytes(),
-        ts,
-        DEFAULT_TOLERANCE,
-    )
-    .expect_err("too old");
+    let ours = verify(&secrets(SECRET), &header, body.as_bytes(), ts, DEFAULT_TOLERANCE).expect_err("too old");
     assert_eq!(ours.code(), "timestamp_outside_tolerance");
     let out = official_verify(program, script, SECRET, &header, ts, body.as_bytes());
-    assert!(
-        !out.ok && out.stdout.contains("Timestamp outside the tolerance zone"),
-        "{}",
-        out.stdout
-    );
+    assert!(!out.ok && out.stdout.contains("Timestamp outside the tolerance zone"), "{}", out.stdout);
 
     // A v0-only (downgraded) header is refused by both.
     let downgraded = sign(&secret(SECRET), ts, body.as_bytes()).replace("v1=", "v0=");
-    let ours = verify(
-        &secrets(SECRET),
-        &downgraded,
-        body.as_bytes(),
-        ts,
-        DEFAULT_TOLERANCE,
-    );
+    let ours = verify(&secrets(SECRET), &downgraded, body.as_bytes(), ts, DEFAULT_TOLERANCE);
     assert_eq!(ours, Err(SignatureError::NoV1Signature));
     let out = official_verify(program, script, SECRET, &downgraded, ts, body.as_bytes());
-    assert!(
-        !out.ok
-            && out
-                .stdout
-                .contains("No signatures found with expected scheme"),
-        "{}",
-        out.stdout
-    );
+    assert!(!out.ok && out.stdout.contains("No signatures found with expected scheme"), "{}", out.stdout);
 }
 
 #[test]

@@ -4,9 +4,7 @@
 use std::time::Duration;
 
 use proptest::prelude::*;
-use subsync_stripe::signature::{
-    DEFAULT_TOLERANCE, Secret, Secrets, SignatureError, sign, sign_with, verify,
-};
+use subsync_stripe::signature::{DEFAULT_TOLERANCE, Secret, Secrets, SignatureError, sign, sign_with, verify};
 
 fn secrets() -> Secrets {
     Secrets::parse("whsec_one,whsec_two").expect("valid")

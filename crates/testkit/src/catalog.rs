@@ -46,48 +46,12 @@ pub struct CatalogPrice {
 }
 
 const CATALOG: [(&str, &str, &str, i64, Interval); 6] = [
-    (
-        "price_1QsBasicMonthly0000001",
-        "basic_monthly",
-        "prod_SsBasic000001",
-        900,
-        Interval::Month,
-    ),
-    (
-        "price_1QsBasicYearly00000001",
-        "basic_yearly",
-        "prod_SsBasic000001",
-        9000,
-        Interval::Year,
-    ),
-    (
-        "price_1QsProMonthly000000001",
-        "pro_monthly",
-        "prod_SsPro00000001",
-        1900,
-        Interval::Month,
-    ),
-    (
-        "price_1QsProYearly0000000001",
-        "pro_yearly",
-        "prod_SsPro00000001",
-        19000,
-        Interval::Year,
-    ),
-    (
-        "price_1QsAgentMonthly0000001",
-        "agent_monthly",
-        "prod_SsAgent000001",
-        9900,
-        Interval::Month,
-    ),
-    (
-        "price_1QsAgentYearly00000001",
-        "agent_yearly",
-        "prod_SsAgent000001",
-        99000,
-        Interval::Year,
-    ),
+    ("price_1QsBasicMonthly0000001", "basic_monthly", "prod_SsBasic000001", 900, Interval::Month),
+    ("price_1QsBasicYearly00000001", "basic_yearly", "prod_SsBasic000001", 9000, Interval::Year),
+    ("price_1QsProMonthly000000001", "pro_monthly", "prod_SsPro00000001", 1900, Interval::Month),
+    ("price_1QsProYearly0000000001", "pro_yearly", "prod_SsPro00000001", 19000, Interval::Year),
+    ("price_1QsAgentMonthly0000001", "agent_monthly", "prod_SsAgent000001", 9900, Interval::Month),
+    ("price_1QsAgentYearly00000001", "agent_yearly", "prod_SsAgent000001", 99000, Interval::Year),
 ];
 
 /// Every price the generator may sell, cheapest tier first.

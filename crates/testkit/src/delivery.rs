@@ -22,11 +22,7 @@ pub struct DeliveryOptions {
 
 impl Default for DeliveryOptions {
     fn default() -> Self {
-        Self {
-            duplicate_ratio: 0.1,
-            shuffle: true,
-            concurrent_pairs: true,
-        }
+        Self { duplicate_ratio: 0.1, shuffle: true, concurrent_pairs: true }
     }
 }
 
@@ -52,42 +48,22 @@ impl Delivery {
 }
 
 fn plain(lifecycle: usize, event: usize, duplicate: bool) -> Delivery {
-    Delivery {
-        lifecycle,
-        event,
-        duplicate,
-        concurrent_with_next: false,
-    }
+    Delivery { lifecycle, event, duplicate, concurrent_with_next: false }
 }
 
 /// Builds a delivery plan. Deterministic for a seed. Every event is delivered at least
 /// once; duplicates are extra.
-pub fn delivery_plan(
-    lifecycles: &[Lifecycle],
-    seed: u64,
-    options: &DeliveryOptions,
-) -> Vec<Delivery> {
+pub fn delivery_plan(lifecycles: &[Lifecycle], seed: u64, options: &DeliveryOptions) -> Vec<Delivery> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut originals: Vec<(i64, usize, usize)> = lifecycles
         .iter()
         .enumerate()
-        .flat_map(|(l, lc)| {
-            lc.events
-                .iter()
-                .enumerate()
-                .map(move |(e, ev)| (ev.created, l, e))
-        })
+        .flat_map(|(l, lc)| lc.events.iter().enumerate().map(move |(e, ev)| (ev.created, l, e)))
         .collect();
     originals.sort_unstable();
-    let mut plan: Vec<Delivery> = originals
-        .iter()
-        .map(|&(_, l, e)| plain(l, e, false))
-        .collect();
-    let dups: Vec<Delivery> = originals
-        .iter()
-        .filter(|_| rng.f64() < options.duplicate_ratio)
-        .map(|&(_, l, e)| plain(l, e, true))
-        .collect();
+    let mut plan: Vec<Delivery> = originals.iter().map(|&(_, l, e)| plain(l, e, false)).collect();
+    let dups: Vec<Delivery> =
+        originals.iter().filter(|_| rng.f64() < options.duplicate_ratio).map(|&(_, l, e)| plain(l, e, true)).collect();
     if options.shuffle {
         plan.extend(dups);
         rng.shuffle(&mut plan);
@@ -107,28 +83,17 @@ pub fn delivery_plan(
     plan
 }
 
-fn pair_checkout_races(
-    lifecycles: &[Lifecycle],
-    plan: &mut Vec<Delivery>,
-    rng: &mut fastrand::Rng,
-) {
+fn pair_checkout_races(lifecycles: &[Lifecycle], plan: &mut Vec<Delivery>, rng: &mut fastrand::Rng) {
     for (l, lc) in lifecycles.iter().enumerate() {
         let find = |ty: &str| lc.events.iter().position(|e| e.event_type == ty);
-        let (Some(checkout), Some(created)) = (
-            find("checkout.session.completed"),
-            find("customer.subscription.created"),
-        ) else {
+        let (Some(checkout), Some(created)) =
+            (find("checkout.session.completed"), find("customer.subscription.created"))
+        else {
             continue;
         };
-        let (first, second) = if rng.bool() {
-            (checkout, created)
-        } else {
-            (created, checkout)
-        };
-        let pos = |plan: &[Delivery], e: usize| {
-            plan.iter()
-                .position(|d| d.lifecycle == l && d.event == e && !d.duplicate)
-        };
+        let (first, second) = if rng.bool() { (checkout, created) } else { (created, checkout) };
+        let pos =
+            |plan: &[Delivery], e: usize| plan.iter().position(|d| d.lifecycle == l && d.event == e && !d.duplicate);
         let Some(second_at) = pos(plan, second) else {
             continue;
         };

@@ -27,22 +27,9 @@ const DEMO_SEED: u64 = 20_260_101;
 /// Checkout → created (incomplete) → updated (active) → invoice.paid, like the generator.
 fn start(s: &mut Script<'_>, t: i64, client_ref: Option<&str>, meta: Option<&str>, email: &str) {
     let inv = s.new_invoice_id();
-    s.checkout(
-        t,
-        client_ref.map(Into::into),
-        meta.map(Into::into),
-        email.into(),
-    );
-    s.snapshot(
-        "customer.subscription.created",
-        t,
-        SubscriptionStatus::Incomplete,
-    );
-    s.snapshot(
-        "customer.subscription.updated",
-        t + 1,
-        SubscriptionStatus::Active,
-    );
+    s.checkout(t, client_ref.map(Into::into), meta.map(Into::into), email.into());
+    s.snapshot("customer.subscription.created", t, SubscriptionStatus::Incomplete);
+    s.snapshot("customer.subscription.updated", t + 1, SubscriptionStatus::Active);
     let amount = s.amount();
     s.invoice(t + 1, &inv, true, amount, "subscription_create", 1);
 }
@@ -59,62 +46,24 @@ pub fn demo_lifecycles() -> Vec<Lifecycle> {
         return Vec::new();
     };
 
-    let mut carol = Script::new(
-        &mut rng,
-        ApiVersion::Basil,
-        basic.clone(),
-        None,
-        DEMO_BASE - 15 * DAY,
-    );
-    start(
-        &mut carol,
-        DEMO_BASE - 15 * DAY,
-        None,
-        Some("usr_carol"),
-        "carol@example.co.uk",
-    );
+    let mut carol = Script::new(&mut rng, ApiVersion::Basil, basic.clone(), None, DEMO_BASE - 15 * DAY);
+    start(&mut carol, DEMO_BASE - 15 * DAY, None, Some("usr_carol"), "carol@example.co.uk");
     let due = carol.period_end;
     carol.advance_period();
     let inv = carol.new_invoice_id();
     let amount = carol.amount();
     carol.invoice(due, &inv, false, amount, "subscription_cycle", 1);
-    carol.snapshot(
-        "customer.subscription.updated",
-        due,
-        SubscriptionStatus::PastDue,
-    );
+    carol.snapshot("customer.subscription.updated", due, SubscriptionStatus::PastDue);
     let carol = carol.finish("usr_carol".into());
 
-    let mut alice = Script::new(
-        &mut rng,
-        ApiVersion::Basil,
-        basic,
-        Some("usr_alice".into()),
-        DEMO_BASE,
-    );
-    start(
-        &mut alice,
-        DEMO_BASE,
-        Some("usr_alice"),
-        Some("usr_alice"),
-        "alice@example.co.uk",
-    );
+    let mut alice = Script::new(&mut rng, ApiVersion::Basil, basic, Some("usr_alice".into()), DEMO_BASE);
+    start(&mut alice, DEMO_BASE, Some("usr_alice"), Some("usr_alice"), "alice@example.co.uk");
     let alice = alice.finish("usr_alice".into());
 
     let mut bob = Script::new(&mut rng, ApiVersion::Legacy, pro, None, DEMO_BASE + 60);
-    start(
-        &mut bob,
-        DEMO_BASE + 60,
-        Some("usr_bob"),
-        None,
-        "bob@example.co.uk",
-    );
+    start(&mut bob, DEMO_BASE + 60, Some("usr_bob"), None, "bob@example.co.uk");
     bob.set_cancel_at_period_end(true);
-    bob.snapshot(
-        "customer.subscription.updated",
-        DEMO_BASE + 10 * DAY,
-        SubscriptionStatus::Active,
-    );
+    bob.snapshot("customer.subscription.updated", DEMO_BASE + 10 * DAY, SubscriptionStatus::Active);
     let bob = bob.finish("usr_bob".into());
 
     vec![alice, bob, carol]
@@ -126,12 +75,7 @@ pub fn demo_lifecycles() -> Vec<Lifecycle> {
 /// `past_due` update before the failed invoice that caused it, then delivered again.
 pub fn demo_plan() -> (Vec<Lifecycle>, Vec<Delivery>) {
     let lifecycles = demo_lifecycles();
-    let d = |lifecycle, event| Delivery {
-        lifecycle,
-        event,
-        duplicate: false,
-        concurrent_with_next: false,
-    };
+    let d = |lifecycle, event| Delivery { lifecycle, event, duplicate: false, concurrent_with_next: false };
     let (alice, bob, carol) = (0, 1, 2);
     let mut plan = vec![
         d(carol, 0),
@@ -142,20 +86,14 @@ pub fn demo_plan() -> (Vec<Lifecycle>, Vec<Delivery>) {
         d(alice, 0),
         d(alice, 1),
         d(alice, 3),
-        Delivery {
-            concurrent_with_next: true,
-            ..d(bob, 1)
-        },
+        Delivery { concurrent_with_next: true, ..d(bob, 1) },
         d(bob, 0),
         d(bob, 3),
         d(bob, 2),
         d(bob, 4),
         d(carol, 5),
         d(carol, 4),
-        Delivery {
-            duplicate: true,
-            ..d(carol, 5)
-        },
+        Delivery { duplicate: true, ..d(carol, 5) },
     ];
     plan.retain(|p| p.event(&lifecycles).is_some());
     (lifecycles, plan)
@@ -164,7 +102,5 @@ pub fn demo_plan() -> (Vec<Lifecycle>, Vec<Delivery>) {
 /// The demo events in delivery order (the duplicate appears twice, byte-identical).
 pub fn demo_events() -> Vec<GeneratedEvent> {
     let (lifecycles, plan) = demo_plan();
-    plan.iter()
-        .filter_map(|p| p.event(&lifecycles).cloned())
-        .collect()
+    plan.iter().filter_map(|p| p.event(&lifecycles).cloned()).collect()
 }

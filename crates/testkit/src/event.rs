@@ -130,13 +130,7 @@ pub struct GeneratedEvent {
 
 impl GeneratedEvent {
     /// Renders an event from its facts. Deterministic: same inputs, same bytes.
-    pub fn render(
-        id: String,
-        event_type: &str,
-        created: i64,
-        api_version: ApiVersion,
-        fact: EventFact,
-    ) -> Self {
+    pub fn render(id: String, event_type: &str, created: i64, api_version: ApiVersion, fact: EventFact) -> Self {
         let (object, previous) = render_object(&fact, api_version, created);
         let mut data = json!({ "object": object });
         if let Some(prev) = previous {
@@ -155,28 +149,15 @@ impl GeneratedEvent {
         });
         // Serializing a `Value` cannot fail (string keys only).
         let body = serde_json::to_vec(&envelope).unwrap_or_default();
-        Self {
-            id,
-            event_type: event_type.to_owned(),
-            created,
-            api_version,
-            body,
-            fact,
-        }
+        Self { id, event_type: event_type.to_owned(), created, api_version, body, fact }
     }
 
     /// The subscription this event concerns.
     pub fn subscription_id(&self) -> &str {
         match &self.fact {
-            EventFact::CheckoutCompleted {
-                subscription_id, ..
-            }
-            | EventFact::Subscription {
-                subscription_id, ..
-            }
-            | EventFact::Invoice {
-                subscription_id, ..
-            } => subscription_id,
+            EventFact::CheckoutCompleted { subscription_id, .. }
+            | EventFact::Subscription { subscription_id, .. }
+            | EventFact::Invoice { subscription_id, .. } => subscription_id,
         }
     }
 
@@ -184,19 +165,15 @@ impl GeneratedEvent {
     /// facts (not by parsing `body`), so it is an independent reference.
     pub fn domain_input(&self) -> Input {
         match &self.fact {
-            EventFact::CheckoutCompleted {
-                subscription_id,
-                customer_id,
-                client_reference_id,
-                app_user_id,
-                ..
-            } => Input::Link(Link {
-                subscription_id: subscription_id.clone(),
-                customer_id: customer_id.clone(),
-                app_user_id: app_user_id.clone(),
-                client_reference_id: client_reference_id.clone(),
-                event_created: self.created,
-            }),
+            EventFact::CheckoutCompleted { subscription_id, customer_id, client_reference_id, app_user_id, .. } => {
+                Input::Link(Link {
+                    subscription_id: subscription_id.clone(),
+                    customer_id: customer_id.clone(),
+                    app_user_id: app_user_id.clone(),
+                    client_reference_id: client_reference_id.clone(),
+                    event_created: self.created,
+                })
+            }
             EventFact::Subscription {
                 subscription_id,
                 customer_id,
@@ -210,22 +187,14 @@ impl GeneratedEvent {
                 subscription_id: subscription_id.clone(),
                 customer_id: customer_id.clone(),
                 status: status.clone(),
-                prices: items
-                    .iter()
-                    .map(|i| PriceRef::new(i.price.id.clone(), Some(&i.price.lookup_key)))
-                    .collect(),
+                prices: items.iter().map(|i| PriceRef::new(i.price.id.clone(), Some(&i.price.lookup_key))).collect(),
                 cancel_at_period_end: *cancel_at_period_end,
                 current_period_end: Some(*current_period_end),
                 app_user_id: app_user_id.clone(),
                 event_created: self.created,
                 event_id: self.id.clone(),
             }),
-            EventFact::Invoice {
-                invoice_id,
-                subscription_id,
-                paid,
-                ..
-            } => Input::Payment(PaymentHealth {
+            EventFact::Invoice { invoice_id, subscription_id, paid, .. } => Input::Payment(PaymentHealth {
                 subscription_id: subscription_id.clone(),
                 paid: *paid,
                 event_created: self.created,
@@ -364,10 +333,7 @@ fn render_object(fact: &EventFact, api: ApiVersion, created: i64) -> (Value, Opt
                     item
                 })
                 .collect();
-            let ended = matches!(
-                status,
-                SubscriptionStatus::Canceled | SubscriptionStatus::IncompleteExpired
-            );
+            let ended = matches!(status, SubscriptionStatus::Canceled | SubscriptionStatus::IncompleteExpired);
             let mut sub = json!({
                 "id": subscription_id,
                 "object": "subscription",
@@ -411,10 +377,7 @@ fn render_object(fact: &EventFact, api: ApiVersion, created: i64) -> (Value, Opt
                 sub["current_period_start"] = json!(current_period_start);
                 sub["current_period_end"] = json!(current_period_end);
             }
-            let previous = previous_status
-                .as_ref()
-                .filter(|p| *p != status)
-                .map(|p| json!({ "status": p.as_str() }));
+            let previous = previous_status.as_ref().filter(|p| *p != status).map(|p| json!({ "status": p.as_str() }));
             (sub, previous)
         }
         EventFact::Invoice {

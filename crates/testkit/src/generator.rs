@@ -144,8 +144,7 @@ impl<'r> Script<'r> {
 
     fn push(&mut self, event_type: &str, t: i64, fact: EventFact) {
         let id = stripe_id(self.rng, "evt");
-        self.events
-            .push(GeneratedEvent::render(id, event_type, t, self.api, fact));
+        self.events.push(GeneratedEvent::render(id, event_type, t, self.api, fact));
     }
 
     pub(crate) fn now(&self) -> i64 {
@@ -235,11 +234,7 @@ impl<'r> Script<'r> {
             period_end: self.period_end,
             app_user_id: self.sub_app_user.clone(),
         };
-        let event_type = if paid {
-            "invoice.paid"
-        } else {
-            "invoice.payment_failed"
-        };
+        let event_type = if paid { "invoice.paid" } else { "invoice.payment_failed" };
         self.push(event_type, t, fact);
     }
 
@@ -292,23 +287,14 @@ fn chance(rng: &mut fastrand::Rng, p: f64) -> bool {
 /// lifecycles, byte for byte.
 pub fn generate_lifecycles(seed: u64, count: usize, options: &GeneratorOptions) -> Vec<Lifecycle> {
     let mut rng = fastrand::Rng::with_seed(seed);
-    (0..count)
-        .map(|_| generate_one(&mut rng, options))
-        .collect()
+    (0..count).map(|_| generate_one(&mut rng, options)).collect()
 }
 
 fn generate_one(rng: &mut fastrand::Rng, o: &GeneratorOptions) -> Lifecycle {
     let prices = catalog();
-    let api = if chance(rng, o.legacy_api_ratio) {
-        ApiVersion::Legacy
-    } else {
-        ApiVersion::Basil
-    };
+    let api = if chance(rng, o.legacy_api_ratio) { ApiVersion::Legacy } else { ApiVersion::Basil };
     let price = prices[rng.usize(..prices.len())].clone();
-    let user_id = format!(
-        "usr_{}",
-        (0..16).map(|_| rng.alphanumeric()).collect::<String>()
-    );
+    let user_id = format!("usr_{}", (0..16).map(|_| rng.alphanumeric()).collect::<String>());
     let style = match rng.u8(0..3) {
         0 => IdentityStyle::Both,
         1 => IdentityStyle::ClientReference,
@@ -327,34 +313,15 @@ fn generate_one(rng: &mut fastrand::Rng, o: &GeneratorOptions) -> Lifecycle {
     if trial {
         s.set_trial(t0 + 14 * DAY);
         s.checkout(t0, client_ref, meta, email);
-        s.snapshot(
-            "customer.subscription.created",
-            t0,
-            SubscriptionStatus::Trialing,
-        );
+        s.snapshot("customer.subscription.created", t0, SubscriptionStatus::Trialing);
         s.invoice(t0, &first_invoice, true, 0, "subscription_create", 1);
     } else {
         s.checkout(t0, client_ref, meta, email);
-        s.snapshot(
-            "customer.subscription.created",
-            t0,
-            SubscriptionStatus::Incomplete,
-        );
+        s.snapshot("customer.subscription.created", t0, SubscriptionStatus::Incomplete);
         let paid_at = t0 + s.rng.i64(0..=1);
-        s.snapshot(
-            "customer.subscription.updated",
-            paid_at,
-            SubscriptionStatus::Active,
-        );
+        s.snapshot("customer.subscription.updated", paid_at, SubscriptionStatus::Active);
         let amount = s.amount();
-        s.invoice(
-            paid_at,
-            &first_invoice,
-            true,
-            amount,
-            "subscription_create",
-            1,
-        );
+        s.invoice(paid_at, &first_invoice, true, amount, "subscription_create", 1);
     }
 
     let renewals = s.rng.u32(1..=o.max_renewals.max(1));
@@ -362,10 +329,7 @@ fn generate_one(rng: &mut fastrand::Rng, o: &GeneratorOptions) -> Lifecycle {
     for _ in 0..renewals {
         // Mid-period plan change.
         if chance(s.rng, o.plan_change_ratio) {
-            let others: Vec<CatalogPrice> = catalog()
-                .into_iter()
-                .filter(|p| p.lookup_key != s.lookup_key())
-                .collect();
+            let others: Vec<CatalogPrice> = catalog().into_iter().filter(|p| p.lookup_key != s.lookup_key()).collect();
             let next = others[s.rng.usize(..others.len())].clone();
             let len = s.period_end - s.period_start;
             let t = s.period_start + s.rng.i64(DAY..(len / 2).max(DAY + 1));
@@ -387,11 +351,7 @@ fn generate_one(rng: &mut fastrand::Rng, o: &GeneratorOptions) -> Lifecycle {
             s.snapshot("customer.subscription.updated", t, status);
             if s.rng.f64() < 0.7 {
                 let end = s.period_end + s.rng.i64(0..60);
-                s.snapshot(
-                    "customer.subscription.deleted",
-                    end,
-                    SubscriptionStatus::Canceled,
-                );
+                s.snapshot("customer.subscription.deleted", end, SubscriptionStatus::Canceled);
             }
             ended = true;
             break;
@@ -403,33 +363,21 @@ fn generate_one(rng: &mut fastrand::Rng, o: &GeneratorOptions) -> Lifecycle {
         let amount = s.amount();
         if chance(s.rng, o.past_due_ratio) {
             s.invoice(due, &inv, false, amount, "subscription_cycle", 1);
-            s.snapshot(
-                "customer.subscription.updated",
-                due,
-                SubscriptionStatus::PastDue,
-            );
+            s.snapshot("customer.subscription.updated", due, SubscriptionStatus::PastDue);
             let retries = s.rng.u32(1..=3);
             let mut recovered = false;
             for k in 1..=retries {
                 let t = s.now() + s.rng.i64(2 * DAY..=4 * DAY);
                 if k == retries && chance(s.rng, o.recover_ratio) {
                     s.invoice(t, &inv, true, amount, "subscription_cycle", k + 1);
-                    s.snapshot(
-                        "customer.subscription.updated",
-                        t,
-                        SubscriptionStatus::Active,
-                    );
+                    s.snapshot("customer.subscription.updated", t, SubscriptionStatus::Active);
                     recovered = true;
                 } else {
                     s.invoice(t, &inv, false, amount, "subscription_cycle", k + 1);
                     // Another update while still past_due (e.g. the app edits metadata):
                     // the grace period must still run from the first past_due snapshot.
                     if s.rng.bool() {
-                        s.snapshot(
-                            "customer.subscription.updated",
-                            t,
-                            SubscriptionStatus::PastDue,
-                        );
+                        s.snapshot("customer.subscription.updated", t, SubscriptionStatus::PastDue);
                     }
                 }
             }
@@ -441,43 +389,23 @@ fn generate_one(rng: &mut fastrand::Rng, o: &GeneratorOptions) -> Lifecycle {
                 }
                 let t = s.now() + DAY;
                 if s.rng.bool() {
-                    s.snapshot(
-                        "customer.subscription.deleted",
-                        t,
-                        SubscriptionStatus::Canceled,
-                    );
+                    s.snapshot("customer.subscription.deleted", t, SubscriptionStatus::Canceled);
                 } else {
-                    s.snapshot(
-                        "customer.subscription.updated",
-                        t,
-                        SubscriptionStatus::Unpaid,
-                    );
+                    s.snapshot("customer.subscription.updated", t, SubscriptionStatus::Unpaid);
                 }
                 ended = true;
                 break;
             }
         } else {
             s.invoice(due, &inv, true, amount, "subscription_cycle", 1);
-            s.snapshot(
-                "customer.subscription.updated",
-                due,
-                SubscriptionStatus::Active,
-            );
+            s.snapshot("customer.subscription.updated", due, SubscriptionStatus::Active);
         }
     }
     if !ended && chance(s.rng, o.cancel_now_ratio) {
         // Sometimes in the very second of the last update: only the status tie-break can
         // then tell which came last.
-        let t = if s.rng.bool() {
-            s.now()
-        } else {
-            s.now() + s.rng.i64(DAY..10 * DAY)
-        };
-        s.snapshot(
-            "customer.subscription.deleted",
-            t,
-            SubscriptionStatus::Canceled,
-        );
+        let t = if s.rng.bool() { s.now() } else { s.now() + s.rng.i64(DAY..10 * DAY) };
+        s.snapshot("customer.subscription.deleted", t, SubscriptionStatus::Canceled);
     }
     s.finish(user_id)
 }

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use subsync_domain::{
-    AccessPolicy, DomainError, Entitlement, Outcome, SubscriptionState, SubscriptionStatus,
-    TierConfig, TierName, UnixSeconds, apply,
+    AccessPolicy, DomainError, Entitlement, Outcome, SubscriptionState, SubscriptionStatus, TierConfig, TierName,
+    UnixSeconds, apply,
 };
 
 use crate::generator::Lifecycle;

@@ -8,10 +8,7 @@ use sha2::Sha256;
 /// `t=<timestamp>,v1=<hex HMAC-SHA256(secret, "<timestamp>." + body)>`, keyed with the whole
 /// `whsec_…` string as UTF-8 bytes, exactly as Stripe does.
 pub fn sign_header(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    format!(
-        "t={timestamp},v1={}",
-        signature_hex(secret, timestamp, body)
-    )
+    format!("t={timestamp},v1={}", signature_hex(secret, timestamp, body))
 }
 
 /// Just the lowercase hex `v1` signature, for building multi-signature headers.

@@ -4,8 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 use subsync_domain::{
-    AccessPolicy, AccessReason, Input, Outcome, SubscriptionState, SubscriptionStatus, TierConfig,
-    apply,
+    AccessPolicy, AccessReason, Input, Outcome, SubscriptionState, SubscriptionStatus, TierConfig, apply,
 };
 use subsync_testkit::*;
 
@@ -60,10 +59,7 @@ fn every_event_is_a_well_formed_envelope_with_a_unique_id() {
         "invoice.paid",
         "invoice.payment_failed",
     ] {
-        assert!(
-            types.get(ty).copied().unwrap_or(0) > 0,
-            "no {ty} in {types:?}"
-        );
+        assert!(types.get(ty).copied().unwrap_or(0) > 0, "no {ty} in {types:?}");
     }
     let versions: HashSet<_> = lcs.iter().map(|l| l.api_version).collect();
     assert_eq!(versions.len(), 2, "both API versions appear");
@@ -76,10 +72,7 @@ fn objects_use_the_right_locations_per_api_version() {
             let o = &json(ev)["data"]["object"];
             match (ev.event_type.as_str(), lc.api_version) {
                 (t, ApiVersion::Basil) if t.starts_with("invoice.") => {
-                    assert_eq!(
-                        o["parent"]["subscription_details"]["subscription"],
-                        lc.subscription_id.as_str()
-                    );
+                    assert_eq!(o["parent"]["subscription_details"]["subscription"], lc.subscription_id.as_str());
                     assert!(o.get("subscription").is_none());
                     let line = &o["lines"]["data"][0];
                     assert_eq!(
@@ -125,19 +118,10 @@ fn body_agrees_with_the_domain_input() {
             match ev.domain_input() {
                 Input::Link(l) => {
                     assert_eq!(o["customer"], l.customer_id.as_str());
-                    assert_eq!(
-                        o["client_reference_id"].as_str(),
-                        l.client_reference_id.as_deref()
-                    );
-                    assert_eq!(
-                        o["metadata"]["app_user_id"].as_str(),
-                        l.app_user_id.as_deref()
-                    );
+                    assert_eq!(o["client_reference_id"].as_str(), l.client_reference_id.as_deref());
+                    assert_eq!(o["metadata"]["app_user_id"].as_str(), l.app_user_id.as_deref());
                     assert!(l.app_user_id.is_some() || l.client_reference_id.is_some());
-                    for id in [&l.app_user_id, &l.client_reference_id]
-                        .into_iter()
-                        .flatten()
-                    {
+                    for id in [&l.app_user_id, &l.client_reference_id].into_iter().flatten() {
                         assert_eq!(id, &lc.user_id);
                     }
                 }
@@ -145,16 +129,10 @@ fn body_agrees_with_the_domain_input() {
                     assert_eq!(o["id"], s.subscription_id.as_str());
                     assert_eq!(o["status"], s.status.as_str());
                     assert_eq!(o["cancel_at_period_end"], s.cancel_at_period_end);
-                    assert_eq!(
-                        o["metadata"]["app_user_id"].as_str(),
-                        s.app_user_id.as_deref()
-                    );
+                    assert_eq!(o["metadata"]["app_user_id"].as_str(), s.app_user_id.as_deref());
                     let item = &o["items"]["data"][0];
                     assert_eq!(item["price"]["id"], s.prices[0].id.as_str());
-                    assert_eq!(
-                        item["price"]["lookup_key"].as_str(),
-                        s.prices[0].lookup_key.as_deref()
-                    );
+                    assert_eq!(item["price"]["lookup_key"].as_str(), s.prices[0].lookup_key.as_deref());
                     let end = match lc.api_version {
                         ApiVersion::Basil => &item["current_period_end"],
                         ApiVersion::Legacy => &o["current_period_end"],
@@ -178,24 +156,17 @@ fn lifecycles_are_in_true_order_and_map_to_the_default_config() {
         let first = &lc.events[0];
         assert_eq!(first.event_type, "checkout.session.completed");
         assert_eq!(lc.events[1].event_type, "customer.subscription.created");
-        assert_eq!(
-            lc.events[1].created, first.created,
-            "the race pair shares a second"
-        );
+        assert_eq!(lc.events[1].created, first.created, "the race pair shares a second");
         let mut last_snapshot: Option<(i64, u8)> = None;
         for w in lc.events.windows(2) {
             assert!(w[0].created <= w[1].created);
         }
         for ev in &lc.events {
             if let Input::Snapshot(s) = ev.domain_input() {
-                cfg.tier_for_prices(&s.prices)
-                    .expect("default config maps every price");
+                cfg.tier_for_prices(&s.prices).expect("default config maps every price");
                 let rank = s.status.tie_break_rank();
                 if let Some((t, r)) = last_snapshot {
-                    assert!(
-                        t < s.event_created || rank > r,
-                        "same-second snapshots must rise in rank"
-                    );
+                    assert!(t < s.event_created || rank > r, "same-second snapshots must rise in rank");
                 }
                 last_snapshot = Some((s.event_created, rank));
             }
@@ -208,17 +179,9 @@ fn delivery_plans_cover_every_event() {
     let lcs = lifecycles(5, 40);
     let total: usize = lcs.iter().map(|l| l.events.len()).sum();
     for shuffle in [true, false] {
-        let opts = DeliveryOptions {
-            duplicate_ratio: 0.3,
-            shuffle,
-            concurrent_pairs: true,
-        };
+        let opts = DeliveryOptions { duplicate_ratio: 0.3, shuffle, concurrent_pairs: true };
         let plan = delivery_plan(&lcs, 9, &opts);
-        let originals: HashSet<_> = plan
-            .iter()
-            .filter(|d| !d.duplicate)
-            .map(|d| (d.lifecycle, d.event))
-            .collect();
+        let originals: HashSet<_> = plan.iter().filter(|d| !d.duplicate).map(|d| (d.lifecycle, d.event)).collect();
         assert_eq!(originals.len(), total);
         assert_eq!(plan.iter().filter(|d| !d.duplicate).count(), total);
         let dups = plan.iter().filter(|d| d.duplicate).count();
@@ -233,52 +196,27 @@ fn delivery_plans_cover_every_event() {
                 let b = plan[i + 1].event(&lcs).unwrap();
                 let mut tys = [a.event_type.as_str(), b.event_type.as_str()];
                 tys.sort();
-                assert_eq!(
-                    tys,
-                    [
-                        "checkout.session.completed",
-                        "customer.subscription.created"
-                    ]
-                );
+                assert_eq!(tys, ["checkout.session.completed", "customer.subscription.created"]);
                 assert_eq!(d.lifecycle, plan[i + 1].lifecycle);
             }
         }
-        assert_eq!(
-            plan.iter().filter(|d| d.concurrent_with_next).count(),
-            lcs.len()
-        );
+        assert_eq!(plan.iter().filter(|d| d.concurrent_with_next).count(), lcs.len());
     }
     // Without shuffling or pairs, originals are in global true order.
-    let plan = delivery_plan(
-        &lcs,
-        1,
-        &DeliveryOptions {
-            duplicate_ratio: 0.0,
-            shuffle: false,
-            concurrent_pairs: false,
-        },
-    );
-    let times: Vec<i64> = plan
-        .iter()
-        .map(|d| d.event(&lcs).unwrap().created)
-        .collect();
+    let plan =
+        delivery_plan(&lcs, 1, &DeliveryOptions { duplicate_ratio: 0.0, shuffle: false, concurrent_pairs: false });
+    let times: Vec<i64> = plan.iter().map(|d| d.event(&lcs).unwrap().created).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]));
 }
 
-fn replay_plan(
-    lcs: &[Lifecycle],
-    plan: &[Delivery],
-    cfg: &TierConfig,
-) -> BTreeMap<String, SubscriptionState> {
+fn replay_plan(lcs: &[Lifecycle], plan: &[Delivery], cfg: &TierConfig) -> BTreeMap<String, SubscriptionState> {
     let policy = AccessPolicy::default();
     let mut states: BTreeMap<String, SubscriptionState> = BTreeMap::new();
     for d in plan {
         let ev = d.event(lcs).unwrap();
         let input = ev.domain_input();
         let key = input.subscription_id().to_owned();
-        if let Outcome::Applied { new_state, .. } =
-            apply(states.get(&key), &input, cfg, &policy, ev.created).unwrap()
-        {
+        if let Outcome::Applied { new_state, .. } = apply(states.get(&key), &input, cfg, &policy, ev.created).unwrap() {
             states.insert(key, new_state);
         }
     }
@@ -306,26 +244,14 @@ fn oracle_attributes_users_and_ends_in_the_last_true_status() {
                 _ => None,
             })
             .unwrap();
-        assert_eq!(
-            exp.status.as_ref(),
-            Some(&last_status),
-            "{}",
-            lc.subscription_id
-        );
+        assert_eq!(exp.status.as_ref(), Some(&last_status), "{}", lc.subscription_id);
         assert!(exp.entitlement.features.records && exp.entitlement.features.export);
         tiers.insert(exp.tier.clone());
     }
     assert!(tiers.len() >= 3, "varied outcomes: {tiers:?}");
     // Any delivery plan ends in the oracle's states.
     let truth = final_states(&lcs, &cfg, &policy).unwrap();
-    let plan = delivery_plan(
-        &lcs,
-        77,
-        &DeliveryOptions {
-            duplicate_ratio: 0.5,
-            ..Default::default()
-        },
-    );
+    let plan = delivery_plan(&lcs, 77, &DeliveryOptions { duplicate_ratio: 0.5, ..Default::default() });
     assert_eq!(replay_plan(&lcs, &plan, &cfg), truth);
 }
 
@@ -349,15 +275,9 @@ fn demo_is_out_of_order_with_a_duplicate_and_ends_as_described() {
     let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
     let unique: HashSet<&str> = ids.iter().copied().collect();
     assert_eq!(ids.len(), unique.len() + 1, "exactly one duplicate");
-    let dup = events
-        .iter()
-        .filter(|e| ids.iter().filter(|i| **i == e.id).count() == 2)
-        .collect::<Vec<_>>();
+    let dup = events.iter().filter(|e| ids.iter().filter(|i| **i == e.id).count() == 2).collect::<Vec<_>>();
     assert_eq!(dup[0].body, dup[1].body);
-    assert!(
-        events.windows(2).any(|w| w[0].created > w[1].created),
-        "out of order"
-    );
+    assert!(events.windows(2).any(|w| w[0].created > w[1].created), "out of order");
     let (lcs, plan) = demo_plan();
     assert!(plan.iter().any(|d| d.concurrent_with_next));
 
@@ -366,14 +286,8 @@ fn demo_is_out_of_order_with_a_duplicate_and_ends_as_described() {
     let exp = expected_entitlements(&lcs, &cfg, &policy, DEMO_NOW).unwrap();
     let get = |u: &str| (exp[u].tier.to_string(), exp[u].entitlement.reason);
     assert_eq!(get("usr_alice"), ("basic".into(), AccessReason::Active));
-    assert_eq!(
-        get("usr_bob"),
-        ("pro".into(), AccessReason::CancelsAtPeriodEnd)
-    );
-    assert_eq!(
-        get("usr_carol"),
-        ("basic".into(), AccessReason::PastDueGrace)
-    );
+    assert_eq!(get("usr_bob"), ("pro".into(), AccessReason::CancelsAtPeriodEnd));
+    assert_eq!(get("usr_carol"), ("basic".into(), AccessReason::PastDueGrace));
     assert_eq!(exp["usr_carol"].status, Some(SubscriptionStatus::PastDue));
     // Carol's grace ends 7 days after her renewal failed; Bob's access at his period end.
     let later = expected_entitlements(&lcs, &cfg, &policy, DEMO_NOW + 3 * 86_400).unwrap();
@@ -382,8 +296,5 @@ fn demo_is_out_of_order_with_a_duplicate_and_ends_as_described() {
     assert_eq!(much_later["usr_bob"].tier.as_str(), "free");
     assert_eq!(much_later["usr_alice"].tier.as_str(), "basic");
     // Delivering in the demo's order gives the oracle's states.
-    assert_eq!(
-        replay_plan(&lcs, &plan, &cfg),
-        final_states(&lcs, &cfg, &policy).unwrap()
-    );
+    assert_eq!(replay_plan(&lcs, &plan, &cfg), final_states(&lcs, &cfg, &policy).unwrap());
 }

@@ -101,11 +101,7 @@ pub struct EventOutcomeRow {
 }
 
 /// A page of entitlements, most recently updated first, evaluated at the current time.
-pub async fn list(
-    store: &Store,
-    limit: u32,
-    offset: u64,
-) -> Result<Vec<EntitlementRow>, WorkerError> {
+pub async fn list(store: &Store, limit: u32, offset: u64) -> Result<Vec<EntitlementRow>, WorkerError> {
     list_at(store, limit, offset, Utc::now()).await
 }
 
@@ -117,15 +113,9 @@ pub async fn list_at(
     now: DateTime<Utc>,
 ) -> Result<Vec<EntitlementRow>, WorkerError> {
     if limit == 0 || limit > MAX_LIMIT {
-        return Err(WorkerError::InvalidInput(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        )));
+        return Err(WorkerError::InvalidInput(format!("limit must be between 1 and {MAX_LIMIT}")));
     }
-    store::list_entitlements(store, limit, offset)
-        .await?
-        .into_iter()
-        .map(|row| current(row, now))
-        .collect()
+    store::list_entitlements(store, limit, offset).await?.into_iter().map(|row| current(row, now)).collect()
 }
 
 /// One user's entitlement at the current time; `None` when the user has none (never bought,
@@ -135,15 +125,8 @@ pub async fn get(store: &Store, user_id: &str) -> Result<Option<EntitlementRow>,
 }
 
 /// [`get`] evaluated at `now`.
-pub async fn get_at(
-    store: &Store,
-    user_id: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<EntitlementRow>, WorkerError> {
-    store::get_entitlement(store, user_id)
-        .await?
-        .map(|row| current(row, now))
-        .transpose()
+pub async fn get_at(store: &Store, user_id: &str, now: DateTime<Utc>) -> Result<Option<EntitlementRow>, WorkerError> {
+    store::get_entitlement(store, user_id).await?.map(|row| current(row, now)).transpose()
 }
 
 /// A user's tier changes, oldest first.
@@ -152,10 +135,7 @@ pub async fn history(store: &Store, user_id: &str) -> Result<Vec<HistoryRow>, Wo
 }
 
 /// What the worker did with an event; `None` until a run of its job succeeded.
-pub async fn event_outcome(
-    store: &Store,
-    event_id: &str,
-) -> Result<Option<EventOutcomeRow>, WorkerError> {
+pub async fn event_outcome(store: &Store, event_id: &str) -> Result<Option<EventOutcomeRow>, WorkerError> {
     store::outcome(store, event_id).await
 }
 
@@ -167,9 +147,8 @@ pub async fn subscription_state(
     store::subscription(store, subscription_id)
         .await?
         .map(|row| {
-            serde_json::from_value(row.state).map_err(|e| {
-                WorkerError::Corrupt(format!("state of {subscription_id} does not decode: {e}"))
-            })
+            serde_json::from_value(row.state)
+                .map_err(|e| WorkerError::Corrupt(format!("state of {subscription_id} does not decode: {e}")))
         })
         .transpose()
 }
@@ -178,20 +157,12 @@ pub async fn subscription_state(
 fn current(row: StoredEntitlement, now: DateTime<Utc>) -> Result<EntitlementRow, WorkerError> {
     let lapsed = row.access_until.is_some_and(|until| now >= until);
     let (tier, features, reason) = if lapsed {
-        (
-            row.lapse_tier,
-            row.lapse_features,
-            lapse_reason(&row.reason, row.access_until, row.period_end),
-        )
+        (row.lapse_tier, row.lapse_features, lapse_reason(&row.reason, row.access_until, row.period_end))
     } else {
         (row.tier.clone(), row.features, row.reason)
     };
-    let features: Features = serde_json::from_value(features).map_err(|e| {
-        WorkerError::Corrupt(format!(
-            "features of user {} do not decode: {e}",
-            row.user_id
-        ))
-    })?;
+    let features: Features = serde_json::from_value(features)
+        .map_err(|e| WorkerError::Corrupt(format!("features of user {} do not decode: {e}", row.user_id)))?;
     Ok(EntitlementRow {
         user_id: row.user_id,
         user_source: row.user_source,
@@ -213,11 +184,7 @@ fn current(row: StoredEntitlement, now: DateTime<Utc>) -> Result<EntitlementRow,
 
 /// The reason the access rules give once a grant with this reason has lapsed: a grant that
 /// ends at the period end becomes `period_ended`, a `past_due` grace period `grace_expired`.
-fn lapse_reason(
-    reason: &str,
-    access_until: Option<DateTime<Utc>>,
-    period_end: Option<DateTime<Utc>>,
-) -> String {
+fn lapse_reason(reason: &str, access_until: Option<DateTime<Utc>>, period_end: Option<DateTime<Utc>>) -> String {
     match reason {
         "cancels_at_period_end" => "period_ended",
         "past_due_grace" if access_until.is_some() && access_until == period_end => "period_ended",

@@ -13,8 +13,8 @@
 //! so another worker takes them immediately instead of waiting for their leases to expire.
 
 use std::future::Future;
-use std::task::{Context, Poll};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use apalis::layers::WorkerBuilderExt;
@@ -88,14 +88,10 @@ impl WorkerConfig {
 
     fn validate(&self) -> Result<(), WorkerError> {
         if self.concurrency == 0 {
-            return Err(WorkerError::InvalidInput(
-                "concurrency must be at least 1".into(),
-            ));
+            return Err(WorkerError::InvalidInput("concurrency must be at least 1".into()));
         }
         if self.job_timeout.is_zero() {
-            return Err(WorkerError::InvalidInput(
-                "job timeout must be positive".into(),
-            ));
+            return Err(WorkerError::InvalidInput("job timeout must be positive".into()));
         }
         Ok(())
     }
@@ -122,9 +118,7 @@ pub async fn run_with_context(
     config.validate()?;
     let mut options = WorkerOptions::new(crate::QUEUE);
     options.concurrency = config.concurrency;
-    options.batch = u32::try_from(config.concurrency)
-        .unwrap_or(u32::MAX)
-        .min(64);
+    options.batch = u32::try_from(config.concurrency).unwrap_or(u32::MAX).min(64);
     options.poll_interval = config.poll_interval;
     options.rescue_interval = config.rescue_interval;
     if let Some(id) = &config.worker_id {
@@ -187,10 +181,7 @@ impl<S> Layer<S> for TimeoutMessageLayer {
     type Service = TimeoutMessage<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TimeoutMessage {
-            inner,
-            timeout: self.timeout,
-        }
+        TimeoutMessage { inner, timeout: self.timeout }
     }
 }
 
@@ -222,8 +213,7 @@ where
             fut.await.map_err(|e| {
                 let e: BoxDynError = e.into();
                 if e.is::<tower::timeout::error::Elapsed>() {
-                    Box::new(JobError::retry(format!("job timed out after {timeout:?}")))
-                        as BoxDynError
+                    Box::new(JobError::retry(format!("job timed out after {timeout:?}"))) as BoxDynError
                 } else {
                     e
                 }

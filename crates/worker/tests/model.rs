@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 use subsync_domain::{AccessPolicy, TierConfig};
 use subsync_queue::{Job, JobFilter, JobState, QueueConfig, Store};
 use subsync_testkit::{
-    DeliveryOptions, GeneratorOptions, Lifecycle, delivery_plan, expected_entitlements,
-    final_states, generate_lifecycles,
+    DeliveryOptions, GeneratorOptions, Lifecycle, delivery_plan, expected_entitlements, final_states,
+    generate_lifecycles,
 };
 use subsync_worker::{EntitlementRow, SyncContext, SyncObserver, entitlements};
 use support::{Backend, DAY, TestDb, at, deliver, fast_config, spawn_worker, worker_config};
@@ -36,11 +36,7 @@ impl SyncObserver for Overlaps {
     fn started(&self, job: &Job) {
         self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let group = job.group_key().to_owned();
-        if let Some(prev) = self
-            .active
-            .lock()
-            .unwrap()
-            .insert(group.clone(), (job.id(), job.attempt(), Instant::now()))
+        if let Some(prev) = self.active.lock().unwrap().insert(group.clone(), (job.id(), job.attempt(), Instant::now()))
         {
             self.seen.lock().unwrap().push(format!(
                 "{group}: running {} (attempt {}, started {:?} ago) when {} (attempt {}) started",
@@ -74,10 +70,7 @@ impl Overlaps {
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// A short lease, so the killed worker's jobs come back within the test. On SQLite every
@@ -101,8 +94,7 @@ struct Counting {
 
 impl SyncObserver for Counting {
     fn started(&self, job: &Job) {
-        self.inflight
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inflight.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.started(job);
     }
 
@@ -112,8 +104,7 @@ impl SyncObserver for Counting {
 
     fn finished(&self, job: &Job) {
         self.inner.finished(job);
-        self.inflight
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.inflight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -140,10 +131,8 @@ async fn send_all(store: &Store, lifecycles: &Arc<Vec<Lifecycle>>, seed: u64, se
         let (store, plan, lifecycles) = (store.clone(), plan.clone(), lifecycles.clone());
         tasks.push(tokio::spawn(async move {
             for unit in mine {
-                let bodies: Vec<Vec<u8>> = unit
-                    .iter()
-                    .filter_map(|&k| plan[k].event(&lifecycles).map(|e| e.body.clone()))
-                    .collect();
+                let bodies: Vec<Vec<u8>> =
+                    unit.iter().filter_map(|&k| plan[k].event(&lifecycles).map(|e| e.body.clone())).collect();
                 futures::future::join_all(bodies.iter().map(|b| deliver(&store, b))).await;
             }
         }));
@@ -157,9 +146,7 @@ async fn all_entitlements(store: &Store, now: DateTime<Utc>) -> BTreeMap<String,
     let mut out = BTreeMap::new();
     let mut offset = 0;
     loop {
-        let page = entitlements::list_at(store, 500, offset, now)
-            .await
-            .expect("list");
+        let page = entitlements::list_at(store, 500, offset, now).await.expect("list");
         if page.is_empty() {
             return out;
         }
@@ -184,21 +171,12 @@ async fn generated_traffic_matches_the_oracle(b: Backend) {
 
     let t = TestDb::new(b, lease_config(b)).await;
     let overlaps = Arc::new(Overlaps::default());
-    let victim = Arc::new(Counting {
-        inner: overlaps.clone(),
-        inflight: Default::default(),
-    });
+    let victim = Arc::new(Counting { inner: overlaps.clone(), inflight: Default::default() });
     let mut workers = Vec::new();
     for w in 0..3 {
         let store = t.another_process(lease_config(b)).await;
-        let observer: Arc<dyn SyncObserver> = if w == 0 {
-            victim.clone()
-        } else {
-            overlaps.clone()
-        };
-        let ctx = SyncContext::new(store, tiers.clone(), policy)
-            .with_clock(move || now)
-            .with_observer(observer);
+        let observer: Arc<dyn SyncObserver> = if w == 0 { victim.clone() } else { overlaps.clone() };
+        let ctx = SyncContext::new(store, tiers.clone(), policy).with_clock(move || now).with_observer(observer);
         let mut cfg = worker_config(tiers.clone(), 6);
         cfg.worker_id = Some(format!("model-worker-{w}"));
         workers.push(spawn_worker(ctx, cfg));
@@ -211,10 +189,7 @@ async fn generated_traffic_matches_the_oracle(b: Backend) {
     };
     // Kill one worker mid-job once a third of the work is done: its leases must expire and
     // its jobs go to the others.
-    let succeeded = JobFilter {
-        states: vec![JobState::Succeeded],
-        ..JobFilter::default()
-    };
+    let succeeded = JobFilter { states: vec![JobState::Succeeded], ..JobFilter::default() };
     loop {
         let third = t.store.count(&succeeded).await.unwrap() as usize >= unique_events / 3;
         if third && victim.inflight.load(std::sync::atomic::Ordering::SeqCst) > 0 {
@@ -232,35 +207,19 @@ async fn generated_traffic_matches_the_oracle(b: Backend) {
             break;
         }
         let counts = t.store.counts().await.unwrap();
-        assert!(
-            counts.iter().all(|c| c.state != JobState::Dead),
-            "no job may die: {counts:?}"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "only {done}/{unique_events} jobs succeeded: {counts:?}"
-        );
+        assert!(counts.iter().all(|c| c.state != JobState::Dead), "no job may die: {counts:?}");
+        assert!(Instant::now() < deadline, "only {done}/{unique_events} jobs succeeded: {counts:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for w in workers {
         w.stop().await;
     }
-    assert_eq!(
-        t.store.count(&JobFilter::default()).await.unwrap() as usize,
-        unique_events,
-        "one job per event"
-    );
+    assert_eq!(t.store.count(&JobFilter::default()).await.unwrap() as usize, unique_events, "one job per event");
     let mut rescued = 0;
     for page in 0.. {
         let jobs = t
             .store
-            .list(
-                &JobFilter::default(),
-                subsync_queue::Page {
-                    limit: 1000,
-                    offset: page * 1000,
-                },
-            )
+            .list(&JobFilter::default(), subsync_queue::Page { limit: 1000, offset: page * 1000 })
             .await
             .unwrap();
         if jobs.is_empty() {
@@ -268,72 +227,34 @@ async fn generated_traffic_matches_the_oracle(b: Backend) {
         }
         rescued += jobs.iter().filter(|j| j.attempts > 1).count();
     }
-    assert!(
-        rescued >= 1,
-        "the killed worker held a job that another worker finished"
-    );
+    assert!(rescued >= 1, "the killed worker held a job that another worker finished");
 
     let seen = overlaps.seen.lock().unwrap().clone();
-    assert!(
-        seen.is_empty(),
-        "two jobs of one subscription ran at once: {seen:?}"
-    );
+    assert!(seen.is_empty(), "two jobs of one subscription ran at once: {seen:?}");
 
     // Final state per subscription equals the oracle's.
     let states = final_states(&lifecycles, &tiers, &policy).expect("oracle");
     for (sub_id, expected) in &states {
-        let got = entitlements::subscription_state(&t.store, sub_id)
-            .await
-            .unwrap();
+        let got = entitlements::subscription_state(&t.store, sub_id).await.unwrap();
         assert_eq!(got.as_ref(), Some(expected), "state of {sub_id}");
     }
     // Entitlements equal the oracle's, user by user.
-    let expected =
-        expected_entitlements(&lifecycles, &tiers, &policy, now.timestamp()).expect("oracle");
+    let expected = expected_entitlements(&lifecycles, &tiers, &policy, now.timestamp()).expect("oracle");
     let got = all_entitlements(&t.store, now).await;
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        expected.keys().collect::<Vec<_>>(),
-        "the same users have entitlements"
-    );
+    assert_eq!(got.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "the same users have entitlements");
     let mut tiers_seen = BTreeMap::<String, usize>::new();
     for (user, exp) in &expected {
         let row = &got[user];
         let e = &exp.entitlement;
-        *tiers_seen
-            .entry(format!("{}/{:?}", e.tier, e.reason))
-            .or_default() += 1;
+        *tiers_seen.entry(format!("{}/{:?}", e.tier, e.reason)).or_default() += 1;
         assert_eq!(row.stored_tier, e.tier.as_str(), "tier of {user}");
-        assert_eq!(
-            row.tier,
-            e.tier.as_str(),
-            "tier of {user} read at the same instant"
-        );
-        assert_eq!(
-            row.subscription_id, exp.subscription_id,
-            "subscription of {user}"
-        );
-        assert_eq!(
-            row.status.as_deref(),
-            exp.status.as_ref().map(|s| s.as_str()),
-            "status of {user}"
-        );
+        assert_eq!(row.tier, e.tier.as_str(), "tier of {user} read at the same instant");
+        assert_eq!(row.subscription_id, exp.subscription_id, "subscription of {user}");
+        assert_eq!(row.status.as_deref(), exp.status.as_ref().map(|s| s.as_str()), "status of {user}");
         assert_eq!(row.features, e.features, "features of {user}");
-        assert_eq!(
-            row.access_until.map(|t| t.timestamp()),
-            e.access_until,
-            "access_until of {user}"
-        );
-        assert_eq!(
-            serde_json::to_value(e.reason).unwrap(),
-            row.reason.as_str(),
-            "reason of {user}"
-        );
-        assert_eq!(
-            row.plan_tier.as_deref(),
-            e.plan_tier.as_ref().map(|t| t.as_str()),
-            "plan tier of {user}"
-        );
+        assert_eq!(row.access_until.map(|t| t.timestamp()), e.access_until, "access_until of {user}");
+        assert_eq!(serde_json::to_value(e.reason).unwrap(), row.reason.as_str(), "reason of {user}");
+        assert_eq!(row.plan_tier.as_deref(), e.plan_tier.as_ref().map(|t| t.as_str()), "plan tier of {user}");
         assert!(!row.lapsed);
     }
     let runs = overlaps.runs.load(std::sync::atomic::Ordering::Relaxed);
@@ -341,10 +262,6 @@ async fn generated_traffic_matches_the_oracle(b: Backend) {
         "{b:?}: {count} lifecycles, {unique_events} events, {runs} handler runs ({rescued} rescued), {:?}; by tier/reason: {tiers_seen:?}",
         started.elapsed()
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(60) || count > 200,
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(60) || count > 200, "took {:?}", started.elapsed());
     t.close().await;
 }

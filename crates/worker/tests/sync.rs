@@ -13,8 +13,8 @@ use subsync_domain::{AccessPolicy, SubscriptionStatus as S, TierConfig};
 use subsync_queue::{JobState, Selection, Store};
 use subsync_worker::{SyncContext, entitlements};
 use support::{
-    Backend, DAY, Sub, T0, TestDb, at, default_worker, deliver, fast_config, replay, retype,
-    spawn_worker, wait_finished, worker_config,
+    Backend, DAY, Sub, T0, TestDb, at, default_worker, deliver, fast_config, replay, retype, spawn_worker,
+    wait_finished, worker_config,
 };
 
 const STEP: Duration = Duration::from_secs(20);
@@ -49,11 +49,7 @@ async fn checkout_and_subscription_grant_the_tier(b: Backend) {
     ];
     let mut jobs = Vec::new();
     for e in &events {
-        jobs.push(
-            deliver(&t.store, &e.body)
-                .await
-                .expect("handled event has a job"),
-        );
+        jobs.push(deliver(&t.store, &e.body).await.expect("handled event has a job"));
     }
     let w = default_worker(&t.store, ent_now());
     for id in &jobs {
@@ -62,50 +58,30 @@ async fn checkout_and_subscription_grant_the_tier(b: Backend) {
     }
     w.stop().await;
 
-    let e = entitlements::get_at(&t.store, "usr_alice", ent_now())
-        .await
-        .unwrap()
-        .expect("alice has an entitlement");
+    let e = entitlements::get_at(&t.store, "usr_alice", ent_now()).await.unwrap().expect("alice has an entitlement");
     assert_eq!(e.tier, "pro");
     assert_eq!(e.subscription_id, "sub_a1");
     assert_eq!(e.status.as_deref(), Some("active"));
     assert_eq!(e.reason, "active");
     assert_eq!(e.plan_tier.as_deref(), Some("pro"));
     assert_eq!(e.user_source, "link_metadata");
-    assert!(
-        e.features.vat.returns && e.features.itsa.quarterly,
-        "pro unlocks VAT and ITSA: {:?}",
-        e.features
-    );
+    assert!(e.features.vat.returns && e.features.itsa.quarterly, "pro unlocks VAT and ITSA: {:?}", e.features);
     assert_eq!(e.access_until, None);
     assert_eq!(e.period_end, Some(at(T0 + 30 * DAY)));
     assert!(!e.lapsed);
     // Listed too, and serializable for `subsync entitlements list --json`.
-    let all = entitlements::list_at(&t.store, 10, 0, ent_now())
-        .await
-        .unwrap();
+    let all = entitlements::list_at(&t.store, 10, 0, ent_now()).await.unwrap();
     assert_eq!(all.len(), 1);
     let json = serde_json::to_value(&all[0]).unwrap();
     assert_eq!(json["tier"], "pro");
     assert_eq!(json["features"]["vat"]["returns"], true);
 
     let history = entitlements::history(&t.store, "usr_alice").await.unwrap();
-    let lines: Vec<_> = history
-        .iter()
-        .map(|h| {
-            (
-                h.from_tier.as_str(),
-                h.to_tier.as_str(),
-                h.cause_event_id.as_str(),
-            )
-        })
-        .collect();
+    let lines: Vec<_> =
+        history.iter().map(|h| (h.from_tier.as_str(), h.to_tier.as_str(), h.cause_event_id.as_str())).collect();
     assert_eq!(lines, vec![("free", "pro", "evt_a1_active")]);
     for e in &events {
-        let o = entitlements::event_outcome(&t.store, &e.id)
-            .await
-            .unwrap()
-            .expect("outcome recorded");
+        let o = entitlements::event_outcome(&t.store, &e.id).await.unwrap().expect("outcome recorded");
         assert_eq!(o.outcome, "applied", "{o:?}");
         assert_eq!(o.subscription_id.as_deref(), Some("sub_a1"));
     }
@@ -119,52 +95,22 @@ async fn subscription_before_checkout_moves_the_user(b: Backend) {
     // Stripe delivers the subscription first: the user is only known by the customer id.
     let created = sub.event("evt_b1_created", "created", T0, S::Active, false);
     let job = deliver(&t.store, &created.body).await.unwrap();
-    assert_eq!(
-        wait_finished(&t.store, job, STEP).await.state,
-        JobState::Succeeded
-    );
-    let by_customer = entitlements::get_at(&t.store, "cus_b1", ent_now())
-        .await
-        .unwrap()
-        .expect("keyed by customer");
-    assert_eq!(
-        (by_customer.tier.as_str(), by_customer.user_source.as_str()),
-        ("basic", "customer_id")
-    );
-    assert_eq!(
-        by_customer.period_end,
-        Some(at(T0 + 30 * DAY)),
-        "legacy API: top-level current_period_end"
-    );
+    assert_eq!(wait_finished(&t.store, job, STEP).await.state, JobState::Succeeded);
+    let by_customer = entitlements::get_at(&t.store, "cus_b1", ent_now()).await.unwrap().expect("keyed by customer");
+    assert_eq!((by_customer.tier.as_str(), by_customer.user_source.as_str()), ("basic", "customer_id"));
+    assert_eq!(by_customer.period_end, Some(at(T0 + 30 * DAY)), "legacy API: top-level current_period_end");
 
     // The checkout names our user: the entitlement moves to the app user id.
     let checkout = sub.checkout("evt_b1_checkout", T0, Some("usr_bob"), None);
     let job = deliver(&t.store, &checkout.body).await.unwrap();
-    assert_eq!(
-        wait_finished(&t.store, job, STEP).await.state,
-        JobState::Succeeded
-    );
+    assert_eq!(wait_finished(&t.store, job, STEP).await.state, JobState::Succeeded);
     w.stop().await;
 
-    assert!(
-        entitlements::get(&t.store, "cus_b1")
-            .await
-            .unwrap()
-            .is_none(),
-        "the customer-id row moved away"
-    );
-    let bob = entitlements::get_at(&t.store, "usr_bob", ent_now())
-        .await
-        .unwrap()
-        .expect("bob");
-    assert_eq!(
-        (bob.tier.as_str(), bob.user_source.as_str()),
-        ("basic", "client_reference_id")
-    );
+    assert!(entitlements::get(&t.store, "cus_b1").await.unwrap().is_none(), "the customer-id row moved away");
+    let bob = entitlements::get_at(&t.store, "usr_bob", ent_now()).await.unwrap().expect("bob");
+    assert_eq!((bob.tier.as_str(), bob.user_source.as_str()), ("basic", "client_reference_id"));
     let tiers = |h: Vec<entitlements::HistoryRow>| {
-        h.into_iter()
-            .map(|h| (h.from_tier, h.to_tier, h.cause_event_id))
-            .collect::<Vec<_>>()
+        h.into_iter().map(|h| (h.from_tier, h.to_tier, h.cause_event_id)).collect::<Vec<_>>()
     };
     assert_eq!(
         tiers(entitlements::history(&t.store, "cus_b1").await.unwrap()),
@@ -191,37 +137,15 @@ async fn stale_snapshot_is_recorded_as_skipped(b: Backend) {
     let w = default_worker(&t.store, ent_now());
     for j in [j1, j2] {
         let job = wait_finished(&t.store, j, STEP).await;
-        assert_eq!(
-            (job.state, job.attempts),
-            (JobState::Succeeded, 1),
-            "a stale event is not an error"
-        );
+        assert_eq!((job.state, job.attempts), (JobState::Succeeded, 1), "a stale event is not an error");
     }
     w.stop().await;
-    let o = entitlements::event_outcome(&t.store, "evt_c1_old")
-        .await
-        .unwrap()
-        .unwrap();
+    let o = entitlements::event_outcome(&t.store, "evt_c1_old").await.unwrap().unwrap();
     assert_eq!(o.outcome, "stale");
-    assert!(
-        o.reason.as_deref().unwrap_or("").contains("evt_c1_new"),
-        "reason names the stored snapshot: {o:?}"
-    );
-    let e = entitlements::get_at(&t.store, "usr_carl", ent_now())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (e.tier.as_str(), e.status.as_deref()),
-        ("agent", Some("active"))
-    );
-    assert_eq!(
-        entitlements::history(&t.store, "usr_carl")
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert!(o.reason.as_deref().unwrap_or("").contains("evt_c1_new"), "reason names the stored snapshot: {o:?}");
+    let e = entitlements::get_at(&t.store, "usr_carl", ent_now()).await.unwrap().unwrap();
+    assert_eq!((e.tier.as_str(), e.status.as_deref()), ("agent", Some("active")));
+    assert_eq!(entitlements::history(&t.store, "usr_carl").await.unwrap().len(), 1);
     t.close().await;
 }
 
@@ -231,13 +155,7 @@ async fn past_due_grace_lapses_at_read_time(b: Backend) {
     sub.meta_user = Some("usr_dora".into());
     let active = sub.event("evt_d1_active", "created", T0, S::Active, false);
     let failed = sub.invoice("evt_d1_failed", T0 + 10 * DAY, "in_d1_2", false);
-    let past_due = sub.event(
-        "evt_d1_past_due",
-        "updated",
-        T0 + 10 * DAY,
-        S::PastDue,
-        false,
-    );
+    let past_due = sub.event("evt_d1_past_due", "updated", T0 + 10 * DAY, S::PastDue, false);
     let now = at(T0 + 11 * DAY);
     let mut jobs = Vec::new();
     for e in [&active, &failed, &past_due] {
@@ -245,50 +163,22 @@ async fn past_due_grace_lapses_at_read_time(b: Backend) {
     }
     let w = default_worker(&t.store, now);
     for j in jobs {
-        assert_eq!(
-            wait_finished(&t.store, j, STEP).await.state,
-            JobState::Succeeded
-        );
+        assert_eq!(wait_finished(&t.store, j, STEP).await.state, JobState::Succeeded);
     }
     w.stop().await;
     let grace_end = at(T0 + 17 * DAY);
-    let e = entitlements::get_at(&t.store, "usr_dora", now)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (e.tier.as_str(), e.reason.as_str(), e.lapsed),
-        ("pro", "past_due_grace", false)
-    );
+    let e = entitlements::get_at(&t.store, "usr_dora", now).await.unwrap().unwrap();
+    assert_eq!((e.tier.as_str(), e.reason.as_str(), e.lapsed), ("pro", "past_due_grace", false));
     assert_eq!(e.access_until, Some(grace_end));
     // Nothing arrives when the grace period ends: reads compute it.
-    let later = entitlements::get_at(&t.store, "usr_dora", grace_end)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (later.tier.as_str(), later.reason.as_str(), later.lapsed),
-        ("free", "grace_expired", true)
-    );
+    let later = entitlements::get_at(&t.store, "usr_dora", grace_end).await.unwrap().unwrap();
+    assert_eq!((later.tier.as_str(), later.reason.as_str(), later.lapsed), ("free", "grace_expired", true));
     assert_eq!(later.stored_tier, "pro");
     assert_eq!(later.features, TierConfig::default_config().free_features());
-    assert!(
-        later.features.records && later.features.export,
-        "read and export access is never removed"
-    );
+    assert!(later.features.records && later.features.export, "read and export access is never removed");
     // The wall clock is far past January 2026: plain `get` sees the lapse too.
-    assert_eq!(
-        entitlements::get(&t.store, "usr_dora")
-            .await
-            .unwrap()
-            .unwrap()
-            .tier,
-        "free"
-    );
-    let state = entitlements::subscription_state(&t.store, "sub_d1")
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(entitlements::get(&t.store, "usr_dora").await.unwrap().unwrap().tier, "free");
+    let state = entitlements::subscription_state(&t.store, "sub_d1").await.unwrap().unwrap();
     assert_eq!(state.last_payment().map(|p| p.paid), Some(false));
     t.close().await;
 }
@@ -305,63 +195,27 @@ async fn cancel_at_period_end_and_deletion(b: Backend) {
     ];
     for e in &steps {
         let j = deliver(&t.store, &e.body).await.unwrap();
-        assert_eq!(
-            wait_finished(&t.store, j, STEP).await.state,
-            JobState::Succeeded
-        );
+        assert_eq!(wait_finished(&t.store, j, STEP).await.state, JobState::Succeeded);
     }
-    let e = entitlements::get_at(&t.store, "usr_eve", now)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (e.tier.as_str(), e.reason.as_str()),
-        ("basic", "cancels_at_period_end")
-    );
+    let e = entitlements::get_at(&t.store, "usr_eve", now).await.unwrap().unwrap();
+    assert_eq!((e.tier.as_str(), e.reason.as_str()), ("basic", "cancels_at_period_end"));
     assert_eq!(e.access_until, Some(at(T0 + 30 * DAY)));
-    let after = entitlements::get_at(&t.store, "usr_eve", at(T0 + 30 * DAY))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (after.tier.as_str(), after.reason.as_str()),
-        ("free", "period_ended")
-    );
+    let after = entitlements::get_at(&t.store, "usr_eve", at(T0 + 30 * DAY)).await.unwrap().unwrap();
+    assert_eq!((after.tier.as_str(), after.reason.as_str()), ("free", "period_ended"));
 
-    let deleted = sub.event(
-        "evt_e1_deleted",
-        "deleted",
-        T0 + 30 * DAY,
-        S::Canceled,
-        true,
-    );
+    let deleted = sub.event("evt_e1_deleted", "deleted", T0 + 30 * DAY, S::Canceled, true);
     let j = deliver(&t.store, &deleted.body).await.unwrap();
-    assert_eq!(
-        wait_finished(&t.store, j, STEP).await.state,
-        JobState::Succeeded
-    );
+    assert_eq!(wait_finished(&t.store, j, STEP).await.state, JobState::Succeeded);
     w.stop().await;
-    let e = entitlements::get_at(&t.store, "usr_eve", now)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (e.tier.as_str(), e.status.as_deref(), e.reason.as_str()),
-        ("free", Some("canceled"), "inactive")
-    );
+    let e = entitlements::get_at(&t.store, "usr_eve", now).await.unwrap().unwrap();
+    assert_eq!((e.tier.as_str(), e.status.as_deref(), e.reason.as_str()), ("free", Some("canceled"), "inactive"));
     let history: Vec<_> = entitlements::history(&t.store, "usr_eve")
         .await
         .unwrap()
         .into_iter()
         .map(|h| (h.from_tier, h.to_tier))
         .collect();
-    assert_eq!(
-        history,
-        vec![
-            ("free".into(), "basic".into()),
-            ("basic".into(), "free".into())
-        ]
-    );
+    assert_eq!(history, vec![("free".into(), "basic".into()), ("basic".into(), "free".into())]);
     t.close().await;
 }
 
@@ -371,11 +225,8 @@ async fn invoices_and_ignored_events(b: Backend) {
     sub.meta_user = Some("usr_finn".into());
     let active = sub.event("evt_f1_active", "created", T0, S::Active, false);
     let failed = sub.invoice("evt_f1_failed", T0 + 30 * DAY, "in_f1_2", false);
-    let succeeded_body = retype(
-        &sub.invoice("x", T0 + 32 * DAY, "in_f1_2", true),
-        "evt_f1_succeeded",
-        "invoice.payment_succeeded",
-    );
+    let succeeded_body =
+        retype(&sub.invoice("x", T0 + 32 * DAY, "in_f1_2", true), "evt_f1_succeeded", "invoice.payment_succeeded");
     let paid = sub.invoice("evt_f1_paid", T0 + 32 * DAY, "in_f1_2", true);
     // A checkout whose async (Bacs) payment failed: recorded as ignored.
     let async_failed = retype(
@@ -393,75 +244,40 @@ async fn invoices_and_ignored_events(b: Backend) {
     let mut charge: serde_json::Value = serde_json::from_slice(&paid.body).unwrap();
     charge["id"] = "evt_f1_charge".into();
     charge["type"] = "charge.succeeded".into();
-    assert_eq!(
-        deliver(&t.store, &serde_json::to_vec(&charge).unwrap()).await,
-        None
-    );
+    assert_eq!(deliver(&t.store, &serde_json::to_vec(&charge).unwrap()).await, None);
 
-    let bodies: Vec<&[u8]> = vec![
-        &active.body,
-        &failed.body,
-        &succeeded_body,
-        &paid.body,
-        &async_failed,
-        &one_off,
-    ];
+    let bodies: Vec<&[u8]> = vec![&active.body, &failed.body, &succeeded_body, &paid.body, &async_failed, &one_off];
     let mut jobs = Vec::new();
     for body in bodies {
         jobs.push(deliver(&t.store, body).await.unwrap());
     }
     let w = default_worker(&t.store, at(T0 + 33 * DAY));
     for j in jobs {
-        assert_eq!(
-            wait_finished(&t.store, j, STEP).await.state,
-            JobState::Succeeded
-        );
+        assert_eq!(wait_finished(&t.store, j, STEP).await.state, JobState::Succeeded);
     }
     w.stop().await;
     let outcome = |id: &'static str| {
         let store = t.store.clone();
         async move {
-            entitlements::event_outcome(&store, id)
-                .await
-                .unwrap()
-                .unwrap_or_else(|| panic!("{id} has an outcome"))
+            entitlements::event_outcome(&store, id).await.unwrap().unwrap_or_else(|| panic!("{id} has an outcome"))
         }
     };
     assert_eq!(outcome("evt_f1_failed").await.outcome, "applied");
     assert_eq!(outcome("evt_f1_succeeded").await.outcome, "applied");
-    assert_eq!(
-        outcome("evt_f1_paid").await.outcome,
-        "unchanged",
-        "same invoice, same second: already recorded"
-    );
+    assert_eq!(outcome("evt_f1_paid").await.outcome, "unchanged", "same invoice, same second: already recorded");
     let o = outcome("evt_f1_async_failed").await;
-    assert_eq!(
-        (o.outcome.as_str(), o.subscription_id.as_deref()),
-        ("ignored", Some("sub_f1"))
-    );
+    assert_eq!((o.outcome.as_str(), o.subscription_id.as_deref()), ("ignored", Some("sub_f1")));
     let o = outcome("evt_f1_one_off").await;
     assert_eq!(o.outcome, "ignored");
     assert!(o.reason.unwrap_or_default().contains("in_one_off"));
-    let state = entitlements::subscription_state(&t.store, "sub_f1")
-        .await
-        .unwrap()
-        .unwrap();
+    let state = entitlements::subscription_state(&t.store, "sub_f1").await.unwrap().unwrap();
     let last = state.last_payment().unwrap();
     assert!(last.paid);
     assert_eq!(last.invoice_id, "in_f1_2");
     // Payments never change the tier by themselves.
-    let e = entitlements::get_at(&t.store, "usr_finn", at(T0 + 33 * DAY))
-        .await
-        .unwrap()
-        .unwrap();
+    let e = entitlements::get_at(&t.store, "usr_finn", at(T0 + 33 * DAY)).await.unwrap().unwrap();
     assert_eq!(e.tier, "pro");
-    assert_eq!(
-        entitlements::history(&t.store, "usr_finn")
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(entitlements::history(&t.store, "usr_finn").await.unwrap().len(), 1);
     t.close().await;
 }
 
@@ -474,29 +290,14 @@ async fn unmapped_price_is_dead_until_the_mapping_is_fixed(b: Backend) {
     let w = default_worker(&t.store, ent_now());
     let dead = wait_finished(&t.store, job, STEP).await;
     w.stop().await;
-    assert_eq!(
-        (dead.state, dead.attempts),
-        (JobState::Dead, 1),
-        "permanent: no retries burnt"
-    );
+    assert_eq!((dead.state, dead.attempts), (JobState::Dead, 1), "permanent: no retries burnt");
     let error = dead.last_error.unwrap_or_default();
     assert!(
         error.contains("price_enterprise_monthly") && error.contains("enterprise_monthly"),
         "names the price: {error}"
     );
-    assert!(
-        entitlements::get(&t.store, "usr_gina")
-            .await
-            .unwrap()
-            .is_none(),
-        "nothing granted or denied"
-    );
-    assert!(
-        entitlements::event_outcome(&t.store, "evt_g1_created")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(entitlements::get(&t.store, "usr_gina").await.unwrap().is_none(), "nothing granted or denied");
+    assert!(entitlements::event_outcome(&t.store, "evt_g1_created").await.unwrap().is_none());
 
     // The operator maps the price and retries the dead job.
     let toml = format!(
@@ -504,17 +305,13 @@ async fn unmapped_price_is_dead_until_the_mapping_is_fixed(b: Backend) {
         subsync_domain::DEFAULT_TIERS_TOML
     );
     let tiers = TierConfig::from_toml_str(&toml).expect("fixed config");
-    let ctx = SyncContext::new(t.store.clone(), tiers.clone(), AccessPolicy::default())
-        .with_clock(ent_now);
+    let ctx = SyncContext::new(t.store.clone(), tiers.clone(), AccessPolicy::default()).with_clock(ent_now);
     let w = spawn_worker(ctx, worker_config(tiers, 2));
     assert_eq!(t.store.retry(&Selection::Ids(vec![job])).await.unwrap(), 1);
     let done = wait_finished(&t.store, job, STEP).await;
     w.stop().await;
     assert_eq!(done.state, JobState::Succeeded, "{done:?}");
-    let e = entitlements::get_at(&t.store, "usr_gina", ent_now())
-        .await
-        .unwrap()
-        .unwrap();
+    let e = entitlements::get_at(&t.store, "usr_gina", ent_now()).await.unwrap().unwrap();
     assert_eq!(e.tier, "agent");
     t.close().await;
 }
@@ -526,10 +323,7 @@ async fn snapshot_tables(t: &TestDb, users: &[&str], subs: &[&str], events: &[&s
         let e = entitlements::get_at(&t.store, u, ent_now()).await.unwrap();
         out.push_str(&format!("{u}: {}\n", serde_json::to_string(&e).unwrap()));
         let h = entitlements::history(&t.store, u).await.unwrap();
-        out.push_str(&format!(
-            "{u} history: {}\n",
-            serde_json::to_string(&h).unwrap()
-        ));
+        out.push_str(&format!("{u} history: {}\n", serde_json::to_string(&h).unwrap()));
     }
     for s in subs {
         let st = entitlements::subscription_state(&t.store, s).await.unwrap();
@@ -549,32 +343,20 @@ async fn rerunning_jobs_changes_nothing(b: Backend) {
         sub.event("evt_h1_created", "created", T0, S::Active, false),
         sub.checkout("evt_h1_checkout", T0, None, Some("usr_hal")),
         sub.invoice("evt_h1_failed", T0 + 30 * DAY, "in_h1_2", false),
-        sub.event(
-            "evt_h1_past_due",
-            "updated",
-            T0 + 30 * DAY,
-            S::PastDue,
-            false,
-        ),
+        sub.event("evt_h1_past_due", "updated", T0 + 30 * DAY, S::PastDue, false),
         sub.event("evt_h1_stale", "updated", T0 - 10, S::Incomplete, false),
     ];
     let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
     let w = default_worker(&t.store, ent_now());
     for e in &events {
         let j = deliver(&t.store, &e.body).await.unwrap();
-        assert_eq!(
-            wait_finished(&t.store, j, STEP).await.state,
-            JobState::Succeeded
-        );
+        assert_eq!(wait_finished(&t.store, j, STEP).await.state, JobState::Succeeded);
     }
     let before = snapshot_tables(&t, &["usr_hal", "cus_h1"], &["sub_h1"], &ids).await;
     // A redelivery is deduplicated by the unique key: same job, nothing new.
     for e in &events {
         let again = deliver(&t.store, &e.body).await.unwrap();
-        assert_eq!(
-            t.store.get(again).await.unwrap().unwrap().state,
-            JobState::Succeeded
-        );
+        assert_eq!(t.store.get(again).await.unwrap().unwrap().state, JobState::Succeeded);
     }
     // Operator replays run the whole job again, twice, for every event.
     for _ in 0..2 {
@@ -599,51 +381,22 @@ async fn checkout_and_created_race_without_retries(b: Backend) {
     let mut jobs = Vec::new();
     for n in 0..8 {
         let sub = Sub::new(&format!("r{n}"), "basic_monthly");
-        let checkout = sub.checkout(
-            &format!("evt_r{n}_checkout"),
-            T0,
-            Some(&format!("usr_r{n}")),
-            None,
-        );
-        let created = sub.event(
-            &format!("evt_r{n}_created"),
-            "created",
-            T0,
-            S::Active,
-            false,
-        );
-        let (a, b2) = tokio::join!(
-            deliver(&t.store, &checkout.body),
-            deliver(&t.store, &created.body)
-        );
+        let checkout = sub.checkout(&format!("evt_r{n}_checkout"), T0, Some(&format!("usr_r{n}")), None);
+        let created = sub.event(&format!("evt_r{n}_created"), "created", T0, S::Active, false);
+        let (a, b2) = tokio::join!(deliver(&t.store, &checkout.body), deliver(&t.store, &created.body));
         jobs.push(a.unwrap());
         jobs.push(b2.unwrap());
     }
     for j in &jobs {
         let job = wait_finished(&t.store, *j, STEP).await;
-        assert_eq!(
-            (job.state, job.attempts),
-            (JobState::Succeeded, 1),
-            "no error, no retry: {job:?}"
-        );
+        assert_eq!((job.state, job.attempts), (JobState::Succeeded, 1), "no error, no retry: {job:?}");
         assert_eq!(job.last_error, None);
     }
     w.stop().await;
     for n in 0..8 {
-        let e = entitlements::get_at(&t.store, &format!("usr_r{n}"), ent_now())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (e.tier.as_str(), e.subscription_id.clone()),
-            ("basic", format!("sub_r{n}"))
-        );
-        assert!(
-            entitlements::get(&t.store, &format!("cus_r{n}"))
-                .await
-                .unwrap()
-                .is_none()
-        );
+        let e = entitlements::get_at(&t.store, &format!("usr_r{n}"), ent_now()).await.unwrap().unwrap();
+        assert_eq!((e.tier.as_str(), e.subscription_id.clone()), ("basic", format!("sub_r{n}")));
+        assert!(entitlements::get(&t.store, &format!("cus_r{n}")).await.unwrap().is_none());
     }
     t.close().await;
 }
@@ -662,10 +415,7 @@ async fn missing_event_row_is_permanent(b: Backend) {
         .job_id();
     let bad = t
         .store
-        .enqueue_one(
-            subsync_queue::NewJob::new("stripe", serde_json::json!({"nope": 1}))
-                .with_group("sub_y"),
-        )
+        .enqueue_one(subsync_queue::NewJob::new("stripe", serde_json::json!({"nope": 1})).with_group("sub_y"))
         .await
         .unwrap()
         .job_id();
@@ -690,52 +440,28 @@ async fn wait_running(store: &Store, id: subsync_queue::JobId) {
 /// A context whose first job is slow (a stand-in for a slow database or a stuck call).
 fn slow_first_job(store: &Store, delay: Duration) -> SyncContext {
     let slow = Arc::new(AtomicBool::new(true));
-    SyncContext::new(
-        store.clone(),
-        TierConfig::default_config(),
-        AccessPolicy::default(),
-    )
-    .with_clock(ent_now)
-    .with_before_job(move |_job| {
-        let first = slow.swap(false, Ordering::SeqCst);
-        Box::pin(async move {
-            if first {
-                tokio::time::sleep(delay).await;
-            }
+    SyncContext::new(store.clone(), TierConfig::default_config(), AccessPolicy::default())
+        .with_clock(ent_now)
+        .with_before_job(move |_job| {
+            let first = slow.swap(false, Ordering::SeqCst);
+            Box::pin(async move {
+                if first {
+                    tokio::time::sleep(delay).await;
+                }
+            })
         })
-    })
 }
 
 /// A subscription with one applied event and a second one queued.
 async fn second_event_queued(t: &TestDb, n: &str) -> subsync_queue::JobId {
     let mut sub = Sub::new(n, "basic_monthly");
     sub.meta_user = Some(format!("usr_{n}"));
-    let first = deliver(
-        &t.store,
-        &sub.event(&format!("evt_{n}_1"), "created", T0, S::Active, false)
-            .body,
-    )
-    .await
-    .unwrap();
+    let first =
+        deliver(&t.store, &sub.event(&format!("evt_{n}_1"), "created", T0, S::Active, false).body).await.unwrap();
     let w = default_worker(&t.store, ent_now());
-    assert_eq!(
-        wait_finished(&t.store, first, STEP).await.state,
-        JobState::Succeeded
-    );
+    assert_eq!(wait_finished(&t.store, first, STEP).await.state, JobState::Succeeded);
     w.stop().await;
-    deliver(
-        &t.store,
-        &sub.event(
-            &format!("evt_{n}_2"),
-            "updated",
-            T0 + DAY,
-            S::PastDue,
-            false,
-        )
-        .body,
-    )
-    .await
-    .unwrap()
+    deliver(&t.store, &sub.event(&format!("evt_{n}_2"), "updated", T0 + DAY, S::PastDue, false).body).await.unwrap()
 }
 
 async fn slow_job_times_out_and_is_retried(b: Backend) {
@@ -747,23 +473,10 @@ async fn slow_job_times_out_and_is_retried(b: Backend) {
     let done = wait_finished(&t.store, job, STEP).await;
     w.stop().await;
     assert_eq!(done.state, JobState::Succeeded, "{done:?}");
-    assert_eq!(
-        done.attempts, 2,
-        "the timed-out attempt was a retryable failure"
-    );
-    let e = entitlements::get_at(&t.store, "usr_s1", ent_now())
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(done.attempts, 2, "the timed-out attempt was a retryable failure");
+    let e = entitlements::get_at(&t.store, "usr_s1", ent_now()).await.unwrap().unwrap();
     assert_eq!(e.status.as_deref(), Some("past_due"));
-    assert_eq!(
-        entitlements::history(&t.store, "usr_s1")
-            .await
-            .unwrap()
-            .len(),
-        1,
-        "the abandoned attempt left nothing"
-    );
+    assert_eq!(entitlements::history(&t.store, "usr_s1").await.unwrap().len(), 1, "the abandoned attempt left nothing");
     t.close().await;
 }
 
@@ -776,24 +489,14 @@ async fn shutdown_releases_in_flight_jobs(b: Backend) {
     wait_running(&t.store, job).await;
     let started = tokio::time::Instant::now();
     w.stop().await;
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "shutdown took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(8), "shutdown took {:?}", started.elapsed());
     let released = t.store.get(job).await.unwrap().unwrap();
     assert_eq!(
         (released.state, released.attempts),
         (JobState::Pending, 0),
         "released, attempt not counted: {released:?}"
     );
-    assert!(
-        entitlements::event_outcome(&t.store, "evt_u1_2")
-            .await
-            .unwrap()
-            .is_none(),
-        "nothing committed"
-    );
+    assert!(entitlements::event_outcome(&t.store, "evt_u1_2").await.unwrap().is_none(), "nothing committed");
     // Another worker takes it at once.
     let w = default_worker(&t.store, ent_now());
     let done = wait_finished(&t.store, job, STEP).await;

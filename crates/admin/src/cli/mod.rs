@@ -226,7 +226,10 @@ async fn list(store: &Store, args: ListArgs, out: &mut impl Write, opts: OutputO
     let jobs = store.list(&filter, page).await?;
     let total = store.count(&filter).await?;
     if opts.json {
-        serde_json::to_writer_pretty(&mut *out, &json!({ "jobs": jobs, "total": total, "limit": page.limit, "offset": page.offset }))?;
+        serde_json::to_writer_pretty(
+            &mut *out,
+            &json!({ "jobs": jobs, "total": total, "limit": page.limit, "offset": page.offset }),
+        )?;
         writeln!(out)?;
         return Ok(());
     }
@@ -396,7 +399,13 @@ async fn act_on_ids(
         writeln!(out, "{}", json!({ past: done.len(), "ids": done_ids, "skipped": skipped_json }))?;
     } else {
         for j in &done {
-            writeln!(out, "{past} {} ({} was {})", j.id, clean(j.unique_key.as_deref().unwrap_or("-"), false), j.state)?;
+            writeln!(
+                out,
+                "{past} {} ({} was {})",
+                j.id,
+                clean(j.unique_key.as_deref().unwrap_or("-"), false),
+                j.state
+            )?;
         }
         for j in &skipped {
             writeln!(out, "skipped {}: it is {}, {}", j.id, j.state, not_applicable(action, j.state))?;
@@ -483,7 +492,11 @@ async fn stats(store: &Store, out: &mut impl Write, opts: OutputOptions) -> Resu
         .collect();
     writeln!(out, "finished jobs:          {}", rates.join("  "))?;
     if !s.throughput_exact {
-        writeln!(out, "note: more than {} jobs finished recently; throughput is a lower bound", ops::THROUGHPUT_SCAN_LIMIT)?;
+        writeln!(
+            out,
+            "note: more than {} jobs finished recently; throughput is a lower bound",
+            ops::THROUGHPUT_SCAN_LIMIT
+        )?;
     }
     Ok(())
 }

@@ -17,10 +17,8 @@ pub(super) async fn running(State(state): State<AdminState>, Extension(principal
     let now = Utc::now();
     let mut rows = String::new();
     for g in &groups {
-        let running_for = g
-            .started_at
-            .map(|t| human_age((now - t).num_milliseconds() as f64 / 1000.0))
-            .unwrap_or_default();
+        let running_for =
+            g.started_at.map(|t| human_age((now - t).num_milliseconds() as f64 / 1000.0)).unwrap_or_default();
         let lease_left = g
             .lease_expires_at
             .map(|t| {

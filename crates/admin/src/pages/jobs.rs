@@ -114,7 +114,9 @@ fn bulk_form(q: &JobQuery, states: &[JobState], total: u64, csrf: Option<&str>) 
     for s in states {
         hidden.push_str(&format!("<input type=\"hidden\" name=\"state\" value=\"{}\">", s.as_str()));
     }
-    for (name, value) in [("queue", &q.queue), ("group", &q.group), ("key", &q.key), ("since", &q.since), ("until", &q.until)] {
+    for (name, value) in
+        [("queue", &q.queue), ("group", &q.group), ("key", &q.key), ("since", &q.since), ("until", &q.until)]
+    {
         if let Some(v) = value {
             hidden.push_str(&format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", html_escape(v)));
         }
@@ -285,7 +287,11 @@ pub(super) async fn cancel(
     act(state, principal, id, form, Action::Cancel).await
 }
 
-pub(super) async fn bulk(State(state): State<AdminState>, Extension(principal): Extension<Principal>, form: FormPairs) -> Response {
+pub(super) async fn bulk(
+    State(state): State<AdminState>,
+    Extension(principal): Extension<Principal>,
+    form: FormPairs,
+) -> Response {
     let pairs = match form_pairs(form) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
@@ -312,11 +318,8 @@ async fn bulk_inner(state: &AdminState, pairs: &[(String, String)]) -> Result<(A
     if field(pairs, "confirm") != Some("yes") {
         return Err(AdminError::NotConfirmed("tick the confirmation box to run a bulk action".into()));
     }
-    let filter_pairs: Vec<(String, String)> = pairs
-        .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "csrf" | "action" | "confirm"))
-        .cloned()
-        .collect();
+    let filter_pairs: Vec<(String, String)> =
+        pairs.iter().filter(|(k, _)| !matches!(k.as_str(), "csrf" | "action" | "confirm")).cloned().collect();
     let list = ListQuery::from_pairs(&filter_pairs)?;
     if list.query.state.is_empty() {
         return Err(AdminError::InvalidInput("a bulk action needs a state filter".into()));

@@ -10,9 +10,7 @@ use crate::auth::{self, Principal, safe_next};
 use crate::html::{self, html_escape};
 
 fn login_page(status: StatusCode, next: &str, error: Option<&str>) -> Response {
-    let error = error
-        .map(|e| format!("<div class=\"flash bad\">{}</div>", html_escape(e)))
-        .unwrap_or_default();
+    let error = error.map(|e| format!("<div class=\"flash bad\">{}</div>", html_escape(e))).unwrap_or_default();
     let body = format!(
         "<div class=\"login card\"><h1>Sign in</h1>{error}\
 <p class=\"muted\">Paste the admin token (<span class=\"mono\">SUBSYNC_ADMIN_TOKEN</span>).</p>\

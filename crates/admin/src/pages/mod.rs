@@ -55,8 +55,7 @@ type PageResult = Result<Response, PageError>;
 type FormPairs = Result<axum::Form<Vec<(String, String)>>, FormRejection>;
 
 fn form_pairs(form: FormPairs) -> Result<Vec<(String, String)>, PageError> {
-    form.map(|axum::Form(p)| p)
-        .map_err(|e| AdminError::InvalidInput(format!("malformed form: {e}")).into())
+    form.map(|axum::Form(p)| p).map_err(|e| AdminError::InvalidInput(format!("malformed form: {e}")).into())
 }
 
 fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {

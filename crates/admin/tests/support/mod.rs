@@ -79,9 +79,8 @@ impl TestDb {
         match &self.cleanup {
             Cleanup::Schema { admin_url, schema } => {
                 if let Ok(admin) = sqlx::PgPool::connect(admin_url).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                        .execute(&admin)
-                        .await;
+                    let _ =
+                        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await;
                 }
             }
             Cleanup::File(path) => {

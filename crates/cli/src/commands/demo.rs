@@ -52,7 +52,10 @@ async fn demo(url: &str) -> Result<()> {
 
     let client = reqwest::Client::new();
     let events = demo_events();
-    println!("delivering {} signed Stripe events to http://{addr}/webhooks/stripe (out of order, with a duplicate)…", events.len());
+    println!(
+        "delivering {} signed Stripe events to http://{addr}/webhooks/stripe (out of order, with a duplicate)…",
+        events.len()
+    );
     let mut concurrent = Vec::new();
     for event in &events {
         let header = sign_header(DEMO_WEBHOOK_SECRET, chrono::Utc::now().timestamp(), &event.body);

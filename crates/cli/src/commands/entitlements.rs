@@ -63,7 +63,9 @@ pub async fn run(global: &Global, cmd: EntitlementsCommand, output: &OutputOptio
 
 /// A readable table of entitlement rows.
 pub fn print_table(rows: &[EntitlementRow]) {
-    let time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "-".into());
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "-".into())
+    };
     let columns = ["USER", "TIER", "STATUS", "SUBSCRIPTION", "PERIOD END", "ACCESS UNTIL", "REASON", "UPDATED"];
     let cells: Vec<Vec<String>> = rows
         .iter()

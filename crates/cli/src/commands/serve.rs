@@ -133,7 +133,12 @@ pub async fn serve(global: &Global, args: Args) -> Result<()> {
     run(global, args.intake, args.admin, Some(worker)).await
 }
 
-async fn run(global: &Global, intake: IntakeArgs, admin: AdminArgs, worker: Option<subsync_worker::WorkerConfig>) -> Result<()> {
+async fn run(
+    global: &Global,
+    intake: IntakeArgs,
+    admin: AdminArgs,
+    worker: Option<subsync_worker::WorkerConfig>,
+) -> Result<()> {
     let listen = parse_listen("--listen (SUBSYNC_LISTEN)", &intake.listen)?;
     let backend = if global.database_url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
     let config = intake.config(backend)?;
@@ -143,16 +148,15 @@ async fn run(global: &Global, intake: IntakeArgs, admin: AdminArgs, worker: Opti
     let admin_server = admin.start(&store, registry.clone(), stop.clone()).await?;
     let worker = match worker {
         Some(mut config) => {
-            config.observer = Some(crate::job_metrics::JobMetrics::new(registry.clone()).context("registering job metrics")?);
+            config.observer =
+                Some(crate::job_metrics::JobMetrics::new(registry.clone()).context("registering job metrics")?);
             tracing::info!(concurrency = config.concurrency, "worker running in-process");
             Some(tokio::spawn(subsync_worker::run(store.clone(), config, shutdown::wait(stop.clone()))))
         }
         None => None,
     };
     let state = IntakeState::new(store.clone(), config, registry).context("registering metrics")?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(%listen, backend = store.backend().as_str(), "intake listening on POST /webhooks/stripe");
     axum::serve(listener, subsync_intake::router(state))
         .with_graceful_shutdown(shutdown::wait(stop))

@@ -78,15 +78,13 @@ pub async fn run(global: &Global, args: Args) -> Result<()> {
     let stop = shutdown::broadcast();
     if let Some(addr) = metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-        let app = axum::Router::new()
-            .route("/healthz", axum::routing::get(|| async { "ok" }))
-            .route(
-                "/metrics",
-                axum::routing::get(move || {
-                    let registry = registry.clone();
-                    async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], registry.render()) }
-                }),
-            );
+        let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" })).route(
+            "/metrics",
+            axum::routing::get(move || {
+                let registry = registry.clone();
+                async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], registry.render()) }
+            }),
+        );
         tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(shutdown::wait(stop.clone())).into_future());
         tracing::info!(%addr, "worker metrics on /metrics");
     }

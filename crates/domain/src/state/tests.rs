@@ -40,18 +40,11 @@ fn link(created: i64, app_user: Option<&str>, client_ref: Option<&str>) -> Link 
 }
 
 fn pay(created: i64, paid: bool, invoice: &str) -> PaymentHealth {
-    PaymentHealth {
-        subscription_id: SUB.into(),
-        paid,
-        event_created: created,
-        invoice_id: invoice.into(),
-    }
+    PaymentHealth { subscription_id: SUB.into(), paid, event_created: created, invoice_id: invoice.into() }
 }
 
 fn run(inputs: &[Input]) -> SubscriptionState {
-    replay(None, inputs, &cfg(), &policy(), T0)
-        .unwrap()
-        .unwrap()
+    replay(None, inputs, &cfg(), &policy(), T0).unwrap().unwrap()
 }
 
 fn step(state: Option<&SubscriptionState>, input: impl Into<Input>) -> Outcome {
@@ -60,31 +53,19 @@ fn step(state: Option<&SubscriptionState>, input: impl Into<Input>) -> Outcome {
 
 fn applied(o: Outcome) -> (SubscriptionState, Option<TierChange>) {
     match o {
-        Outcome::Applied {
-            new_state,
-            tier_change,
-        } => (new_state, tier_change),
+        Outcome::Applied { new_state, tier_change } => (new_state, tier_change),
         other => panic!("expected Applied, got {other:?}"),
     }
 }
 
 fn tier_at(s: &SubscriptionState, now: i64) -> String {
-    s.entitlement(&cfg(), &policy(), now)
-        .unwrap()
-        .tier
-        .to_string()
+    s.entitlement(&cfg(), &policy(), now).unwrap().tier.to_string()
 }
 
 #[test]
 fn first_snapshot_applies_and_reports_tier_change() {
     let (s, change) = applied(step(None, snap("evt_a", T0, "active", "pro_monthly")));
-    assert_eq!(
-        change,
-        Some(TierChange {
-            from: TierName::free(),
-            to: "pro".into()
-        })
-    );
+    assert_eq!(change, Some(TierChange { from: TierName::free(), to: "pro".into() }));
     assert_eq!(s.status(), Some(&SubscriptionStatus::Active));
     assert_eq!(s.customer_id(), Some(CUS));
     let e = s.entitlement(&cfg(), &policy(), T0).unwrap();
@@ -96,30 +77,16 @@ fn first_snapshot_applies_and_reports_tier_change() {
 #[test]
 fn newer_applies_older_is_stale_same_is_unchanged() {
     let (s1, _) = applied(step(None, snap("evt_a", T0, "active", "basic_monthly")));
-    let (s2, change) = applied(step(
-        Some(&s1),
-        snap("evt_b", T0 + 10, "active", "pro_monthly"),
-    ));
-    assert_eq!(
-        change,
-        Some(TierChange {
-            from: "basic".into(),
-            to: "pro".into()
-        })
-    );
+    let (s2, change) = applied(step(Some(&s1), snap("evt_b", T0 + 10, "active", "pro_monthly")));
+    assert_eq!(change, Some(TierChange { from: "basic".into(), to: "pro".into() }));
     match step(Some(&s2), snap("evt_a", T0, "active", "basic_monthly")) {
-        Outcome::Stale {
-            reason: StaleReason::OlderSnapshot { stored, incoming },
-        } => {
+        Outcome::Stale { reason: StaleReason::OlderSnapshot { stored, incoming } } => {
             assert_eq!(stored.event_id, "evt_b");
             assert_eq!(incoming.event_id, "evt_a");
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(
-        step(Some(&s2), snap("evt_b", T0 + 10, "active", "pro_monthly")),
-        Outcome::Unchanged
-    );
+    assert_eq!(step(Some(&s2), snap("evt_b", T0 + 10, "active", "pro_monthly")), Outcome::Unchanged);
 }
 
 #[test]
@@ -136,11 +103,7 @@ fn every_input_is_idempotent() {
         if let Outcome::Applied { new_state, .. } = step(state.as_ref(), input.clone()) {
             state = Some(new_state);
         }
-        assert_eq!(
-            step(state.as_ref(), input.clone()),
-            Outcome::Unchanged,
-            "{input:?}"
-        );
+        assert_eq!(step(state.as_ref(), input.clone()), Outcome::Unchanged, "{input:?}");
     }
 }
 
@@ -171,22 +134,13 @@ fn equal_second_tie_break_by_status_rank() {
     // A later second always beats rank.
     let g = snap("evt_a", T0, "canceled", "pro_monthly");
     let h = snap("evt_b", T0 + 1, "incomplete", "pro_monthly");
-    assert_eq!(
-        run(&[h.clone().into(), g.clone().into()]).status(),
-        Some(&SubscriptionStatus::Incomplete)
-    );
+    assert_eq!(run(&[h.clone().into(), g.clone().into()]).status(), Some(&SubscriptionStatus::Incomplete));
 }
 
 #[test]
 fn identity_falls_back_to_customer_and_upgrades() {
     let (s, _) = applied(step(None, snap("evt_a", T0, "active", "basic_monthly")));
-    assert_eq!(
-        s.user(),
-        Some(UserRef {
-            user_id: CUS.into(),
-            source: IdentitySource::CustomerId
-        })
-    );
+    assert_eq!(s.user(), Some(UserRef { user_id: CUS.into(), source: IdentitySource::CustomerId }));
     let (s, change) = applied(step(Some(&s), link(T0, None, Some("ref_7"))));
     assert_eq!(change, None);
     assert_eq!(s.user().unwrap().user_id, "ref_7");
@@ -201,15 +155,9 @@ fn identity_falls_back_to_customer_and_upgrades() {
     let mut with_meta = snap("evt_b", T0 + 5, "active", "basic_monthly");
     with_meta.app_user_id = Some("usr_meta".into());
     let (s, _) = applied(step(Some(&s), with_meta));
-    assert_eq!(
-        s.user().unwrap().source,
-        IdentitySource::SubscriptionMetadata
-    );
+    assert_eq!(s.user().unwrap().source, IdentitySource::SubscriptionMetadata);
     // ... and a newer snapshot without metadata does not erase it.
-    let (s, _) = applied(step(
-        Some(&s),
-        snap("evt_c", T0 + 9, "active", "basic_monthly"),
-    ));
+    let (s, _) = applied(step(Some(&s), snap("evt_c", T0 + 9, "active", "basic_monthly")));
     assert_eq!(s.user().unwrap().user_id, "usr_meta");
     // Empty strings are not identities.
     let (s2, _) = applied(step(None, link(T0, Some(""), Some("  "))));
@@ -235,10 +183,7 @@ fn link_before_or_after_state_gives_the_same_result() {
     let (only_link, change) = applied(step(None, l));
     assert_eq!(change, None);
     let e = only_link.entitlement(&cfg(), &policy(), T0).unwrap();
-    assert_eq!(
-        (e.tier, e.reason),
-        (TierName::free(), AccessReason::NoSubscription)
-    );
+    assert_eq!((e.tier, e.reason), (TierName::free(), AccessReason::NoSubscription));
     assert!(e.features.records && e.features.export && e.features.obligations.view);
 }
 
@@ -250,15 +195,10 @@ fn payments_are_recorded_but_do_not_change_the_tier() {
     assert_eq!(tier_at(&s, T0 + 200), "pro");
     assert!(!s.last_payment().unwrap().paid);
     match step(Some(&s), pay(T0 + 50, true, "in_1")) {
-        Outcome::Stale {
-            reason: StaleReason::OlderPayment { .. },
-        } => {}
+        Outcome::Stale { reason: StaleReason::OlderPayment { .. } } => {}
         other => panic!("{other:?}"),
     }
-    assert_eq!(
-        step(Some(&s), pay(T0 + 100, false, "in_2")),
-        Outcome::Unchanged
-    );
+    assert_eq!(step(Some(&s), pay(T0 + 100, false, "in_2")), Outcome::Unchanged);
     // Same second: paid beats failed, whatever the order.
     let x: Input = pay(T0 + 300, false, "in_3").into();
     let y: Input = pay(T0 + 300, true, "in_3").into();
@@ -294,10 +234,7 @@ fn unmapped_price_is_a_permanent_error_unless_stale() {
     .unwrap();
     let o = apply(None, &bad.into(), &fixed, &policy(), T0 + 10).unwrap();
     let (s, _) = applied(o);
-    assert_eq!(
-        s.entitlement(&fixed, &policy(), T0).unwrap().tier.as_str(),
-        "agent"
-    );
+    assert_eq!(s.entitlement(&fixed, &policy(), T0).unwrap().tier.as_str(), "agent");
     // ...and evaluating with a config that lost the mapping is an error, not a denial.
     assert!(s.entitlement(&cfg(), &policy(), T0).is_err());
 }
@@ -327,10 +264,7 @@ fn past_due_grace_is_measured_from_entering_past_due_in_any_order() {
         assert_eq!(s.past_due_since(), Some(T0 + DAY));
         assert_eq!(tier_at(&s, T0 + 8 * DAY - 1), "pro");
         let e = s.entitlement(&cfg(), &policy(), T0 + 8 * DAY).unwrap();
-        assert_eq!(
-            (e.tier.as_str(), e.reason),
-            ("free", AccessReason::GraceExpired)
-        );
+        assert_eq!((e.tier.as_str(), e.reason), ("free", AccessReason::GraceExpired));
     }
     // An older past_due snapshot arriving late is Applied (it moves the grace start) but
     // does not replace the current snapshot.
@@ -342,10 +276,7 @@ fn past_due_grace_is_measured_from_entering_past_due_in_any_order() {
 
     // A recovery between two failures splits the episodes, even when it arrives last.
     let recovered: Input = snap("evt_r", T0 + 2 * DAY, "active", "pro_monthly").into();
-    for order in [
-        [pd1.clone(), recovered.clone(), pd2.clone()],
-        [pd2.clone(), pd1.clone(), recovered.clone()],
-    ] {
+    for order in [[pd1.clone(), recovered.clone(), pd2.clone()], [pd2.clone(), pd1.clone(), recovered.clone()]] {
         let s = run(&order);
         assert_eq!(s.past_due_since(), Some(T0 + 3 * DAY));
     }
@@ -360,16 +291,12 @@ fn cancel_at_period_end_lapses_at_period_end() {
     s1.current_period_end = Some(T0 + 30 * DAY);
     let s = run(&[s1.into()]);
     let e = s.entitlement(&cfg(), &policy(), T0 + 30 * DAY - 1).unwrap();
-    assert_eq!(
-        (e.tier.as_str(), e.access_until),
-        ("pro", Some(T0 + 30 * DAY))
-    );
+    assert_eq!((e.tier.as_str(), e.access_until), ("pro", Some(T0 + 30 * DAY)));
     assert_eq!(tier_at(&s, T0 + 30 * DAY), "free");
     // tier_change is computed at `now`.
     let mut s2 = snap("evt_2", T0 + 40 * DAY, "canceled", "pro_monthly");
     s2.cancel_at_period_end = true;
-    let (_, change) =
-        applied(apply(Some(&s), &s2.into(), &cfg(), &policy(), T0 + 40 * DAY).unwrap());
+    let (_, change) = applied(apply(Some(&s), &s2.into(), &cfg(), &policy(), T0 + 40 * DAY).unwrap());
     assert_eq!(change, None, "already free at the period end");
 }
 
@@ -405,38 +332,26 @@ fn arb_status() -> impl Strategy<Value = &'static str> {
 }
 
 fn arb_input() -> impl Strategy<Value = Input> {
-    let key = prop::sample::select(vec![
-        "basic_monthly",
-        "pro_monthly",
-        "pro_yearly",
-        "agent_monthly",
-    ]);
+    let key = prop::sample::select(vec!["basic_monthly", "pro_monthly", "pro_yearly", "agent_monthly"]);
     let user = prop::option::of(prop::sample::select(vec!["usr_a", "usr_b"]));
     // Few distinct seconds and event ids so ties are common.
     let t = 0i64..6;
     prop_oneof![
-        (
-            t.clone(),
-            arb_status(),
-            key,
-            0u8..4,
-            any::<bool>(),
-            user.clone()
-        )
-            .prop_map(|(t, status, key, id, cancel, user)| {
+        (t.clone(), arb_status(), key, 0u8..4, any::<bool>(), user.clone()).prop_map(
+            |(t, status, key, id, cancel, user)| {
                 let mut s = snap(&format!("evt_{id}"), T0 + t * DAY, status, key);
                 s.cancel_at_period_end = cancel;
                 s.app_user_id = user.map(Into::into);
                 Input::from(s)
-            }),
-        (
-            t.clone(),
-            user.clone(),
-            prop::option::of(prop::sample::select(vec!["ref_a", "ref_b"]))
-        )
+            }
+        ),
+        (t.clone(), user.clone(), prop::option::of(prop::sample::select(vec!["ref_a", "ref_b"])))
             .prop_map(|(t, u, r)| Input::from(link(T0 + t, u, r))),
-        (t, any::<bool>(), prop::sample::select(vec!["in_1", "in_2"]))
-            .prop_map(|(t, paid, inv)| Input::from(pay(T0 + t, paid, inv))),
+        (t, any::<bool>(), prop::sample::select(vec!["in_1", "in_2"])).prop_map(|(t, paid, inv)| Input::from(pay(
+            T0 + t,
+            paid,
+            inv
+        ))),
     ]
 }
 

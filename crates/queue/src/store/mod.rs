@@ -20,8 +20,7 @@ use tokio::sync::OwnedMutexGuard;
 use crate::config::QueueConfig;
 use crate::error::QueueError;
 use crate::model::{
-    ClaimedJob, EnqueueOutcome, FailOutcome, JobFilter, JobId, JobRecord, Lease, NewJob, Page,
-    RunningGroup, StateCount,
+    ClaimedJob, EnqueueOutcome, FailOutcome, JobFilter, JobId, JobRecord, Lease, NewJob, Page, RunningGroup, StateCount,
 };
 use crate::schema::{self, Backend};
 
@@ -87,11 +86,7 @@ pub(crate) trait Driver: Send + Sync {
 
     /// Marks a running job succeeded and frees its group, in the caller's transaction.
     /// `false` when the lease is no longer the job's.
-    fn complete(
-        &self,
-        conn: &mut Self::Conn,
-        lease: &Lease,
-    ) -> impl Future<Output = Result<bool, QueueError>> + Send;
+    fn complete(&self, conn: &mut Self::Conn, lease: &Lease) -> impl Future<Output = Result<bool, QueueError>> + Send;
 
     /// Claims up to `limit` jobs: the oldest due pending job of each free, due group. Also
     /// returns how many groups it found idle (a stale lower-bound `next_run_at`, now
@@ -105,11 +100,7 @@ pub(crate) trait Driver: Send + Sync {
     ) -> impl Future<Output = Result<(Vec<ClaimedJob>, usize), QueueError>> + Send;
 
     /// Extends a lease; `false` when it is no longer ours.
-    fn heartbeat(
-        &self,
-        lease: &Lease,
-        lease_for: Duration,
-    ) -> impl Future<Output = Result<bool, QueueError>> + Send;
+    fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> impl Future<Output = Result<bool, QueueError>> + Send;
 
     /// Records a failed attempt: back to pending after `retry_in`, or dead when `None`.
     fn fail(
@@ -124,27 +115,17 @@ pub(crate) trait Driver: Send + Sync {
     fn release(&self, lease: &Lease) -> impl Future<Output = Result<bool, QueueError>> + Send;
 
     /// Running jobs whose lease has run out.
-    fn expired_leases(
-        &self,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<ExpiredLease>, QueueError>> + Send;
+    fn expired_leases(&self, limit: u32) -> impl Future<Output = Result<Vec<ExpiredLease>, QueueError>> + Send;
 
     /// One job.
     fn get(&self, id: JobId) -> impl Future<Output = Result<Option<JobRecord>, QueueError>> + Send;
 
     /// The job holding a unique key.
-    fn find_by_key(
-        &self,
-        queue: &str,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<JobRecord>, QueueError>> + Send;
+    fn find_by_key(&self, queue: &str, key: &str)
+    -> impl Future<Output = Result<Option<JobRecord>, QueueError>> + Send;
 
     /// A page of jobs matching the filter, newest first.
-    fn list(
-        &self,
-        filter: &JobFilter,
-        page: Page,
-    ) -> impl Future<Output = Result<Vec<JobRecord>, QueueError>> + Send;
+    fn list(&self, filter: &JobFilter, page: Page) -> impl Future<Output = Result<Vec<JobRecord>, QueueError>> + Send;
 
     /// How many jobs match the filter.
     fn count(&self, filter: &JobFilter) -> impl Future<Output = Result<u64, QueueError>> + Send;
@@ -154,28 +135,21 @@ pub(crate) trait Driver: Send + Sync {
     fn retry(&self, selection: &Selection) -> impl Future<Output = Result<u64, QueueError>> + Send;
 
     /// Pending or dead → cancelled. Running jobs are left alone.
-    fn cancel(&self, selection: &Selection)
-    -> impl Future<Output = Result<u64, QueueError>> + Send;
+    fn cancel(&self, selection: &Selection) -> impl Future<Output = Result<u64, QueueError>> + Send;
 
     /// Jobs per queue and state.
     fn counts(&self) -> impl Future<Output = Result<Vec<StateCount>, QueueError>> + Send;
 
     /// The `run_at` of the oldest pending job that is due now.
-    fn oldest_due(
-        &self,
-        queue: Option<&str>,
-    ) -> impl Future<Output = Result<Option<DateTime<Utc>>, QueueError>> + Send;
+    fn oldest_due(&self, queue: Option<&str>)
+    -> impl Future<Output = Result<Option<DateTime<Utc>>, QueueError>> + Send;
 
     /// Groups with a running job.
     fn running_groups(&self) -> impl Future<Output = Result<Vec<RunningGroup>, QueueError>> + Send;
 
     /// Deletes finished jobs older than `before` (succeeded and cancelled; dead too when
     /// asked), and group rows with nothing left. Returns jobs deleted.
-    fn prune(
-        &self,
-        before: DateTime<Utc>,
-        include_dead: bool,
-    ) -> impl Future<Output = Result<u64, QueueError>> + Send;
+    fn prune(&self, before: DateTime<Utc>, include_dead: bool) -> impl Future<Output = Result<u64, QueueError>> + Send;
 
     /// A round trip, for readiness probes.
     fn ping(&self) -> impl Future<Output = Result<(), QueueError>> + Send;
@@ -218,11 +192,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self {
-            max_connections: 16,
-            acquire_timeout: Duration::from_secs(5),
-            config: QueueConfig::default(),
-        }
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5), config: QueueConfig::default() }
     }
 }
 
@@ -250,13 +220,7 @@ impl Store {
             Db::Sqlite(_) => wake::Wake::local(),
             Db::Postgres(pg) => wake::Wake::postgres(pg.pool().clone()),
         };
-        Ok(Self {
-            inner: Arc::new(Inner {
-                db,
-                config: options.config,
-                wake,
-            }),
-        })
+        Ok(Self { inner: Arc::new(Inner { db, config: options.config, wake }) })
     }
 
     /// Applies every embedded migration not yet applied. Safe to run from several processes.
@@ -309,13 +273,7 @@ impl Store {
             }
             Db::Postgres(d) => (TxInner::Postgres(d.pool().begin().await?), None),
         };
-        Ok(Tx {
-            inner,
-            store: self.clone(),
-            wake: WakeScope::None,
-            on_commit: Vec::new(),
-            _writer: writer,
-        })
+        Ok(Tx { inner, store: self.clone(), wake: WakeScope::None, on_commit: Vec::new(), _writer: writer })
     }
 
     /// Enqueues a job in the caller's transaction: the job exists if and only if the caller
@@ -415,12 +373,7 @@ impl Store {
     }
 
     /// Claims up to `limit` due jobs of `queue` for `worker`, one per group.
-    pub async fn claim(
-        &self,
-        queue: &str,
-        worker: &str,
-        limit: u32,
-    ) -> Result<Vec<ClaimedJob>, QueueError> {
+    pub async fn claim(&self, queue: &str, worker: &str, limit: u32) -> Result<Vec<ClaimedJob>, QueueError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -447,12 +400,7 @@ impl Store {
 
     /// Records a failed attempt of `job`: retried with backoff, or dead when `permanent` or
     /// when the attempt budget is spent.
-    pub async fn fail(
-        &self,
-        job: &ClaimedJob,
-        error: &str,
-        permanent: bool,
-    ) -> Result<FailOutcome, QueueError> {
+    pub async fn fail(&self, job: &ClaimedJob, error: &str, permanent: bool) -> Result<FailOutcome, QueueError> {
         let retry_in = self.retry_delay(job.attempt, job.max_attempts, permanent);
         let outcome = dispatch!(self, d => d.fail(&job.lease, error, retry_in).await)?;
         self.wake_after_release();
@@ -486,11 +434,7 @@ impl Store {
     }
 
     fn retry_delay(&self, attempt: u32, max_attempts: u32, permanent: bool) -> Option<Duration> {
-        if permanent || attempt >= max_attempts {
-            None
-        } else {
-            Some(self.inner.config.retry.delay_after(attempt))
-        }
+        if permanent || attempt >= max_attempts { None } else { Some(self.inner.config.retry.delay_after(attempt)) }
     }
 
     /// One job, by id.
@@ -536,9 +480,7 @@ impl Store {
     /// How long the oldest due job has been waiting (zero when none is due).
     pub async fn oldest_due_age(&self, queue: Option<&str>) -> Result<Duration, QueueError> {
         let oldest = dispatch!(self, d => d.oldest_due(queue).await)?;
-        Ok(oldest
-            .and_then(|at| (Utc::now() - at).to_std().ok())
-            .unwrap_or_default())
+        Ok(oldest.and_then(|at| (Utc::now() - at).to_std().ok()).unwrap_or_default())
     }
 
     /// Who holds which group now.
@@ -648,13 +590,7 @@ impl Tx {
 
     /// Commits, then wakes workers if jobs became runnable.
     pub async fn commit(self) -> Result<(), QueueError> {
-        let Tx {
-            inner,
-            store,
-            wake,
-            on_commit,
-            _writer,
-        } = self;
+        let Tx { inner, store, wake, on_commit, _writer } = self;
         match inner {
             TxInner::Sqlite(t) => t.commit().await?,
             TxInner::Postgres(t) => t.commit().await?,
@@ -687,10 +623,7 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact_url("postgres://app:s3cret@db:5432/subsync"),
-            "postgres://app:***@db:5432/subsync"
-        );
+        assert_eq!(redact_url("postgres://app:s3cret@db:5432/subsync"), "postgres://app:***@db:5432/subsync");
         assert_eq!(redact_url("postgres://db/subsync"), "postgres://db/subsync");
         assert_eq!(redact_url("sqlite:subsync.db"), "sqlite:subsync.db");
     }

@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::{Driver, ExpiredLease, Selection, StoreOptions, probe_size};
 use crate::error::QueueError;
 use crate::model::{
-    ClaimedJob, EnqueueOutcome, FailOutcome, JobFilter, JobId, JobRecord, JobState, Lease, NewJob,
-    Page, RunningGroup, StateCount,
+    ClaimedJob, EnqueueOutcome, FailOutcome, JobFilter, JobId, JobRecord, JobState, Lease, NewJob, Page, RunningGroup,
+    StateCount,
 };
 
 #[derive(Debug)]
@@ -129,7 +129,6 @@ impl PgDriver {
     }
 }
 
-
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -240,19 +239,19 @@ impl Driver for PgDriver {
             if let Some(job_id) = inserted {
                 return Ok(EnqueueOutcome::Created { job_id });
             }
-            let existing: Option<(Uuid, String)> = sqlx::query_as(
-                "SELECT id, state FROM subsync_jobs WHERE queue = $1 AND unique_key = $2",
-            )
-            .bind(&job.queue)
-            .bind(&job.unique_key)
-            .fetch_optional(&mut *conn)
-            .await?;
+            let existing: Option<(Uuid, String)> =
+                sqlx::query_as("SELECT id, state FROM subsync_jobs WHERE queue = $1 AND unique_key = $2")
+                    .bind(&job.queue)
+                    .bind(&job.unique_key)
+                    .fetch_optional(&mut *conn)
+                    .await?;
             if let Some((job_id, state)) = existing {
                 return Ok(EnqueueOutcome::Duplicate { job_id, state: decode_state(&state)? });
             }
         }
         Err(QueueError::InvalidInput(
-            "unique key kept appearing and vanishing; is the transaction REPEATABLE READ? enqueue needs READ COMMITTED".into(),
+            "unique key kept appearing and vanishing; is the transaction REPEATABLE READ? enqueue needs READ COMMITTED"
+                .into(),
         ))
     }
 
@@ -295,9 +294,8 @@ impl Driver for PgDriver {
             .await?;
             for &i in &lookups {
                 let (job, _, _) = &jobs[i];
-                let found = rows
-                    .iter()
-                    .find(|(q, k, _, _)| *q == job.queue && Some(k.as_str()) == job.unique_key.as_deref());
+                let found =
+                    rows.iter().find(|(q, k, _, _)| *q == job.queue && Some(k.as_str()) == job.unique_key.as_deref());
                 if let Some((_, _, job_id, state)) = found {
                     outcomes[i] = Some(EnqueueOutcome::Duplicate { job_id: *job_id, state: decode_state(state)? });
                 }
@@ -422,12 +420,7 @@ impl Driver for PgDriver {
             == 1)
     }
 
-    async fn fail(
-        &self,
-        lease: &Lease,
-        error: &str,
-        retry_in: Option<Duration>,
-    ) -> Result<FailOutcome, QueueError> {
+    async fn fail(&self, lease: &Lease, error: &str, retry_in: Option<Duration>) -> Result<FailOutcome, QueueError> {
         let sql = format!(
             "WITH changed AS ( \
                UPDATE subsync_jobs SET \
@@ -501,11 +494,7 @@ impl Driver for PgDriver {
 
     async fn find_by_key(&self, queue: &str, key: &str) -> Result<Option<JobRecord>, QueueError> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM subsync_jobs WHERE queue = $1 AND unique_key = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(queue)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(queue).bind(key).fetch_optional(&self.pool).await?;
         row.as_ref().map(decode_job).transpose()
     }
 
@@ -607,11 +596,8 @@ impl Driver for PgDriver {
     }
 
     async fn prune(&self, before: DateTime<Utc>, include_dead: bool) -> Result<u64, QueueError> {
-        let states: Vec<&str> = if include_dead {
-            vec!["succeeded", "cancelled", "dead"]
-        } else {
-            vec!["succeeded", "cancelled"]
-        };
+        let states: Vec<&str> =
+            if include_dead { vec!["succeeded", "cancelled", "dead"] } else { vec!["succeeded", "cancelled"] };
         let mut total = 0u64;
         // In batches, so a large backlog never holds long locks.
         loop {
@@ -634,11 +620,9 @@ impl Driver for PgDriver {
         // version if an enqueue touched the row meanwhile (a subquery would use a stale
         // snapshot and could delete a group that just got a job). `next_run_at` is NULL only
         // when a recount under the row lock found no pending job.
-        sqlx::query(
-            "DELETE FROM subsync_groups WHERE running_job_id IS NULL AND next_run_at IS NULL",
-        )
-        .execute(&self.pool)
-        .await?;
+        sqlx::query("DELETE FROM subsync_groups WHERE running_job_id IS NULL AND next_run_at IS NULL")
+            .execute(&self.pool)
+            .await?;
         Ok(total)
     }
 

@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, SqliteConnection};
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -22,8 +21,8 @@ use uuid::Uuid;
 use super::{Driver, ExpiredLease, Selection, StoreOptions, probe_size};
 use crate::error::QueueError;
 use crate::model::{
-    ClaimedJob, EnqueueOutcome, FailOutcome, JobFilter, JobId, JobRecord, JobState, Lease, NewJob,
-    Page, RunningGroup, StateCount,
+    ClaimedJob, EnqueueOutcome, FailOutcome, JobFilter, JobId, JobRecord, JobState, Lease, NewJob, Page, RunningGroup,
+    StateCount,
 };
 
 #[derive(Debug)]
@@ -45,9 +44,7 @@ fn millis(d: Duration) -> i64 {
 }
 
 fn to_time(ms: i64) -> Result<DateTime<Utc>, QueueError> {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .ok_or_else(|| QueueError::Corrupt(format!("timestamp {ms} out of range")))
+    Utc.timestamp_millis_opt(ms).single().ok_or_else(|| QueueError::Corrupt(format!("timestamp {ms} out of range")))
 }
 
 fn to_time_opt(ms: Option<i64>) -> Result<Option<DateTime<Utc>>, QueueError> {
@@ -147,12 +144,7 @@ async fn release_group(conn: &mut SqliteConnection, lease: &Lease) -> Result<(),
 }
 
 /// Marks groups due by `at` (never later than they already are).
-async fn mark_group_due(
-    conn: &mut SqliteConnection,
-    queue: &str,
-    group: &str,
-    at: i64,
-) -> Result<(), QueueError> {
+async fn mark_group_due(conn: &mut SqliteConnection, queue: &str, group: &str, at: i64) -> Result<(), QueueError> {
     sqlx::query(
         "INSERT INTO subsync_groups (queue, group_key, next_run_at) VALUES (?1, ?2, ?3) \
          ON CONFLICT (queue, group_key) DO UPDATE SET next_run_at = \
@@ -181,11 +173,7 @@ impl SqliteDriver {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect)
             .await?;
-        Ok(Self {
-            pool,
-            writer: Arc::new(Mutex::new(())),
-            acquire_timeout: options.acquire_timeout,
-        })
+        Ok(Self { pool, writer: Arc::new(Mutex::new(())), acquire_timeout: options.acquire_timeout })
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {
@@ -324,14 +312,12 @@ impl Driver for SqliteDriver {
             match row {
                 Some(row) => {
                     let id: String = row.try_get("id")?;
-                    sqlx::query(
-                        "UPDATE subsync_groups SET running_job_id = ?3 WHERE queue = ?1 AND group_key = ?2",
-                    )
-                    .bind(queue)
-                    .bind(group)
-                    .bind(&id)
-                    .execute(&mut *tx)
-                    .await?;
+                    sqlx::query("UPDATE subsync_groups SET running_job_id = ?3 WHERE queue = ?1 AND group_key = ?2")
+                        .bind(queue)
+                        .bind(group)
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await?;
                     claimed.push(ClaimedJob {
                         lease: Lease {
                             job_id: parse_id(&id)?,
@@ -383,12 +369,7 @@ impl Driver for SqliteDriver {
         Ok(renewed)
     }
 
-    async fn fail(
-        &self,
-        lease: &Lease,
-        error: &str,
-        retry_in: Option<Duration>,
-    ) -> Result<FailOutcome, QueueError> {
+    async fn fail(&self, lease: &Lease, error: &str, retry_in: Option<Duration>) -> Result<FailOutcome, QueueError> {
         let (mut tx, _guard) = self.begin_write().await?;
         let now = now_ms();
         let (state, run_at, finished_at) = match retry_in {
@@ -467,20 +448,13 @@ impl Driver for SqliteDriver {
 
     async fn get(&self, id: JobId) -> Result<Option<JobRecord>, QueueError> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM subsync_jobs WHERE id = ?1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(&self.pool).await?;
         row.as_ref().map(decode_job).transpose()
     }
 
     async fn find_by_key(&self, queue: &str, key: &str) -> Result<Option<JobRecord>, QueueError> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM subsync_jobs WHERE queue = ?1 AND unique_key = ?2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(queue)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(queue).bind(key).fetch_optional(&self.pool).await?;
         row.as_ref().map(decode_job).transpose()
     }
 
@@ -583,11 +557,7 @@ impl Driver for SqliteDriver {
 
     async fn prune(&self, before: DateTime<Utc>, include_dead: bool) -> Result<u64, QueueError> {
         let before = before.timestamp_millis();
-        let states = if include_dead {
-            "('succeeded', 'cancelled', 'dead')"
-        } else {
-            "('succeeded', 'cancelled')"
-        };
+        let states = if include_dead { "('succeeded', 'cancelled', 'dead')" } else { "('succeeded', 'cancelled')" };
         let delete = format!(
             "DELETE FROM subsync_jobs WHERE seq IN (SELECT seq FROM subsync_jobs \
              WHERE state IN {states} AND created_at < ?1 AND finished_at < ?1 LIMIT 5000)"
@@ -596,11 +566,8 @@ impl Driver for SqliteDriver {
         // In batches, so the write lock is never held for long.
         loop {
             let (mut tx, _guard) = self.begin_write().await?;
-            let n = sqlx::query(sqlx::AssertSqlSafe(delete.clone()))
-                .bind(before)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let n =
+                sqlx::query(sqlx::AssertSqlSafe(delete.clone())).bind(before).execute(&mut *tx).await?.rows_affected();
             tx.commit().await?;
             total += n;
             if n < 5000 {

@@ -50,10 +50,7 @@ impl WakeSubscription {
 
 impl Wake {
     pub(crate) fn local() -> Self {
-        Self {
-            local: watch::Sender::new(0),
-            pg: None,
-        }
+        Self { local: watch::Sender::new(0), pg: None }
     }
 
     pub(crate) fn postgres(pool: PgPool) -> Self {
@@ -92,9 +89,7 @@ impl Wake {
                 spawn_listener(pg.pool.clone(), self.local.clone());
             });
         }
-        WakeSubscription {
-            rx: self.local.subscribe(),
-        }
+        WakeSubscription { rx: self.local.subscribe() }
     }
 }
 
@@ -102,11 +97,7 @@ fn spawn_notifier(pool: PgPool, outgoing: Arc<Notify>) {
     tokio::spawn(async move {
         loop {
             outgoing.notified().await;
-            if let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
-                .bind(CHANNEL)
-                .execute(&pool)
-                .await
-            {
+            if let Err(e) = sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&pool).await {
                 // Not fatal: other workers fall back to polling.
                 tracing::debug!(error = %e, "could not send wake-up notification");
             }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use apalis::layers::WorkerBuilderExt;
 use apalis_core::worker::builder::WorkerBuilder;
-use subsync_queue::{Job, JobError, JobFilter, JobState, QueueBackend, QueueConfig, Store, StoreOptions, WorkerOptions};
+use subsync_queue::{
+    Job, JobError, JobFilter, JobState, QueueBackend, QueueConfig, Store, StoreOptions, WorkerOptions,
+};
 use tokio::sync::oneshot;
 
 /// Environment variable naming the PostgreSQL server the suite runs against.
@@ -71,9 +73,7 @@ impl TestDb {
     pub async fn close(self) {
         if let Cleanup::Schema { admin_url, schema } = &self.cleanup {
             if let Ok(admin) = sqlx::PgPool::connect(admin_url).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                    .execute(&admin)
-                    .await;
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await;
             }
         }
         if let Cleanup::File(path) = &self.cleanup {
@@ -85,9 +85,7 @@ impl TestDb {
 }
 
 pub async fn connect(url: &str, config: QueueConfig) -> Store {
-    Store::connect(url, StoreOptions { config, ..StoreOptions::default() })
-        .await
-        .expect("connect")
+    Store::connect(url, StoreOptions { config, ..StoreOptions::default() }).await.expect("connect")
 }
 
 /// A running apalis worker over our backend; stop it with [`RunningWorker::stop`].
@@ -125,10 +123,8 @@ where
     Fut: Future<Output = Result<(), JobError>> + Send + 'static,
 {
     let backend = QueueBackend::new(store, opts.clone());
-    let worker = WorkerBuilder::new(opts.worker_id.as_str())
-        .backend(backend)
-        .concurrency(opts.concurrency)
-        .build(handler);
+    let worker =
+        WorkerBuilder::new(opts.worker_id.as_str()).backend(backend).concurrency(opts.concurrency).build(handler);
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
         let stop = async move {

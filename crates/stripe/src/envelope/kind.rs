@@ -41,55 +41,19 @@ pub enum EventKind {
 
 /// Handled snapshot types and their kinds; the single source of truth.
 const HANDLED: [(&str, EventKind); 14] = [
-    (
-        "checkout.session.completed",
-        EventKind::CheckoutSessionCompleted,
-    ),
-    (
-        "checkout.session.async_payment_succeeded",
-        EventKind::CheckoutSessionAsyncPaymentSucceeded,
-    ),
-    (
-        "checkout.session.async_payment_failed",
-        EventKind::CheckoutSessionAsyncPaymentFailed,
-    ),
-    (
-        "customer.subscription.created",
-        EventKind::SubscriptionCreated,
-    ),
-    (
-        "customer.subscription.updated",
-        EventKind::SubscriptionUpdated,
-    ),
-    (
-        "customer.subscription.deleted",
-        EventKind::SubscriptionDeleted,
-    ),
-    (
-        "customer.subscription.paused",
-        EventKind::SubscriptionPaused,
-    ),
-    (
-        "customer.subscription.resumed",
-        EventKind::SubscriptionResumed,
-    ),
-    (
-        "customer.subscription.pending_update_applied",
-        EventKind::SubscriptionPendingUpdateApplied,
-    ),
-    (
-        "customer.subscription.pending_update_expired",
-        EventKind::SubscriptionPendingUpdateExpired,
-    ),
-    (
-        "customer.subscription.trial_will_end",
-        EventKind::SubscriptionTrialWillEnd,
-    ),
+    ("checkout.session.completed", EventKind::CheckoutSessionCompleted),
+    ("checkout.session.async_payment_succeeded", EventKind::CheckoutSessionAsyncPaymentSucceeded),
+    ("checkout.session.async_payment_failed", EventKind::CheckoutSessionAsyncPaymentFailed),
+    ("customer.subscription.created", EventKind::SubscriptionCreated),
+    ("customer.subscription.updated", EventKind::SubscriptionUpdated),
+    ("customer.subscription.deleted", EventKind::SubscriptionDeleted),
+    ("customer.subscription.paused", EventKind::SubscriptionPaused),
+    ("customer.subscription.resumed", EventKind::SubscriptionResumed),
+    ("customer.subscription.pending_update_applied", EventKind::SubscriptionPendingUpdateApplied),
+    ("customer.subscription.pending_update_expired", EventKind::SubscriptionPendingUpdateExpired),
+    ("customer.subscription.trial_will_end", EventKind::SubscriptionTrialWillEnd),
     ("invoice.paid", EventKind::InvoicePaid),
-    (
-        "invoice.payment_succeeded",
-        EventKind::InvoicePaymentSucceeded,
-    ),
+    ("invoice.payment_succeeded", EventKind::InvoicePaymentSucceeded),
     ("invoice.payment_failed", EventKind::InvoicePaymentFailed),
 ];
 
@@ -97,10 +61,7 @@ impl EventKind {
     /// Classifies a snapshot event's `type` (thin events are classified by
     /// [`crate::Envelope::kind`], which knows the envelope shape).
     pub fn from_type(event_type: &str) -> EventKind {
-        HANDLED
-            .iter()
-            .find(|(name, _)| *name == event_type)
-            .map_or(EventKind::Ignored, |(_, kind)| *kind)
+        HANDLED.iter().find(|(name, _)| *name == event_type).map_or(EventKind::Ignored, |(_, kind)| *kind)
     }
 
     /// Whether the worker has a handler for it.
@@ -111,10 +72,7 @@ impl EventKind {
     /// The Stripe event type for handled kinds (e.g. to configure which
     /// events the webhook endpoint subscribes to); `None` otherwise.
     pub fn event_type(self) -> Option<&'static str> {
-        HANDLED
-            .iter()
-            .find(|(_, kind)| *kind == self)
-            .map(|(name, _)| *name)
+        HANDLED.iter().find(|(_, kind)| *kind == self).map(|(name, _)| *name)
     }
 
     /// Every event type the worker handles, for endpoint configuration and docs.

@@ -107,9 +107,7 @@ impl Envelope {
     /// Parses raw body bytes (after signature verification). Never panics, and
     /// deeply nested input yields [`EnvelopeError::InvalidJson`], not a stack overflow.
     pub fn parse(raw: &[u8]) -> Result<Envelope, EnvelopeError> {
-        let text = std::str::from_utf8(raw).map_err(|e| EnvelopeError::InvalidUtf8 {
-            valid_up_to: e.valid_up_to(),
-        })?;
+        let text = std::str::from_utf8(raw).map_err(|e| EnvelopeError::InvalidUtf8 { valid_up_to: e.valid_up_to() })?;
         let value: Value = serde_json::from_str(text).map_err(EnvelopeError::InvalidJson)?;
         let Value::Object(mut map) = value else {
             return Err(EnvelopeError::NotAnObject);
@@ -120,9 +118,7 @@ impl Envelope {
             Some(Value::String(s)) if s == SNAPSHOT_OBJECT => false,
             Some(Value::String(s)) if s == THIN_OBJECT => true,
             Some(other) => {
-                return Err(EnvelopeError::UnexpectedObject {
-                    found: describe(other),
-                });
+                return Err(EnvelopeError::UnexpectedObject { found: describe(other) });
             }
         };
         let id = non_empty_string(&mut map, "id").ok_or(EnvelopeError::MissingId)?;
@@ -143,9 +139,7 @@ impl Envelope {
         } else {
             let created = match map.get("created") {
                 None | Some(Value::Null) => return Err(EnvelopeError::MissingCreated),
-                Some(Value::Number(n)) => n
-                    .as_i64()
-                    .ok_or_else(|| invalid("created", "an integer (Unix seconds)"))?,
+                Some(Value::Number(n)) => n.as_i64().ok_or_else(|| invalid("created", "an integer (Unix seconds)"))?,
                 Some(_) => return Err(invalid("created", "an integer (Unix seconds)")),
             };
             let mut data = match map.remove("data") {
@@ -160,16 +154,7 @@ impl Envelope {
             (Some(created), Some(object), previous)
         };
 
-        Ok(Envelope {
-            id,
-            event_type,
-            created,
-            livemode,
-            api_version,
-            thin,
-            data_object,
-            previous_attributes,
-        })
+        Ok(Envelope { id, event_type, created, livemode, api_version, thin, data_object, previous_attributes })
     }
 
     /// Thin (v2) events carry no object: callers store them and mark them unsupported.
@@ -189,11 +174,7 @@ impl Envelope {
 
     /// Which handler, if any, the worker runs for this event.
     pub fn kind(&self) -> EventKind {
-        if self.thin {
-            EventKind::Thin
-        } else {
-            EventKind::from_type(&self.event_type)
-        }
+        if self.thin { EventKind::Thin } else { EventKind::from_type(&self.event_type) }
     }
 
     /// Which subscription (or customer) this event is about, so events for

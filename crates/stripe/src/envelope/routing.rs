@@ -34,11 +34,8 @@ impl GroupKey {
     }
 }
 
-const CHECKOUT_TYPES: [&str; 3] = [
-    "checkout.session.completed",
-    "checkout.session.async_payment_succeeded",
-    "checkout.session.async_payment_failed",
-];
+const CHECKOUT_TYPES: [&str; 3] =
+    ["checkout.session.completed", "checkout.session.async_payment_succeeded", "checkout.session.async_payment_failed"];
 
 /// Routing rules, in order:
 /// 1. the three `checkout.session.*` completion events with `mode ==
@@ -83,10 +80,7 @@ pub(crate) fn group_key(event_type: &str, object: &Value) -> GroupKey {
 /// An invoice's subscription under either API shape; shared with
 /// [`crate::objects::Invoice`] semantics.
 fn invoice_subscription(invoice: &Value) -> Option<&str> {
-    let new = invoice
-        .get("parent")
-        .and_then(|p| p.get("subscription_details"))
-        .and_then(|d| d.get("subscription"));
+    let new = invoice.get("parent").and_then(|p| p.get("subscription_details")).and_then(|d| d.get("subscription"));
     id_of(new).or_else(|| id_of(invoice.get("subscription")))
 }
 

@@ -25,20 +25,14 @@ fn code(raw: &[u8]) -> &'static str {
 
 #[test]
 fn parses_snapshot_event_fields() {
-    let env = parse(&event(
-        "customer.subscription.updated",
-        json!({"id": "sub_1", "object": "subscription"}),
-    ));
+    let env = parse(&event("customer.subscription.updated", json!({"id": "sub_1", "object": "subscription"})));
     assert_eq!(env.id, "evt_1");
     assert_eq!(env.event_type, "customer.subscription.updated");
     assert_eq!(env.created, Some(1_700_000_000));
     assert!(!env.livemode);
     assert_eq!(env.api_version.as_deref(), Some("2025-03-31.basil"));
     assert!(!env.is_thin());
-    assert_eq!(
-        env.data_object().and_then(|o| o.get("id")),
-        Some(&json!("sub_1"))
-    );
+    assert_eq!(env.data_object().and_then(|o| o.get("id")), Some(&json!("sub_1")));
     assert_eq!(env.previous_attributes(), None);
 }
 
@@ -51,10 +45,7 @@ fn defaults_livemode_and_api_version_and_object() {
     let raw = br#"{"id":"evt_1","type":"x.y","created":5,"livemode":true,"data":{"object":{},"previous_attributes":{"status":"trialing"}}}"#;
     let env = Envelope::parse(raw).expect("valid");
     assert!(env.livemode);
-    assert_eq!(
-        env.previous_attributes(),
-        Some(&json!({"status": "trialing"}))
-    );
+    assert_eq!(env.previous_attributes(), Some(&json!({"status": "trialing"})));
 }
 
 #[test]
@@ -77,10 +68,7 @@ fn thin_event_parses_and_is_flagged() {
     assert_eq!(env.kind(), EventKind::Thin);
     assert!(!env.kind().handled());
     assert_eq!(env.group_key(), GroupKey::None);
-    assert_eq!(
-        env.object::<Subscription>().expect_err("no object").code(),
-        "no_data_object"
-    );
+    assert_eq!(env.object::<Subscription>().expect_err("no object").code(), "no_data_object");
 }
 
 #[test]
@@ -90,62 +78,23 @@ fn error_codes() {
     assert_eq!(code(b"{"), "invalid_json");
     assert_eq!(code(b"[1]"), "not_an_object");
     assert_eq!(code(b"\"evt\""), "not_an_object");
-    assert_eq!(
-        code(br#"{"type":"a","created":1,"data":{"object":{}}}"#),
-        "missing_id"
-    );
-    assert_eq!(
-        code(br#"{"id":"","type":"a","created":1,"data":{"object":{}}}"#),
-        "missing_id"
-    );
-    assert_eq!(
-        code(br#"{"id":7,"type":"a","created":1,"data":{"object":{}}}"#),
-        "missing_id"
-    );
-    assert_eq!(
-        code(br#"{"id":"e","created":1,"data":{"object":{}}}"#),
-        "missing_type"
-    );
-    assert_eq!(
-        code(br#"{"id":"e","type":null,"created":1,"data":{"object":{}}}"#),
-        "missing_type"
-    );
-    assert_eq!(
-        code(br#"{"id":"e","type":"a","data":{"object":{}}}"#),
-        "missing_created"
-    );
-    assert_eq!(
-        code(br#"{"id":"e","type":"a","created":"1","data":{"object":{}}}"#),
-        "invalid_field"
-    );
-    assert_eq!(
-        code(br#"{"id":"e","type":"a","created":1.5,"data":{"object":{}}}"#),
-        "invalid_field"
-    );
-    assert_eq!(
-        code(br#"{"id":"e","type":"a","created":1}"#),
-        "missing_data_object"
-    );
-    assert_eq!(
-        code(br#"{"id":"e","type":"a","created":1,"data":{"object":[]}}"#),
-        "missing_data_object"
-    );
+    assert_eq!(code(br#"{"type":"a","created":1,"data":{"object":{}}}"#), "missing_id");
+    assert_eq!(code(br#"{"id":"","type":"a","created":1,"data":{"object":{}}}"#), "missing_id");
+    assert_eq!(code(br#"{"id":7,"type":"a","created":1,"data":{"object":{}}}"#), "missing_id");
+    assert_eq!(code(br#"{"id":"e","created":1,"data":{"object":{}}}"#), "missing_type");
+    assert_eq!(code(br#"{"id":"e","type":null,"created":1,"data":{"object":{}}}"#), "missing_type");
+    assert_eq!(code(br#"{"id":"e","type":"a","data":{"object":{}}}"#), "missing_created");
+    assert_eq!(code(br#"{"id":"e","type":"a","created":"1","data":{"object":{}}}"#), "invalid_field");
+    assert_eq!(code(br#"{"id":"e","type":"a","created":1.5,"data":{"object":{}}}"#), "invalid_field");
+    assert_eq!(code(br#"{"id":"e","type":"a","created":1}"#), "missing_data_object");
+    assert_eq!(code(br#"{"id":"e","type":"a","created":1,"data":{"object":[]}}"#), "missing_data_object");
     assert_eq!(
         code(br#"{"id":"e","type":"a","created":1,"data":{"object":{}},"object":"customer"}"#),
         "unexpected_object"
     );
-    assert_eq!(
-        code(br#"{"id":"e","type":"a","created":1,"data":{"object":{}},"object":5}"#),
-        "unexpected_object"
-    );
-    assert_eq!(
-        code(br#"{"id":"e","type":"a","created":1,"data":{"object":{}},"livemode":"yes"}"#),
-        "invalid_field"
-    );
-    assert_eq!(
-        code(br#"{"id":"e","type":"a","created":1,"data":{"object":{}},"api_version":1}"#),
-        "invalid_field"
-    );
+    assert_eq!(code(br#"{"id":"e","type":"a","created":1,"data":{"object":{}},"object":5}"#), "unexpected_object");
+    assert_eq!(code(br#"{"id":"e","type":"a","created":1,"data":{"object":{}},"livemode":"yes"}"#), "invalid_field");
+    assert_eq!(code(br#"{"id":"e","type":"a","created":1,"data":{"object":{}},"api_version":1}"#), "invalid_field");
 }
 
 #[test]
@@ -169,8 +118,7 @@ fn deep_nesting_is_an_error_not_a_crash() {
         }
         assert_eq!(code(raw.as_bytes()), "invalid_json");
         // Nested inside data.object of an otherwise valid event, too.
-        let wrapped =
-            format!(r#"{{"id":"e","type":"a","created":1,"data":{{"object":{{"x":{raw}}}}}}}"#);
+        let wrapped = format!(r#"{{"id":"e","type":"a","created":1,"data":{{"object":{{"x":{raw}}}}}}}"#);
         assert_eq!(code(wrapped.as_bytes()), "invalid_json");
     }
 }
@@ -199,21 +147,12 @@ fn event_kinds() {
         assert_eq!(kind.event_type(), Some(t));
     }
     assert_eq!(EventKind::handled_event_types().count(), handled.len());
-    for t in [
-        "invoice.created",
-        "customer.created",
-        "checkout.session.expired",
-        "plan.created",
-        "",
-    ] {
+    for t in ["invoice.created", "customer.created", "checkout.session.expired", "plan.created", ""] {
         assert_eq!(EventKind::from_type(t), EventKind::Ignored, "{t}");
         assert!(!EventKind::Ignored.handled());
     }
     assert_eq!(EventKind::Thin.event_type(), None);
-    assert_eq!(
-        parse(&event("invoice.paid", json!({}))).kind(),
-        EventKind::InvoicePaid
-    );
+    assert_eq!(parse(&event("invoice.paid", json!({}))).kind(), EventKind::InvoicePaid);
 }
 
 fn key(event_type: &str, object: Value) -> GroupKey {
@@ -240,27 +179,21 @@ fn routing_checkout() {
         let expanded = json!({"id": "cs_1", "mode": "subscription", "subscription": {"id": "sub_A", "status": "active"}, "customer": {"id": "cus_B"}});
         assert_eq!(key(t, expanded), sub("sub_A"), "{t}");
         // Payment mode never names a subscription; falls back to the customer.
-        let payment =
-            json!({"id": "cs_1", "mode": "payment", "subscription": "sub_A", "customer": "cus_B"});
+        let payment = json!({"id": "cs_1", "mode": "payment", "subscription": "sub_A", "customer": "cus_B"});
         assert_eq!(key(t, payment), cus("cus_B"), "{t}");
-        let nothing =
-            json!({"id": "cs_1", "mode": "payment", "subscription": null, "customer": null});
+        let nothing = json!({"id": "cs_1", "mode": "payment", "subscription": null, "customer": null});
         assert_eq!(key(t, nothing), GroupKey::None, "{t}");
     }
     // checkout.session.expired is not in the checkout rule: customer only.
-    let expired =
-        json!({"id": "cs_1", "mode": "subscription", "subscription": "sub_A", "customer": "cus_B"});
+    let expired = json!({"id": "cs_1", "mode": "subscription", "subscription": "sub_A", "customer": "cus_B"});
     assert_eq!(key("checkout.session.expired", expired), cus("cus_B"));
 }
 
 #[test]
 fn routing_subscription_events() {
     let object = json!({"id": "sub_A", "object": "subscription", "customer": "cus_B"});
-    for t in [
-        "customer.subscription.updated",
-        "customer.subscription.deleted",
-        "customer.subscription.trial_will_end",
-    ] {
+    for t in ["customer.subscription.updated", "customer.subscription.deleted", "customer.subscription.trial_will_end"]
+    {
         assert_eq!(key(t, object.clone()), sub("sub_A"), "{t}");
     }
 }
@@ -275,49 +208,18 @@ fn routing_invoice_both_api_shapes() {
     assert_eq!(key("invoice.payment_succeeded", both), sub("sub_NEW"));
     let parent_without_sub = json!({"id": "in_1", "customer": {"id": "cus_B"}, "subscription": null, "parent": {"type": "quote_details", "subscription_details": null}});
     assert_eq!(key("invoice.paid", parent_without_sub), cus("cus_B"));
-    let fixture: Value =
-        serde_json::from_str(include_str!("../../tests/fixtures/invoice.json")).expect("fixture");
+    let fixture: Value = serde_json::from_str(include_str!("../../tests/fixtures/invoice.json")).expect("fixture");
     assert_eq!(key("invoice.paid", fixture), sub("subscription"));
 }
 
 #[test]
 fn routing_customer_fallbacks() {
-    assert_eq!(
-        key(
-            "customer.updated",
-            json!({"id": "cus_C", "object": "customer"})
-        ),
-        cus("cus_C")
-    );
-    assert_eq!(
-        key(
-            "payment_intent.succeeded",
-            json!({"id": "pi_1", "customer": "cus_D"})
-        ),
-        cus("cus_D")
-    );
-    assert_eq!(
-        key(
-            "charge.refunded",
-            json!({"id": "ch_1", "customer": {"id": "cus_E"}})
-        ),
-        cus("cus_E")
-    );
-    assert_eq!(
-        key("plan.created", json!({"id": "plan_1", "object": "plan"})),
-        GroupKey::None
-    );
-    assert_eq!(
-        key("customer.subscription.updated", json!({"id": ""})),
-        GroupKey::None
-    );
-    assert_eq!(
-        key(
-            "customer.subscription.updated",
-            json!({"id": 5, "customer": 7})
-        ),
-        GroupKey::None
-    );
+    assert_eq!(key("customer.updated", json!({"id": "cus_C", "object": "customer"})), cus("cus_C"));
+    assert_eq!(key("payment_intent.succeeded", json!({"id": "pi_1", "customer": "cus_D"})), cus("cus_D"));
+    assert_eq!(key("charge.refunded", json!({"id": "ch_1", "customer": {"id": "cus_E"}})), cus("cus_E"));
+    assert_eq!(key("plan.created", json!({"id": "plan_1", "object": "plan"})), GroupKey::None);
+    assert_eq!(key("customer.subscription.updated", json!({"id": ""})), GroupKey::None);
+    assert_eq!(key("customer.subscription.updated", json!({"id": 5, "customer": 7})), GroupKey::None);
 }
 
 #[test]
@@ -342,12 +244,6 @@ fn typed_object_access_checks_object_kind() {
     let err = env.object::<CheckoutSession>().expect_err("not a session");
     assert!(err.to_string().contains("checkout.session"), "{err}");
 
-    let env = parse(&event(
-        "customer.subscription.created",
-        json!({"id": "sub_A", "object": "subscription"}),
-    ));
-    assert_eq!(
-        env.object::<Subscription>().expect_err("no status").code(),
-        "invalid_object"
-    );
+    let env = parse(&event("customer.subscription.created", json!({"id": "sub_A", "object": "subscription"})));
+    assert_eq!(env.object::<Subscription>().expect_err("no status").code(), "invalid_object");
 }

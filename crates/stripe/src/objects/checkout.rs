@@ -2,9 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Customer, Expandable, HasId, Metadata, StripeObject, Subscription, null_as_default, string_enum,
-};
+use super::{Customer, Expandable, HasId, Metadata, StripeObject, Subscription, null_as_default, string_enum};
 
 string_enum! {
     /// What the session sells; only `subscription` sessions create subscriptions.

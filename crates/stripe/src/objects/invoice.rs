@@ -2,10 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Customer, Expandable, HasId, List, Metadata, StripeObject, Subscription, null_as_default,
-    string_enum,
-};
+use super::{Customer, Expandable, HasId, List, Metadata, StripeObject, Subscription, null_as_default, string_enum};
 
 string_enum! {
     /// The invoice's state.
@@ -127,12 +124,7 @@ impl Invoice {
             .and_then(|d| d.subscription.as_ref())
             .map(Expandable::id)
             .filter(|id| !id.is_empty())
-            .or_else(|| {
-                self.legacy_subscription
-                    .as_ref()
-                    .map(Expandable::id)
-                    .filter(|id| !id.is_empty())
-            })
+            .or_else(|| self.legacy_subscription.as_ref().map(Expandable::id).filter(|id| !id.is_empty()))
     }
 
     /// The customer id (`cus_…`), whether or not it was expanded.
@@ -150,11 +142,7 @@ impl Invoice {
 
     /// The latest line period end: how far a paid invoice extends access.
     pub fn lines_period_end(&self) -> Option<i64> {
-        self.lines
-            .data
-            .iter()
-            .filter_map(|line| line.period.and_then(|p| p.end))
-            .max()
+        self.lines.data.iter().filter_map(|line| line.period.and_then(|p| p.end)).max()
     }
 }
 

@@ -22,9 +22,7 @@ use serde_json::Value;
 
 pub use checkout::{CheckoutMode, CheckoutSession, CheckoutStatus, PaymentStatus};
 pub use customer::Customer;
-pub use invoice::{
-    Invoice, InvoiceLine, InvoiceParent, InvoiceStatus, Period, SubscriptionDetails,
-};
+pub use invoice::{Invoice, InvoiceLine, InvoiceParent, InvoiceStatus, Period, SubscriptionDetails};
 pub use subscription::{Price, Subscription, SubscriptionItem, SubscriptionStatus};
 
 /// Stripe metadata: string keys to string values, set by us at Checkout to
@@ -37,10 +35,7 @@ pub const APP_USER_ID_KEY: &str = "app_user_id";
 /// Our user's id from Stripe metadata, if set and not blank: the link from a
 /// Stripe object back to the account whose entitlements it changes.
 pub fn app_user_id(metadata: &Metadata) -> Option<&str> {
-    metadata
-        .get(APP_USER_ID_KEY)
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
+    metadata.get(APP_USER_ID_KEY).map(|s| s.trim()).filter(|s| !s.is_empty())
 }
 
 /// Why `data.object` could not be read as the requested type.
@@ -91,23 +86,15 @@ pub trait StripeObject: DeserializeOwned {
         if let Some(found) = value.get("object").and_then(Value::as_str)
             && found != Self::OBJECT
         {
-            return Err(ObjectError::WrongObject {
-                expected: Self::OBJECT,
-                found: found.chars().take(64).collect(),
-            });
+            return Err(ObjectError::WrongObject { expected: Self::OBJECT, found: found.chars().take(64).collect() });
         }
-        Self::deserialize(value).map_err(|source| ObjectError::Invalid {
-            expected: Self::OBJECT,
-            source,
-        })
+        Self::deserialize(value).map_err(|source| ObjectError::Invalid { expected: Self::OBJECT, source })
     }
 
     /// Reads raw JSON bytes (e.g. an API response or a fixture).
     fn from_json(raw: &[u8]) -> Result<Self, ObjectError> {
-        let value: Value = serde_json::from_slice(raw).map_err(|source| ObjectError::Invalid {
-            expected: Self::OBJECT,
-            source,
-        })?;
+        let value: Value =
+            serde_json::from_slice(raw).map_err(|source| ObjectError::Invalid { expected: Self::OBJECT, source })?;
         Self::from_value(&value)
     }
 }
@@ -165,10 +152,7 @@ pub struct List<T> {
 
 impl<T> Default for List<T> {
     fn default() -> Self {
-        List {
-            data: Vec::new(),
-            has_more: false,
-        }
+        List { data: Vec::new(), has_more: false }
     }
 }
 

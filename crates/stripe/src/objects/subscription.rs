@@ -2,10 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Customer, Expandable, HasId, List, Metadata, ObjectRef, StripeObject, null_as_default,
-    string_enum,
-};
+use super::{Customer, Expandable, HasId, List, Metadata, ObjectRef, StripeObject, null_as_default, string_enum};
 
 string_enum! {
     /// Stripe's subscription status; the main input to entitlement decisions.
@@ -114,25 +111,15 @@ impl Subscription {
     /// When the paid-for period ends, whatever the API version: the top-level
     /// field (older APIs) if present, else the latest end among the items.
     pub fn current_period_end(&self) -> Option<i64> {
-        self.legacy_current_period_end.or_else(|| {
-            self.items
-                .data
-                .iter()
-                .filter_map(|item| item.current_period_end)
-                .max()
-        })
+        self.legacy_current_period_end
+            .or_else(|| self.items.data.iter().filter_map(|item| item.current_period_end).max())
     }
 
     /// When the current period started, read like [`Self::current_period_end`]
     /// (earliest start among the items on newer APIs).
     pub fn current_period_start(&self) -> Option<i64> {
-        self.legacy_current_period_start.or_else(|| {
-            self.items
-                .data
-                .iter()
-                .filter_map(|item| item.current_period_start)
-                .min()
-        })
+        self.legacy_current_period_start
+            .or_else(|| self.items.data.iter().filter_map(|item| item.current_period_start).min())
     }
 
     /// The customer id (`cus_…`), whether or not it was expanded.
@@ -142,10 +129,7 @@ impl Subscription {
 
     /// The prices subscribed to, to map onto our plans.
     pub fn prices(&self) -> impl Iterator<Item = &Price> {
-        self.items
-            .data
-            .iter()
-            .filter_map(|item| item.price.as_ref())
+        self.items.data.iter().filter_map(|item| item.price.as_ref())
     }
 }
 

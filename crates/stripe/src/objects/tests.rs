@@ -22,10 +22,7 @@ fn subscription_fixture() {
     let price = sub.prices().next().expect("one price");
     assert_eq!(price.id, "price_1PgafmB7WZ01zgkW6dKueIc5");
     assert_eq!(price.lookup_key, None);
-    assert_eq!(
-        price.product.as_ref().map(Expandable::id),
-        Some("prod_QXg1hqf4jFNsqG")
-    );
+    assert_eq!(price.product.as_ref().map(Expandable::id), Some("prod_QXg1hqf4jFNsqG"));
     // The fixture is on the new API shape: no top-level period, items carry it.
     assert_eq!(sub.legacy_current_period_end, None);
     assert_eq!(sub.current_period_end(), Some(976287773));
@@ -43,8 +40,7 @@ fn current_period_end_prefers_top_level_then_max_of_items() {
     let sub = Subscription::from_value(&newer).expect("parses");
     assert_eq!(sub.current_period_end(), Some(300));
 
-    let older =
-        json!({"id": "sub_1", "status": "active", "current_period_end": 50, "items": items});
+    let older = json!({"id": "sub_1", "status": "active", "current_period_end": 50, "items": items});
     let sub = Subscription::from_value(&older).expect("parses");
     assert_eq!(sub.current_period_end(), Some(50));
 
@@ -68,14 +64,10 @@ fn subscription_statuses_and_unknown_fallback() {
         ("paused", SubscriptionStatus::Paused),
         ("on_fire", SubscriptionStatus::Unknown("on_fire".into())),
     ] {
-        let sub =
-            Subscription::from_value(&json!({"id": "sub_1", "status": wire})).expect("parses");
+        let sub = Subscription::from_value(&json!({"id": "sub_1", "status": wire})).expect("parses");
         assert_eq!(sub.status, status);
         assert_eq!(sub.status.as_str(), wire);
-        assert_eq!(
-            serde_json::to_value(&sub.status).expect("serializes"),
-            json!(wire)
-        );
+        assert_eq!(serde_json::to_value(&sub.status).expect("serializes"), json!(wire));
     }
 }
 
@@ -117,17 +109,9 @@ fn checkout_fixture_and_subscription_mode() {
     let session = CheckoutSession::from_value(&value).expect("parses");
     assert_eq!(session.subscription_id(), Some("sub_1"));
     assert_eq!(session.customer_id(), Some("cus_1"));
-    assert_eq!(
-        session.payment_status,
-        Some(PaymentStatus::NoPaymentRequired)
-    );
-    assert_eq!(
-        session.app_user_id(),
-        Some("u_7"),
-        "blank client_reference_id falls back"
-    );
-    let value =
-        json!({"id": "cs_1", "client_reference_id": "u_1", "metadata": {"app_user_id": "u_7"}});
+    assert_eq!(session.payment_status, Some(PaymentStatus::NoPaymentRequired));
+    assert_eq!(session.app_user_id(), Some("u_7"), "blank client_reference_id falls back");
+    let value = json!({"id": "cs_1", "client_reference_id": "u_1", "metadata": {"app_user_id": "u_7"}});
     let session = CheckoutSession::from_value(&value).expect("parses");
     assert_eq!(session.app_user_id(), Some("u_1"));
 }
@@ -145,8 +129,7 @@ fn invoice_fixture_and_both_subscription_locations() {
     assert_eq!(invoice.lines_period_end(), Some(1721954054));
     assert!(!invoice.is_paid());
 
-    let legacy =
-        json!({"id": "in_1", "object": "invoice", "subscription": "sub_OLD", "paid": true});
+    let legacy = json!({"id": "in_1", "object": "invoice", "subscription": "sub_OLD", "paid": true});
     let invoice = Invoice::from_value(&legacy).expect("parses");
     assert_eq!(invoice.subscription_id(), Some("sub_OLD"));
     assert!(invoice.is_paid());
@@ -156,14 +139,8 @@ fn invoice_fixture_and_both_subscription_locations() {
     assert_eq!(invoice.subscription_id(), Some("sub_NEW"));
     assert!(invoice.is_paid());
 
-    let neither =
-        json!({"id": "in_1", "parent": {"subscription_details": null}, "subscription": null});
-    assert_eq!(
-        Invoice::from_value(&neither)
-            .expect("parses")
-            .subscription_id(),
-        None
-    );
+    let neither = json!({"id": "in_1", "parent": {"subscription_details": null}, "subscription": null});
+    assert_eq!(Invoice::from_value(&neither).expect("parses").subscription_id(), None);
 }
 
 #[test]
@@ -171,9 +148,7 @@ fn customer_fixture_and_deleted_customer() {
     let customer = Customer::from_json(CUSTOMER).expect("fixture parses");
     assert_eq!(customer.id, "cus_QXg1o8vcGmoR32");
     assert!(!customer.deleted);
-    let deleted =
-        Customer::from_value(&json!({"id": "cus_1", "object": "customer", "deleted": true}))
-            .expect("parses");
+    let deleted = Customer::from_value(&json!({"id": "cus_1", "object": "customer", "deleted": true})).expect("parses");
     assert!(deleted.deleted);
 }
 
@@ -201,7 +176,6 @@ fn app_user_id_reads_trimmed_non_empty() {
 #[test]
 fn objects_roundtrip_through_serde() {
     let sub = Subscription::from_json(SUBSCRIPTION).expect("fixture parses");
-    let again = Subscription::from_value(&serde_json::to_value(&sub).expect("serializes"))
-        .expect("reparses");
+    let again = Subscription::from_value(&serde_json::to_value(&sub).expect("serializes")).expect("reparses");
     assert_eq!(sub, again);
 }

@@ -35,12 +35,9 @@ pub(crate) fn parse(raw: &[u8]) -> Result<ParsedHeader, SignatureError> {
         return Err(SignatureError::MissingHeader);
     }
     if raw.len() > MAX_HEADER_LEN {
-        return Err(SignatureError::MalformedHeader(MalformedReason::TooLong {
-            len: raw.len(),
-        }));
+        return Err(SignatureError::MalformedHeader(MalformedReason::TooLong { len: raw.len() }));
     }
-    let text = std::str::from_utf8(raw)
-        .map_err(|_| SignatureError::MalformedHeader(MalformedReason::NotUtf8))?;
+    let text = std::str::from_utf8(raw).map_err(|_| SignatureError::MalformedHeader(MalformedReason::NotUtf8))?;
 
     let mut timestamp = None;
     let mut v1_seen = 0usize;
@@ -51,16 +48,12 @@ pub(crate) fn parse(raw: &[u8]) -> Result<ParsedHeader, SignatureError> {
             continue;
         }
         let Some((key, value)) = element.split_once('=') else {
-            return Err(SignatureError::MalformedHeader(
-                MalformedReason::NotKeyValue { element: index + 1 },
-            ));
+            return Err(SignatureError::MalformedHeader(MalformedReason::NotKeyValue { element: index + 1 }));
         };
         match key.trim_ascii() {
             "t" => {
                 if timestamp.is_some() {
-                    return Err(SignatureError::MalformedHeader(
-                        MalformedReason::DuplicateTimestamp,
-                    ));
+                    return Err(SignatureError::MalformedHeader(MalformedReason::DuplicateTimestamp));
                 }
                 timestamp = Some(parse_timestamp(value.trim_ascii())?);
             }
@@ -76,17 +69,12 @@ pub(crate) fn parse(raw: &[u8]) -> Result<ParsedHeader, SignatureError> {
         }
     }
     let Some(timestamp) = timestamp else {
-        return Err(SignatureError::MalformedHeader(
-            MalformedReason::MissingTimestamp,
-        ));
+        return Err(SignatureError::MalformedHeader(MalformedReason::MissingTimestamp));
     };
     if v1_seen == 0 {
         return Err(SignatureError::NoV1Signature);
     }
-    Ok(ParsedHeader {
-        timestamp,
-        candidates,
-    })
+    Ok(ParsedHeader { timestamp, candidates })
 }
 
 /// Unix seconds, decimal digits only (no sign, no garbage after: Stripe never
@@ -101,11 +89,7 @@ fn parse_timestamp(value: &str) -> Result<i64, SignatureError> {
 
 /// Lowercase hex only, like the SDKs' string comparison (uppercase never matches there either).
 fn decode_signature(value: &str) -> Option<[u8; SIGNATURE_LEN]> {
-    if value.len() != SIGNATURE_LEN * 2
-        || !value
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
+    if value.len() != SIGNATURE_LEN * 2 || !value.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     let mut out = [0u8; SIGNATURE_LEN];
@@ -153,30 +137,15 @@ mod tests {
 
     #[test]
     fn malformed_variants() {
-        assert_eq!(
-            malformed("garbage"),
-            MalformedReason::NotKeyValue { element: 1 }
-        );
-        assert_eq!(
-            malformed(&format!("t=1,v1={SIG},oops")),
-            MalformedReason::NotKeyValue { element: 3 }
-        );
-        assert_eq!(
-            malformed(&format!("v1={SIG}")),
-            MalformedReason::MissingTimestamp
-        );
+        assert_eq!(malformed("garbage"), MalformedReason::NotKeyValue { element: 1 });
+        assert_eq!(malformed(&format!("t=1,v1={SIG},oops")), MalformedReason::NotKeyValue { element: 3 });
+        assert_eq!(malformed(&format!("v1={SIG}")), MalformedReason::MissingTimestamp);
         assert_eq!(malformed("t=abc,v1=00"), MalformedReason::InvalidTimestamp);
         assert_eq!(malformed("t=-5,v1=00"), MalformedReason::InvalidTimestamp);
         assert_eq!(malformed("t=,v1=00"), MalformedReason::InvalidTimestamp);
         assert_eq!(malformed("t=12x,v1=00"), MalformedReason::InvalidTimestamp);
-        assert_eq!(
-            malformed("t=99999999999999999999999,v1=00"),
-            MalformedReason::InvalidTimestamp
-        );
-        assert_eq!(
-            malformed("t=1,t=2,v1=00"),
-            MalformedReason::DuplicateTimestamp
-        );
+        assert_eq!(malformed("t=99999999999999999999999,v1=00"), MalformedReason::InvalidTimestamp);
+        assert_eq!(malformed("t=1,t=2,v1=00"), MalformedReason::DuplicateTimestamp);
         match parse(b"t=1,v1=\xff\xfe") {
             Err(SignatureError::MalformedHeader(MalformedReason::NotUtf8)) => {}
             other => panic!("expected NotUtf8, got {other:?}"),
@@ -187,25 +156,13 @@ mod tests {
 
     #[test]
     fn only_v0_or_unknown_schemes_is_no_v1() {
-        assert_eq!(
-            parse(format!("t=1,v0={SIG}").as_bytes()).err(),
-            Some(SignatureError::NoV1Signature)
-        );
-        assert_eq!(
-            parse(format!("t=1,v2={SIG},V1={SIG}").as_bytes()).err(),
-            Some(SignatureError::NoV1Signature)
-        );
+        assert_eq!(parse(format!("t=1,v0={SIG}").as_bytes()).err(), Some(SignatureError::NoV1Signature));
+        assert_eq!(parse(format!("t=1,v2={SIG},V1={SIG}").as_bytes()).err(), Some(SignatureError::NoV1Signature));
     }
 
     #[test]
     fn bad_hex_is_kept_out_of_candidates_not_an_error() {
-        for bad in [
-            "zz",
-            "",
-            &SIG.to_uppercase(),
-            &SIG[..63],
-            &format!("{SIG}0"),
-        ] {
+        for bad in ["zz", "", &SIG.to_uppercase(), &SIG[..63], &format!("{SIG}0")] {
             let parsed = parse(format!("t=1,v1={bad}").as_bytes()).expect("parses");
             assert!(parsed.candidates.is_empty(), "{bad:?}");
         }

@@ -78,9 +78,7 @@ impl std::fmt::Display for ToleranceDirection {
 pub enum SignatureError {
     /// The request had no (or an empty) `Stripe-Signature` header; the caller
     /// constructs this when the header is absent.
-    #[error(
-        "missing Stripe-Signature header: webhooks must come from Stripe (or `stripe listen`) and be signed"
-    )]
+    #[error("missing Stripe-Signature header: webhooks must come from Stripe (or `stripe listen`) and be signed")]
     MissingHeader,
     /// The header could not be parsed; see [`MalformedReason`].
     #[error("malformed Stripe-Signature header: {0}")]
@@ -94,9 +92,7 @@ pub enum SignatureError {
     )]
     SignatureMismatch,
     /// Authentic, but signed too long ago or too far in the future.
-    #[error(
-        "signature timestamp {timestamp} is {direction}: now is {now}, tolerance is {tolerance_secs}s"
-    )]
+    #[error("signature timestamp {timestamp} is {direction}: now is {now}, tolerance is {tolerance_secs}s")]
     TimestampOutsideTolerance {
         /// Past or future.
         direction: ToleranceDirection,
@@ -168,9 +164,7 @@ pub fn verify(
             parsed
                 .candidates
                 .iter()
-                .fold(subtle::Choice::from(0u8), |acc, candidate| {
-                    acc | candidate.ct_eq(&expected)
-                })
+                .fold(subtle::Choice::from(0u8), |acc, candidate| acc | candidate.ct_eq(&expected))
                 .into()
         })
         .ok_or(SignatureError::SignatureMismatch)?;
@@ -192,10 +186,7 @@ pub fn verify(
             tolerance_secs,
         });
     }
-    Ok(VerifiedTimestamp {
-        timestamp: parsed.timestamp,
-        secret_index,
-    })
+    Ok(VerifiedTimestamp { timestamp: parsed.timestamp, secret_index })
 }
 
 /// Signs a body as Stripe would, returning the full header value

@@ -25,9 +25,7 @@ pub enum SecretsError {
     #[error("no webhook signing secret configured; {WHERE_TO_GET_ONE}")]
     Empty,
     /// `a,,b` or a trailing comma: almost always an editing mistake.
-    #[error(
-        "webhook signing secret #{position} (1-based, comma-separated) is empty; remove the stray comma"
-    )]
+    #[error("webhook signing secret #{position} (1-based, comma-separated) is empty; remove the stray comma")]
     EmptyEntry {
         /// 1-based position in the comma-separated list.
         position: usize,
@@ -43,9 +41,7 @@ pub enum SecretsError {
         len: usize,
     },
     /// `whsec_` alone: a truncated paste.
-    #[error(
-        "webhook signing secret #{position} (1-based) is just `whsec_` with nothing after it; {WHERE_TO_GET_ONE}"
-    )]
+    #[error("webhook signing secret #{position} (1-based) is just `whsec_` with nothing after it; {WHERE_TO_GET_ONE}")]
     Truncated {
         /// 1-based position in the comma-separated list.
         position: usize,
@@ -96,10 +92,7 @@ impl Secret {
             return Err(SecretsError::EmptyEntry { position });
         }
         let Some(rest) = value.strip_prefix(PREFIX) else {
-            return Err(SecretsError::MissingPrefix {
-                position,
-                len: value.chars().count(),
-            });
+            return Err(SecretsError::MissingPrefix { position, len: value.chars().count() });
         };
         if rest.is_empty() {
             return Err(SecretsError::Truncated { position });
@@ -180,9 +173,7 @@ impl Secrets {
 
 impl From<Secret> for Secrets {
     fn from(secret: Secret) -> Self {
-        Secrets {
-            secrets: vec![secret],
-        }
+        Secrets { secrets: vec![secret] }
     }
 }
 
@@ -214,14 +205,8 @@ mod tests {
     fn rejects_empty_config_and_entries() {
         assert_eq!(Secrets::parse("").err(), Some(SecretsError::Empty));
         assert_eq!(Secrets::parse("  \n").err(), Some(SecretsError::Empty));
-        assert_eq!(
-            Secrets::parse("whsec_a,,whsec_b").err(),
-            Some(SecretsError::EmptyEntry { position: 2 })
-        );
-        assert_eq!(
-            Secrets::parse("whsec_a, ").err(),
-            Some(SecretsError::EmptyEntry { position: 2 })
-        );
+        assert_eq!(Secrets::parse("whsec_a,,whsec_b").err(), Some(SecretsError::EmptyEntry { position: 2 }));
+        assert_eq!(Secrets::parse("whsec_a, ").err(), Some(SecretsError::EmptyEntry { position: 2 }));
     }
 
     #[test]
@@ -238,14 +223,8 @@ mod tests {
     #[test]
     fn rejects_truncated_and_inner_whitespace() {
         assert_eq!(Secret::parse(" ").err(), Some(SecretsError::Empty));
-        assert_eq!(
-            Secret::parse("whsec_").err(),
-            Some(SecretsError::Truncated { position: 1 })
-        );
-        assert_eq!(
-            Secret::parse("whsec_ab cd").err(),
-            Some(SecretsError::InnerWhitespace { position: 1 })
-        );
+        assert_eq!(Secret::parse("whsec_").err(), Some(SecretsError::Truncated { position: 1 }));
+        assert_eq!(Secret::parse("whsec_ab cd").err(), Some(SecretsError::InnerWhitespace { position: 1 }));
     }
 
     #[test]

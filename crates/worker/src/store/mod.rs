@@ -105,27 +105,18 @@ macro_rules! on_pool {
 }
 
 /// The event row by id (read on the pool: event rows never change once written).
-pub(crate) async fn load_event(
-    store: &Store,
-    event_id: &str,
-) -> Result<Option<StoredEvent>, WorkerError> {
+pub(crate) async fn load_event(store: &Store, event_id: &str) -> Result<Option<StoredEvent>, WorkerError> {
     on_pool!(store, load_event(event_id))
 }
 
 /// The subscription row, locked for this transaction (PostgreSQL `FOR UPDATE`; SQLite's
 /// transaction already holds the write lock).
-pub(crate) async fn lock_subscription(
-    tx: &mut Tx,
-    id: &str,
-) -> Result<Option<SubscriptionRow>, WorkerError> {
+pub(crate) async fn lock_subscription(tx: &mut Tx, id: &str) -> Result<Option<SubscriptionRow>, WorkerError> {
     on_tx!(tx, lock_subscription(id))
 }
 
 /// Inserts or replaces a subscription row.
-pub(crate) async fn save_subscription(
-    tx: &mut Tx,
-    row: &SubscriptionWrite<'_>,
-) -> Result<(), WorkerError> {
+pub(crate) async fn save_subscription(tx: &mut Tx, row: &SubscriptionWrite<'_>) -> Result<(), WorkerError> {
     on_tx!(tx, save_subscription(row))
 }
 
@@ -145,18 +136,12 @@ pub(crate) async fn lock_users(tx: &mut Tx, users: &[&str]) -> Result<(), Worker
 }
 
 /// The stored entitlement of a user, inside the transaction.
-pub(crate) async fn entitlement_in(
-    tx: &mut Tx,
-    user_id: &str,
-) -> Result<Option<StoredEntitlement>, WorkerError> {
+pub(crate) async fn entitlement_in(tx: &mut Tx, user_id: &str) -> Result<Option<StoredEntitlement>, WorkerError> {
     on_tx!(tx, entitlement_in(user_id))
 }
 
 /// Inserts or replaces a user's entitlement.
-pub(crate) async fn upsert_entitlement(
-    tx: &mut Tx,
-    row: &StoredEntitlement,
-) -> Result<(), WorkerError> {
+pub(crate) async fn upsert_entitlement(tx: &mut Tx, row: &StoredEntitlement) -> Result<(), WorkerError> {
     on_tx!(tx, upsert_entitlement(row))
 }
 
@@ -182,16 +167,12 @@ pub(crate) async fn list_entitlements(
     limit: u32,
     offset: u64,
 ) -> Result<Vec<StoredEntitlement>, WorkerError> {
-    let offset = i64::try_from(offset)
-        .map_err(|_| WorkerError::InvalidInput("offset is too large".into()))?;
+    let offset = i64::try_from(offset).map_err(|_| WorkerError::InvalidInput("offset is too large".into()))?;
     on_pool!(store, list_entitlements(i64::from(limit), offset))
 }
 
 /// One user's stored entitlement.
-pub(crate) async fn get_entitlement(
-    store: &Store,
-    user_id: &str,
-) -> Result<Option<StoredEntitlement>, WorkerError> {
+pub(crate) async fn get_entitlement(store: &Store, user_id: &str) -> Result<Option<StoredEntitlement>, WorkerError> {
     on_pool!(store, get_entitlement(user_id))
 }
 
@@ -201,26 +182,18 @@ pub(crate) async fn history(store: &Store, user_id: &str) -> Result<Vec<HistoryR
 }
 
 /// What the worker did with one event.
-pub(crate) async fn outcome(
-    store: &Store,
-    event_id: &str,
-) -> Result<Option<EventOutcomeRow>, WorkerError> {
+pub(crate) async fn outcome(store: &Store, event_id: &str) -> Result<Option<EventOutcomeRow>, WorkerError> {
     on_pool!(store, outcome(event_id))
 }
 
 /// One subscription row.
-pub(crate) async fn subscription(
-    store: &Store,
-    id: &str,
-) -> Result<Option<SubscriptionRow>, WorkerError> {
+pub(crate) async fn subscription(store: &Store, id: &str) -> Result<Option<SubscriptionRow>, WorkerError> {
     on_pool!(store, subscription(id))
 }
 
 /// Milliseconds → time (SQLite stores INTEGER milliseconds).
 fn from_ms(ms: i64) -> Result<DateTime<Utc>, WorkerError> {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .ok_or_else(|| WorkerError::Corrupt(format!("timestamp {ms} out of range")))
+    Utc.timestamp_millis_opt(ms).single().ok_or_else(|| WorkerError::Corrupt(format!("timestamp {ms} out of range")))
 }
 
 fn from_ms_opt(ms: Option<i64>) -> Result<Option<DateTime<Utc>>, WorkerError> {
@@ -228,11 +201,7 @@ fn from_ms_opt(ms: Option<i64>) -> Result<Option<DateTime<Utc>>, WorkerError> {
 }
 
 fn parse_job_id(s: Option<String>) -> Result<Option<JobId>, WorkerError> {
-    s.map(|s| {
-        JobId::parse_str(&s)
-            .map_err(|_| WorkerError::Corrupt(format!("job id `{s}` is not a UUID")))
-    })
-    .transpose()
+    s.map(|s| JobId::parse_str(&s).map_err(|_| WorkerError::Corrupt(format!("job id `{s}` is not a UUID")))).transpose()
 }
 
 fn parse_json(s: &str, what: &str) -> Result<serde_json::Value, WorkerError> {

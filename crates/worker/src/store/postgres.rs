@@ -5,9 +5,7 @@
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::{
-    HistoryWrite, OutcomeWrite, StoredEntitlement, StoredEvent, SubscriptionRow, SubscriptionWrite,
-};
+use super::{HistoryWrite, OutcomeWrite, StoredEntitlement, StoredEvent, SubscriptionRow, SubscriptionWrite};
 use crate::entitlements::{EventOutcomeRow, HistoryRow};
 use crate::error::WorkerError;
 
@@ -38,22 +36,14 @@ fn decode_entitlement(row: &PgRow) -> Result<StoredEntitlement, WorkerError> {
 }
 
 fn decode_subscription(row: &PgRow) -> Result<SubscriptionRow, WorkerError> {
-    Ok(SubscriptionRow {
-        state: row.try_get("state")?,
-        user_id: row.try_get("user_id")?,
-    })
+    Ok(SubscriptionRow { state: row.try_get("state")?, user_id: row.try_get("user_id")? })
 }
 
-pub(super) async fn load_event(
-    pool: &PgPool,
-    event_id: &str,
-) -> Result<Option<StoredEvent>, WorkerError> {
-    let row = sqlx::query(
-        "SELECT event_type, disposition, payload FROM subsync_events WHERE event_id = $1",
-    )
-    .bind(event_id)
-    .fetch_optional(pool)
-    .await?;
+pub(super) async fn load_event(pool: &PgPool, event_id: &str) -> Result<Option<StoredEvent>, WorkerError> {
+    let row = sqlx::query("SELECT event_type, disposition, payload FROM subsync_events WHERE event_id = $1")
+        .bind(event_id)
+        .fetch_optional(pool)
+        .await?;
     row.map(|r| {
         Ok(StoredEvent {
             event_type: r.try_get("event_type")?,
@@ -64,35 +54,23 @@ pub(super) async fn load_event(
     .transpose()
 }
 
-pub(super) async fn lock_subscription(
-    c: &mut PgConnection,
-    id: &str,
-) -> Result<Option<SubscriptionRow>, WorkerError> {
-    let row = sqlx::query(
-        "SELECT state, user_id FROM subsync_subscriptions WHERE subscription_id = $1 FOR UPDATE",
-    )
-    .bind(id)
-    .fetch_optional(&mut *c)
-    .await?;
+pub(super) async fn lock_subscription(c: &mut PgConnection, id: &str) -> Result<Option<SubscriptionRow>, WorkerError> {
+    let row = sqlx::query("SELECT state, user_id FROM subsync_subscriptions WHERE subscription_id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
     row.as_ref().map(decode_subscription).transpose()
 }
 
-pub(super) async fn subscription(
-    pool: &PgPool,
-    id: &str,
-) -> Result<Option<SubscriptionRow>, WorkerError> {
-    let row =
-        sqlx::query("SELECT state, user_id FROM subsync_subscriptions WHERE subscription_id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
+pub(super) async fn subscription(pool: &PgPool, id: &str) -> Result<Option<SubscriptionRow>, WorkerError> {
+    let row = sqlx::query("SELECT state, user_id FROM subsync_subscriptions WHERE subscription_id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
     row.as_ref().map(decode_subscription).transpose()
 }
 
-pub(super) async fn save_subscription(
-    c: &mut PgConnection,
-    w: &SubscriptionWrite<'_>,
-) -> Result<(), WorkerError> {
+pub(super) async fn save_subscription(c: &mut PgConnection, w: &SubscriptionWrite<'_>) -> Result<(), WorkerError> {
     sqlx::query(
         "INSERT INTO subsync_subscriptions (subscription_id, state, user_id, customer_id, status, updated_at, last_event_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -122,9 +100,7 @@ pub(super) async fn user_subscriptions(
     .bind(user_id)
     .fetch_all(&mut *c)
     .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("subscription_id")?, r.try_get("state")?)))
-        .collect()
+    rows.iter().map(|r| Ok((r.try_get("subscription_id")?, r.try_get("state")?))).collect()
 }
 
 pub(super) async fn lock_users(c: &mut PgConnection, users: &[&str]) -> Result<(), WorkerError> {
@@ -143,17 +119,11 @@ pub(super) async fn entitlement_in(
     user_id: &str,
 ) -> Result<Option<StoredEntitlement>, WorkerError> {
     let sql = format!("SELECT {ENTITLEMENT_COLUMNS} FROM subsync_entitlements WHERE user_id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(user_id)
-        .fetch_optional(&mut *c)
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_optional(&mut *c).await?;
     row.as_ref().map(decode_entitlement).transpose()
 }
 
-pub(super) async fn upsert_entitlement(
-    c: &mut PgConnection,
-    e: &StoredEntitlement,
-) -> Result<(), WorkerError> {
+pub(super) async fn upsert_entitlement(c: &mut PgConnection, e: &StoredEntitlement) -> Result<(), WorkerError> {
     sqlx::query(
         "INSERT INTO subsync_entitlements (user_id, user_source, tier, features, lapse_tier, lapse_features, \
            subscription_id, status, reason, plan_tier, access_until, period_end, updated_at, evaluated_at, last_event_id) \
@@ -184,21 +154,12 @@ pub(super) async fn upsert_entitlement(
     Ok(())
 }
 
-pub(super) async fn delete_entitlement(
-    c: &mut PgConnection,
-    user_id: &str,
-) -> Result<(), WorkerError> {
-    sqlx::query("DELETE FROM subsync_entitlements WHERE user_id = $1")
-        .bind(user_id)
-        .execute(&mut *c)
-        .await?;
+pub(super) async fn delete_entitlement(c: &mut PgConnection, user_id: &str) -> Result<(), WorkerError> {
+    sqlx::query("DELETE FROM subsync_entitlements WHERE user_id = $1").bind(user_id).execute(&mut *c).await?;
     Ok(())
 }
 
-pub(super) async fn insert_history(
-    c: &mut PgConnection,
-    h: &HistoryWrite<'_>,
-) -> Result<(), WorkerError> {
+pub(super) async fn insert_history(c: &mut PgConnection, h: &HistoryWrite<'_>) -> Result<(), WorkerError> {
     sqlx::query(
         "INSERT INTO subsync_entitlement_history (user_id, subscription_id, from_tier, to_tier, cause_event_id, job_id, at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (cause_event_id, user_id) DO NOTHING",
@@ -215,10 +176,7 @@ pub(super) async fn insert_history(
     Ok(())
 }
 
-pub(super) async fn record_outcome(
-    c: &mut PgConnection,
-    o: &OutcomeWrite<'_>,
-) -> Result<(), WorkerError> {
+pub(super) async fn record_outcome(c: &mut PgConnection, o: &OutcomeWrite<'_>) -> Result<(), WorkerError> {
     sqlx::query(
         "INSERT INTO subsync_event_outcomes (event_id, job_id, subscription_id, outcome, reason, at) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
@@ -242,23 +200,13 @@ pub(super) async fn list_entitlements(
     let sql = format!(
         "SELECT {ENTITLEMENT_COLUMNS} FROM subsync_entitlements ORDER BY updated_at DESC, user_id LIMIT $1 OFFSET $2"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).bind(offset).fetch_all(pool).await?;
     rows.iter().map(decode_entitlement).collect()
 }
 
-pub(super) async fn get_entitlement(
-    pool: &PgPool,
-    user_id: &str,
-) -> Result<Option<StoredEntitlement>, WorkerError> {
+pub(super) async fn get_entitlement(pool: &PgPool, user_id: &str) -> Result<Option<StoredEntitlement>, WorkerError> {
     let sql = format!("SELECT {ENTITLEMENT_COLUMNS} FROM subsync_entitlements WHERE user_id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(user_id)
-        .fetch_optional(pool)
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_optional(pool).await?;
     row.as_ref().map(decode_entitlement).transpose()
 }
 
@@ -286,10 +234,7 @@ pub(super) async fn history(pool: &PgPool, user_id: &str) -> Result<Vec<HistoryR
         .collect()
 }
 
-pub(super) async fn outcome(
-    pool: &PgPool,
-    event_id: &str,
-) -> Result<Option<EventOutcomeRow>, WorkerError> {
+pub(super) async fn outcome(pool: &PgPool, event_id: &str) -> Result<Option<EventOutcomeRow>, WorkerError> {
     let row = sqlx::query(
         "SELECT event_id, job_id, subscription_id, outcome, reason, at FROM subsync_event_outcomes WHERE event_id = $1",
     )

@@ -6,8 +6,8 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{
-    HistoryWrite, OutcomeWrite, StoredEntitlement, StoredEvent, SubscriptionRow, SubscriptionWrite,
-    from_ms, from_ms_opt, parse_job_id, parse_json,
+    HistoryWrite, OutcomeWrite, StoredEntitlement, StoredEvent, SubscriptionRow, SubscriptionWrite, from_ms,
+    from_ms_opt, parse_job_id, parse_json,
 };
 use crate::entitlements::{EventOutcomeRow, HistoryRow};
 use crate::error::WorkerError;
@@ -42,16 +42,11 @@ fn decode_subscription(row: &SqliteRow) -> Result<SubscriptionRow, WorkerError> 
     })
 }
 
-pub(super) async fn load_event(
-    pool: &SqlitePool,
-    event_id: &str,
-) -> Result<Option<StoredEvent>, WorkerError> {
-    let row = sqlx::query(
-        "SELECT event_type, disposition, payload FROM subsync_events WHERE event_id = ?1",
-    )
-    .bind(event_id)
-    .fetch_optional(pool)
-    .await?;
+pub(super) async fn load_event(pool: &SqlitePool, event_id: &str) -> Result<Option<StoredEvent>, WorkerError> {
+    let row = sqlx::query("SELECT event_type, disposition, payload FROM subsync_events WHERE event_id = ?1")
+        .bind(event_id)
+        .fetch_optional(pool)
+        .await?;
     row.map(|r| {
         Ok(StoredEvent {
             event_type: r.try_get("event_type")?,
@@ -66,30 +61,22 @@ pub(super) async fn lock_subscription(
     c: &mut SqliteConnection,
     id: &str,
 ) -> Result<Option<SubscriptionRow>, WorkerError> {
-    let row =
-        sqlx::query("SELECT state, user_id FROM subsync_subscriptions WHERE subscription_id = ?1")
-            .bind(id)
-            .fetch_optional(&mut *c)
-            .await?;
+    let row = sqlx::query("SELECT state, user_id FROM subsync_subscriptions WHERE subscription_id = ?1")
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
     row.as_ref().map(decode_subscription).transpose()
 }
 
-pub(super) async fn subscription(
-    pool: &SqlitePool,
-    id: &str,
-) -> Result<Option<SubscriptionRow>, WorkerError> {
-    let row =
-        sqlx::query("SELECT state, user_id FROM subsync_subscriptions WHERE subscription_id = ?1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
+pub(super) async fn subscription(pool: &SqlitePool, id: &str) -> Result<Option<SubscriptionRow>, WorkerError> {
+    let row = sqlx::query("SELECT state, user_id FROM subsync_subscriptions WHERE subscription_id = ?1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
     row.as_ref().map(decode_subscription).transpose()
 }
 
-pub(super) async fn save_subscription(
-    c: &mut SqliteConnection,
-    w: &SubscriptionWrite<'_>,
-) -> Result<(), WorkerError> {
+pub(super) async fn save_subscription(c: &mut SqliteConnection, w: &SubscriptionWrite<'_>) -> Result<(), WorkerError> {
     sqlx::query(
         "INSERT INTO subsync_subscriptions (subscription_id, state, user_id, customer_id, status, updated_at, last_event_id) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
@@ -120,19 +107,11 @@ pub(super) async fn user_subscriptions(
     .fetch_all(&mut *c)
     .await?;
     rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get("subscription_id")?,
-                parse_json(r.try_get("state")?, "subscription state")?,
-            ))
-        })
+        .map(|r| Ok((r.try_get("subscription_id")?, parse_json(r.try_get("state")?, "subscription state")?)))
         .collect()
 }
 
-pub(super) async fn lock_users(
-    _c: &mut SqliteConnection,
-    _users: &[&str],
-) -> Result<(), WorkerError> {
+pub(super) async fn lock_users(_c: &mut SqliteConnection, _users: &[&str]) -> Result<(), WorkerError> {
     Ok(())
 }
 
@@ -141,17 +120,11 @@ pub(super) async fn entitlement_in(
     user_id: &str,
 ) -> Result<Option<StoredEntitlement>, WorkerError> {
     let sql = format!("SELECT {ENTITLEMENT_COLUMNS} FROM subsync_entitlements WHERE user_id = ?1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(user_id)
-        .fetch_optional(&mut *c)
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_optional(&mut *c).await?;
     row.as_ref().map(decode_entitlement).transpose()
 }
 
-pub(super) async fn upsert_entitlement(
-    c: &mut SqliteConnection,
-    e: &StoredEntitlement,
-) -> Result<(), WorkerError> {
+pub(super) async fn upsert_entitlement(c: &mut SqliteConnection, e: &StoredEntitlement) -> Result<(), WorkerError> {
     sqlx::query(
         "INSERT INTO subsync_entitlements (user_id, user_source, tier, features, lapse_tier, lapse_features, \
            subscription_id, status, reason, plan_tier, access_until, period_end, updated_at, evaluated_at, last_event_id) \
@@ -182,21 +155,12 @@ pub(super) async fn upsert_entitlement(
     Ok(())
 }
 
-pub(super) async fn delete_entitlement(
-    c: &mut SqliteConnection,
-    user_id: &str,
-) -> Result<(), WorkerError> {
-    sqlx::query("DELETE FROM subsync_entitlements WHERE user_id = ?1")
-        .bind(user_id)
-        .execute(&mut *c)
-        .await?;
+pub(super) async fn delete_entitlement(c: &mut SqliteConnection, user_id: &str) -> Result<(), WorkerError> {
+    sqlx::query("DELETE FROM subsync_entitlements WHERE user_id = ?1").bind(user_id).execute(&mut *c).await?;
     Ok(())
 }
 
-pub(super) async fn insert_history(
-    c: &mut SqliteConnection,
-    h: &HistoryWrite<'_>,
-) -> Result<(), WorkerError> {
+pub(super) async fn insert_history(c: &mut SqliteConnection, h: &HistoryWrite<'_>) -> Result<(), WorkerError> {
     sqlx::query(
         "INSERT INTO subsync_entitlement_history (user_id, subscription_id, from_tier, to_tier, cause_event_id, job_id, at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (cause_event_id, user_id) DO NOTHING",
@@ -213,10 +177,7 @@ pub(super) async fn insert_history(
     Ok(())
 }
 
-pub(super) async fn record_outcome(
-    c: &mut SqliteConnection,
-    o: &OutcomeWrite<'_>,
-) -> Result<(), WorkerError> {
+pub(super) async fn record_outcome(c: &mut SqliteConnection, o: &OutcomeWrite<'_>) -> Result<(), WorkerError> {
     sqlx::query(
         "INSERT INTO subsync_event_outcomes (event_id, job_id, subscription_id, outcome, reason, at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (event_id) DO NOTHING",
@@ -240,11 +201,7 @@ pub(super) async fn list_entitlements(
     let sql = format!(
         "SELECT {ENTITLEMENT_COLUMNS} FROM subsync_entitlements ORDER BY updated_at DESC, user_id LIMIT ?1 OFFSET ?2"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).bind(offset).fetch_all(pool).await?;
     rows.iter().map(decode_entitlement).collect()
 }
 
@@ -253,17 +210,11 @@ pub(super) async fn get_entitlement(
     user_id: &str,
 ) -> Result<Option<StoredEntitlement>, WorkerError> {
     let sql = format!("SELECT {ENTITLEMENT_COLUMNS} FROM subsync_entitlements WHERE user_id = ?1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(user_id)
-        .fetch_optional(pool)
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_optional(pool).await?;
     row.as_ref().map(decode_entitlement).transpose()
 }
 
-pub(super) async fn history(
-    pool: &SqlitePool,
-    user_id: &str,
-) -> Result<Vec<HistoryRow>, WorkerError> {
+pub(super) async fn history(pool: &SqlitePool, user_id: &str) -> Result<Vec<HistoryRow>, WorkerError> {
     let rows = sqlx::query(
         "SELECT id, user_id, subscription_id, from_tier, to_tier, cause_event_id, job_id, at \
          FROM subsync_entitlement_history WHERE user_id = ?1 ORDER BY id",
@@ -287,10 +238,7 @@ pub(super) async fn history(
         .collect()
 }
 
-pub(super) async fn outcome(
-    pool: &SqlitePool,
-    event_id: &str,
-) -> Result<Option<EventOutcomeRow>, WorkerError> {
+pub(super) async fn outcome(pool: &SqlitePool, event_id: &str) -> Result<Option<EventOutcomeRow>, WorkerError> {
     let row = sqlx::query(
         "SELECT event_id, job_id, subscription_id, outcome, reason, at FROM subsync_event_outcomes WHERE event_id = ?1",
     )

@@ -47,101 +47,56 @@ pub(crate) async fn apply(
 ) -> Result<Report, JobError> {
     let at = Utc::now();
     let input = match decision {
-        Decision::Ignore {
-            subscription_id,
-            reason,
-        } => {
-            let report = Report {
-                outcome: "ignored",
-                reason: Some(reason.clone()),
-                tier_changes: Vec::new(),
-            };
-            record(
-                tx,
-                job_id,
-                event_id,
-                subscription_id.as_deref(),
-                &report,
-                at,
-            )
-            .await?;
+        Decision::Ignore { subscription_id, reason } => {
+            let report = Report { outcome: "ignored", reason: Some(reason.clone()), tier_changes: Vec::new() };
+            record(tx, job_id, event_id, subscription_id.as_deref(), &report, at).await?;
             return Ok(report);
         }
         Decision::Apply(input) => input,
     };
     let sub_id = input.subscription_id();
-    let previous = store::lock_subscription(tx, sub_id)
-        .await
-        .map_err(job_error)?;
-    let state: Option<SubscriptionState> = previous
-        .as_ref()
-        .map(|row| decode_state(sub_id, row.state.clone()))
-        .transpose()?;
-    let outcome = subsync_domain::apply(
-        state.as_ref(),
-        input,
-        ctx.tiers(),
-        ctx.policy(),
-        now.timestamp(),
-    )
-    .map_err(|e| JobError::permanent(format!("subscription {sub_id}: {e}")))?;
+    let previous = store::lock_subscription(tx, sub_id).await.map_err(job_error)?;
+    let state: Option<SubscriptionState> =
+        previous.as_ref().map(|row| decode_state(sub_id, row.state.clone())).transpose()?;
+    let outcome = subsync_domain::apply(state.as_ref(), input, ctx.tiers(), ctx.policy(), now.timestamp())
+        .map_err(|e| JobError::permanent(format!("subscription {sub_id}: {e}")))?;
 
     let report = match outcome {
         Outcome::Applied { new_state, .. } => {
             let user = new_state.user();
             let write = SubscriptionWrite {
                 subscription_id: sub_id,
-                state: serde_json::to_value(&new_state).map_err(|e| {
-                    JobError::permanent(format!("state of {sub_id} does not serialize: {e}"))
-                })?,
+                state: serde_json::to_value(&new_state)
+                    .map_err(|e| JobError::permanent(format!("state of {sub_id} does not serialize: {e}")))?,
                 user_id: user.as_ref().map(|u| u.user_id.as_str()),
                 customer_id: new_state.customer_id(),
                 status: new_state.status().map(|s| s.as_str()),
                 event_id,
                 at,
             };
-            store::save_subscription(tx, &write)
-                .await
-                .map_err(job_error)?;
+            store::save_subscription(tx, &write).await.map_err(job_error)?;
 
-            let mut users: Vec<&str> = [
-                previous.as_ref().and_then(|row| row.user_id.as_deref()),
-                user.as_ref().map(|u| u.user_id.as_str()),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
+            let mut users: Vec<&str> =
+                [previous.as_ref().and_then(|row| row.user_id.as_deref()), user.as_ref().map(|u| u.user_id.as_str())]
+                    .into_iter()
+                    .flatten()
+                    .collect();
             users.sort_unstable();
             users.dedup();
             store::lock_users(tx, &users).await.map_err(job_error)?;
             let mut tier_changes = Vec::new();
             for user_id in users {
-                let cause = Cause {
-                    event_id,
-                    job_id,
-                    subscription_id: sub_id,
-                    at,
-                };
+                let cause = Cause { event_id, job_id, subscription_id: sub_id, at };
                 if let Some(change) = refresh_user(tx, ctx, user_id, &cause, now).await? {
                     tier_changes.push(change);
                 }
             }
-            Report {
-                outcome: "applied",
-                reason: None,
-                tier_changes,
-            }
+            Report { outcome: "applied", reason: None, tier_changes }
         }
-        Outcome::Stale { reason } => Report {
-            outcome: "stale",
-            reason: Some(reason.to_string()),
-            tier_changes: Vec::new(),
-        },
-        Outcome::Unchanged => Report {
-            outcome: "unchanged",
-            reason: None,
-            tier_changes: Vec::new(),
-        },
+        Outcome::Stale { reason } => {
+            Report { outcome: "stale", reason: Some(reason.to_string()), tier_changes: Vec::new() }
+        }
+        Outcome::Unchanged => Report { outcome: "unchanged", reason: None, tier_changes: Vec::new() },
     };
     record(tx, job_id, event_id, Some(sub_id), &report, at).await?;
     Ok(report)
@@ -190,37 +145,26 @@ async fn refresh_user(
 ) -> Result<Option<TierChangeReport>, JobError> {
     let tiers = ctx.tiers();
     let mut best: Option<(String, SubscriptionState, Entitlement)> = None;
-    for (sub_id, json) in store::user_subscriptions(tx, user_id)
-        .await
-        .map_err(job_error)?
-    {
+    for (sub_id, json) in store::user_subscriptions(tx, user_id).await.map_err(job_error)? {
         let state = decode_state(&sub_id, json)?;
         let ent = state
             .entitlement(tiers, ctx.policy(), now.timestamp())
             .map_err(|e| JobError::permanent(format!("subscription {sub_id}: {e}")))?;
-        let better = best
-            .as_ref()
-            .is_none_or(|(_, _, b)| tiers.rank(&ent.tier) > tiers.rank(&b.tier));
+        let better = best.as_ref().is_none_or(|(_, _, b)| tiers.rank(&ent.tier) > tiers.rank(&b.tier));
         if better {
             best = Some((sub_id, state, ent));
         }
     }
-    let existing = store::entitlement_in(tx, user_id)
-        .await
-        .map_err(job_error)?;
+    let existing = store::entitlement_in(tx, user_id).await.map_err(job_error)?;
     let from = existing.map_or_else(|| TierName::FREE.to_owned(), |e| e.tier);
     let (to, granting_sub) = match best {
         None => {
-            store::delete_entitlement(tx, user_id)
-                .await
-                .map_err(job_error)?;
+            store::delete_entitlement(tx, user_id).await.map_err(job_error)?;
             (TierName::FREE.to_owned(), cause.subscription_id.to_owned())
         }
         Some((sub_id, state, ent)) => {
             let row = entitlement_row(ctx, user_id, &sub_id, &state, &ent, cause, now)?;
-            store::upsert_entitlement(tx, &row)
-                .await
-                .map_err(job_error)?;
+            store::upsert_entitlement(tx, &row).await.map_err(job_error)?;
             (row.tier, sub_id)
         }
     };
@@ -237,11 +181,7 @@ async fn refresh_user(
         at: cause.at,
     };
     store::insert_history(tx, &line).await.map_err(job_error)?;
-    Ok(Some(TierChangeReport {
-        user_id: user_id.to_owned(),
-        from,
-        to,
-    }))
+    Ok(Some(TierChangeReport { user_id: user_id.to_owned(), from, to }))
 }
 
 fn entitlement_row(
@@ -253,9 +193,7 @@ fn entitlement_row(
     cause: &Cause<'_>,
     now: DateTime<Utc>,
 ) -> Result<StoredEntitlement, JobError> {
-    let user_source = state
-        .user()
-        .map_or_else(|| "customer_id".to_owned(), |u| wire(&u.source));
+    let user_source = state.user().map_or_else(|| "customer_id".to_owned(), |u| wire(&u.source));
     Ok(StoredEntitlement {
         user_id: user_id.to_owned(),
         user_source,
@@ -268,10 +206,7 @@ fn entitlement_row(
         reason: wire(&ent.reason),
         plan_tier: ent.plan_tier.as_ref().map(|t| t.as_str().to_owned()),
         access_until: ent.access_until.and_then(seconds),
-        period_end: state
-            .current()
-            .and_then(|c| c.current_period_end)
-            .and_then(seconds),
+        period_end: state.current().and_then(|c| c.current_period_end).and_then(seconds),
         updated_at: cause.at,
         evaluated_at: now,
         last_event_id: cause.event_id.to_owned(),

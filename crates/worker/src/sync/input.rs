@@ -13,8 +13,7 @@ use subsync_domain::{Input, Link, PaymentHealth, PriceRef, Snapshot, Subscriptio
 use subsync_queue::JobError;
 use subsync_stripe::objects::CheckoutMode;
 use subsync_stripe::{
-    CheckoutSession, Envelope, EventKind, Expandable, Invoice, StripeObject, Subscription,
-    app_user_id,
+    CheckoutSession, Envelope, EventKind, Expandable, Invoice, StripeObject, Subscription, app_user_id,
 };
 
 /// What to do with one event.
@@ -32,43 +31,26 @@ pub(crate) enum Decision {
 }
 
 fn ignore(subscription_id: Option<&str>, reason: impl Into<String>) -> Decision {
-    Decision::Ignore {
-        subscription_id: subscription_id.map(str::to_owned),
-        reason: reason.into(),
-    }
+    Decision::Ignore { subscription_id: subscription_id.map(str::to_owned), reason: reason.into() }
 }
 
 /// Reads the event's object as `T`; a malformed object is permanent (the bytes never change).
 fn object<T: StripeObject>(env: &Envelope) -> Result<T, JobError> {
-    env.object::<T>().map_err(|e| {
-        JobError::permanent(format!(
-            "event {} ({}): {} [{}]",
-            env.id,
-            env.event_type,
-            e,
-            e.code()
-        ))
-    })
+    env.object::<T>()
+        .map_err(|e| JobError::permanent(format!("event {} ({}): {} [{}]", env.id, env.event_type, e, e.code())))
 }
 
 fn non_empty(s: Option<&str>) -> Option<String> {
-    s.map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
+    s.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
 /// Decides what an event means. Errors are permanent: the stored bytes cannot change.
 pub(crate) fn decide(env: &Envelope) -> Result<Decision, JobError> {
     let kind = env.kind();
     if !kind.handled() {
-        return Ok(ignore(
-            None,
-            format!("event type {} is not handled", env.event_type),
-        ));
+        return Ok(ignore(None, format!("event type {} is not handled", env.event_type)));
     }
-    let created = env
-        .created
-        .ok_or_else(|| JobError::permanent(format!("event {} has no `created` time", env.id)))?;
+    let created = env.created.ok_or_else(|| JobError::permanent(format!("event {} has no `created` time", env.id)))?;
     match kind {
         EventKind::CheckoutSessionCompleted | EventKind::CheckoutSessionAsyncPaymentSucceeded => {
             let session: CheckoutSession = object(env)?;
@@ -90,19 +72,12 @@ pub(crate) fn decide(env: &Envelope) -> Result<Decision, JobError> {
         | EventKind::SubscriptionPendingUpdateExpired
         | EventKind::SubscriptionTrialWillEnd => {
             let sub: Subscription = object(env)?;
-            Ok(Decision::Apply(Input::Snapshot(snapshot(
-                env, &sub, created,
-            ))))
+            Ok(Decision::Apply(Input::Snapshot(snapshot(env, &sub, created))))
         }
-        EventKind::InvoicePaid
-        | EventKind::InvoicePaymentSucceeded
-        | EventKind::InvoicePaymentFailed => {
+        EventKind::InvoicePaid | EventKind::InvoicePaymentSucceeded | EventKind::InvoicePaymentFailed => {
             let invoice: Invoice = object(env)?;
             let Some(subscription_id) = invoice.subscription_id() else {
-                return Ok(ignore(
-                    None,
-                    format!("invoice {} does not belong to a subscription", invoice.id),
-                ));
+                return Ok(ignore(None, format!("invoice {} does not belong to a subscription", invoice.id)));
             };
             Ok(Decision::Apply(Input::Payment(PaymentHealth {
                 subscription_id: subscription_id.to_owned(),
@@ -116,18 +91,9 @@ pub(crate) fn decide(env: &Envelope) -> Result<Decision, JobError> {
 }
 
 fn link(session: &CheckoutSession, created: i64) -> Decision {
-    let subscription_mode = session
-        .mode
-        .as_ref()
-        .is_none_or(|m| *m == CheckoutMode::Subscription);
+    let subscription_mode = session.mode.as_ref().is_none_or(|m| *m == CheckoutMode::Subscription);
     let Some(subscription_id) = session.subscription_id().filter(|_| subscription_mode) else {
-        return ignore(
-            None,
-            format!(
-                "checkout session {} did not create a subscription",
-                session.id
-            ),
-        );
+        return ignore(None, format!("checkout session {} did not create a subscription", session.id));
     };
     // The session's metadata names our user; an expanded customer's metadata may too.
     let customer_user = match &session.customer {
@@ -148,10 +114,7 @@ fn snapshot(env: &Envelope, sub: &Subscription, created: i64) -> Snapshot {
         subscription_id: sub.id.clone(),
         customer_id: sub.customer_id().unwrap_or_default().to_owned(),
         status: SubscriptionStatus::parse(sub.status.as_str()),
-        prices: sub
-            .prices()
-            .map(|p| PriceRef::new(p.id.clone(), p.lookup_key.as_deref()))
-            .collect(),
+        prices: sub.prices().map(|p| PriceRef::new(p.id.clone(), p.lookup_key.as_deref())).collect(),
         cancel_at_period_end: sub.cancel_at_period_end,
         current_period_end: sub.current_period_end(),
         app_user_id: non_empty(app_user_id(&sub.metadata)),
@@ -166,7 +129,8 @@ mod tests {
     use serde_json::json;
 
     fn env(event_type: &str, object: serde_json::Value) -> Envelope {
-        let body = json!({"id": "evt_1", "object": "event", "type": event_type, "created": 100, "data": {"object": object}});
+        let body =
+            json!({"id": "evt_1", "object": "event", "type": event_type, "created": 100, "data": {"object": object}});
         Envelope::parse(body.to_string().as_bytes()).expect("valid envelope")
     }
 
@@ -177,9 +141,7 @@ mod tests {
             json!({"id": "cs_1", "object": "checkout.session", "mode": "subscription", "subscription": "sub_1",
                    "customer": "cus_1", "client_reference_id": " usr_a ", "metadata": {"app_user_id": "usr_b"}}),
         );
-        let Decision::Apply(Input::Link(l)) = decide(&e).unwrap() else {
-            panic!("expected a link")
-        };
+        let Decision::Apply(Input::Link(l)) = decide(&e).unwrap() else { panic!("expected a link") };
         assert_eq!(l.subscription_id, "sub_1");
         assert_eq!(l.customer_id, "cus_1");
         assert_eq!(l.client_reference_id.as_deref(), Some("usr_a"));
@@ -189,10 +151,7 @@ mod tests {
 
     #[test]
     fn payment_mode_checkout_and_unhandled_types_are_ignored() {
-        let e = env(
-            "checkout.session.completed",
-            json!({"id": "cs_1", "mode": "payment", "customer": "cus_1"}),
-        );
+        let e = env("checkout.session.completed", json!({"id": "cs_1", "mode": "payment", "customer": "cus_1"}));
         assert!(matches!(decide(&e).unwrap(), Decision::Ignore { .. }));
         let e = env("charge.succeeded", json!({"id": "ch_1"}));
         assert!(matches!(decide(&e).unwrap(), Decision::Ignore { .. }));
@@ -202,23 +161,15 @@ mod tests {
     fn invoice_without_subscription_is_ignored_and_failed_payment_is_unpaid() {
         let e = env("invoice.paid", json!({"id": "in_1", "object": "invoice"}));
         assert!(matches!(decide(&e).unwrap(), Decision::Ignore { .. }));
-        let e = env(
-            "invoice.payment_failed",
-            json!({"id": "in_1", "object": "invoice", "subscription": "sub_1"}),
-        );
-        let Decision::Apply(Input::Payment(p)) = decide(&e).unwrap() else {
-            panic!("expected a payment")
-        };
+        let e = env("invoice.payment_failed", json!({"id": "in_1", "object": "invoice", "subscription": "sub_1"}));
+        let Decision::Apply(Input::Payment(p)) = decide(&e).unwrap() else { panic!("expected a payment") };
         assert!(!p.paid);
         assert_eq!(p.subscription_id, "sub_1");
     }
 
     #[test]
     fn wrong_object_is_permanent() {
-        let e = env(
-            "customer.subscription.updated",
-            json!({"id": "in_1", "object": "invoice"}),
-        );
+        let e = env("customer.subscription.updated", json!({"id": "in_1", "object": "invoice"}));
         assert!(matches!(decide(&e), Err(JobError::Permanent(_))));
     }
 }

@@ -81,14 +81,7 @@ impl std::fmt::Debug for SyncContext {
 impl SyncContext {
     /// A context deciding with `tiers` and `policy`, evaluating access at the wall clock.
     pub fn new(store: Store, tiers: TierConfig, policy: AccessPolicy) -> Self {
-        Self {
-            store,
-            tiers: Arc::new(tiers),
-            policy,
-            clock: Arc::new(Utc::now),
-            observer: None,
-            before_job: None,
-        }
+        Self { store, tiers: Arc::new(tiers), policy, clock: Arc::new(Utc::now), observer: None, before_job: None }
     }
 
     /// Evaluates access at `clock()` instead of the wall clock, so tests can compare stored
@@ -150,10 +143,7 @@ impl Drop for Watch<'_> {
 pub async fn handle(job: Job, ctx: SyncContext) -> Result<(), JobError> {
     let _watch = ctx.observer.clone().map(|observer| {
         observer.started(&job);
-        Watch {
-            observer,
-            job: &job,
-        }
+        Watch { observer, job: &job }
     });
     let args: SyncArgs = job.decode()?;
     let span = tracing::info_span!(
@@ -172,25 +162,13 @@ async fn process(job: &Job, ctx: &SyncContext, args: &SyncArgs) -> Result<(), Jo
         hook(job).await;
     }
     let event_id = args.event_id.as_str();
-    let event = store::load_event(&ctx.store, event_id)
-        .await
-        .map_err(job_error)?
-        .ok_or_else(|| {
-            JobError::permanent(format!(
-                "event {event_id} is not in subsync_events (never stored, or pruned)"
-            ))
-        })?;
-    let envelope = Envelope::parse(event.payload.as_bytes()).map_err(|e| {
-        JobError::permanent(format!(
-            "stored event {event_id} does not parse [{}]: {e}",
-            e.code()
-        ))
+    let event = store::load_event(&ctx.store, event_id).await.map_err(job_error)?.ok_or_else(|| {
+        JobError::permanent(format!("event {event_id} is not in subsync_events (never stored, or pruned)"))
     })?;
+    let envelope = Envelope::parse(event.payload.as_bytes())
+        .map_err(|e| JobError::permanent(format!("stored event {event_id} does not parse [{}]: {e}", e.code())))?;
     if envelope.id != event_id {
-        return Err(JobError::permanent(format!(
-            "stored event {event_id} carries id {} in its body",
-            envelope.id
-        )));
+        return Err(JobError::permanent(format!("stored event {event_id} carries id {} in its body", envelope.id)));
     }
     tracing::debug!(event_type = %event.event_type, disposition = %event.disposition, "event loaded");
     let decision = input::decide(&envelope)?;

@@ -8,9 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 use subsync_domain::{AccessPolicy, SubscriptionStatus, TierConfig};
-use subsync_queue::{
-    Conn, JobFilter, JobId, JobRecord, JobState, NewJob, QueueConfig, Store, StoreOptions,
-};
+use subsync_queue::{Conn, JobFilter, JobId, JobRecord, JobState, NewJob, QueueConfig, Store, StoreOptions};
 use subsync_stripe::Envelope;
 use subsync_testkit::{ApiVersion, CatalogPrice, EventFact, GeneratedEvent, Interval, ItemFact};
 use subsync_worker::{SyncContext, WorkerConfig, run_with_context};
@@ -80,16 +78,11 @@ impl TestDb {
     }
 
     async fn sqlite(config: QueueConfig) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("subsync-worker-test-{}.db", uuid::Uuid::new_v4()));
+        let path = std::env::temp_dir().join(format!("subsync-worker-test-{}.db", uuid::Uuid::new_v4()));
         let url = format!("sqlite:{}", path.display());
         let store = connect(&url, config).await;
         store.migrate().await.expect("migrate sqlite");
-        Self {
-            url,
-            store,
-            cleanup: Cleanup::File(path),
-        }
+        Self { url, store, cleanup: Cleanup::File(path) }
     }
 
     async fn postgres(config: QueueConfig) -> Self {
@@ -109,11 +102,7 @@ impl TestDb {
         let url = format!("{admin_url}{sep}options=-c%20search_path%3D{schema}");
         let store = connect(&url, config).await;
         store.migrate().await.expect("migrate postgres");
-        Self {
-            url,
-            store,
-            cleanup: Cleanup::Schema { admin_url, schema },
-        }
+        Self { url, store, cleanup: Cleanup::Schema { admin_url, schema } }
     }
 
     /// Another handle on the same database with its own pool: another process, in effect.
@@ -125,9 +114,7 @@ impl TestDb {
         if let Cleanup::Schema { admin_url, schema } = &self.cleanup
             && let Ok(admin) = sqlx::PgPool::connect(admin_url).await
         {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                .execute(&admin)
-                .await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await;
         }
         if let Cleanup::File(path) = &self.cleanup {
             for suffix in ["", "-wal", "-shm"] {
@@ -138,15 +125,7 @@ impl TestDb {
 }
 
 pub async fn connect(url: &str, config: QueueConfig) -> Store {
-    Store::connect(
-        url,
-        StoreOptions {
-            config,
-            ..StoreOptions::default()
-        },
-    )
-    .await
-    .expect("connect")
+    Store::connect(url, StoreOptions { config, ..StoreOptions::default() }).await.expect("connect")
 }
 
 /// Stores an event exactly as the intake does: one `subsync_events` row and, for handled
@@ -164,11 +143,7 @@ pub async fn deliver(store: &Store, body: &[u8]) -> Option<JobId> {
         "ignored"
     };
     let payload = std::str::from_utf8(body).expect("utf-8 body").to_owned();
-    let object_kind = if env.is_thin() {
-        "v2.core.event"
-    } else {
-        "event"
-    };
+    let object_kind = if env.is_thin() { "v2.core.event" } else { "event" };
     let mut tx = store.begin().await.expect("begin");
     let inserted = match tx.conn() {
         Conn::Sqlite(c) => sqlx::query(
@@ -211,19 +186,9 @@ pub async fn deliver(store: &Store, body: &[u8]) -> Option<JobId> {
     } == 1;
     if !inserted || disposition != "handled" {
         tx.commit().await.expect("commit");
-        return if inserted {
-            None
-        } else {
-            store
-                .find_by_key("stripe", &env.id)
-                .await
-                .expect("find")
-                .map(|j| j.id)
-        };
+        return if inserted { None } else { store.find_by_key("stripe", &env.id).await.expect("find").map(|j| j.id) };
     }
-    let job = NewJob::new("stripe", json!({ "event_id": env.id }))
-        .with_unique_key(&env.id)
-        .with_group(&group);
+    let job = NewJob::new("stripe", json!({ "event_id": env.id })).with_unique_key(&env.id).with_group(&group);
     let job_id = store.enqueue(&mut tx, job).await.expect("enqueue").job_id();
     match tx.conn() {
         Conn::Sqlite(c) => sqlx::query("UPDATE subsync_events SET job_id = ?1 WHERE event_id = ?2")
@@ -233,15 +198,13 @@ pub async fn deliver(store: &Store, body: &[u8]) -> Option<JobId> {
             .await
             .expect("set job id")
             .rows_affected(),
-        Conn::Postgres(c) => {
-            sqlx::query("UPDATE subsync_events SET job_id = $1 WHERE event_id = $2")
-                .bind(job_id)
-                .bind(&env.id)
-                .execute(c)
-                .await
-                .expect("set job id")
-                .rows_affected()
-        }
+        Conn::Postgres(c) => sqlx::query("UPDATE subsync_events SET job_id = $1 WHERE event_id = $2")
+            .bind(job_id)
+            .bind(&env.id)
+            .execute(c)
+            .await
+            .expect("set job id")
+            .rows_affected(),
     };
     tx.commit().await.expect("commit");
     Some(job_id)
@@ -252,11 +215,7 @@ pub async fn replay(store: &Store, body: &[u8]) -> JobId {
     let env = Envelope::parse(body).expect("test events parse");
     let job = NewJob::new("stripe", json!({ "event_id": env.id, "replay": true }))
         .with_group(env.group_key().as_queue_group());
-    store
-        .enqueue_one(job)
-        .await
-        .expect("enqueue replay")
-        .job_id()
+    store.enqueue_one(job).await.expect("enqueue replay").job_id()
 }
 
 /// A running sync worker (`subsync_worker::run_with_context`).
@@ -301,29 +260,19 @@ pub fn spawn_worker(ctx: SyncContext, config: WorkerConfig) -> RunningWorker {
         let _ = rx.await;
     };
     let handle = tokio::spawn(run_with_context(ctx, config, shutdown));
-    RunningWorker {
-        stop: Some(tx),
-        handle,
-    }
+    RunningWorker { stop: Some(tx), handle }
 }
 
 /// A worker with the default tiers and policy, evaluating at `now`.
 pub fn default_worker(store: &Store, now: DateTime<Utc>) -> RunningWorker {
-    let ctx = SyncContext::new(
-        store.clone(),
-        TierConfig::default_config(),
-        AccessPolicy::default(),
-    )
-    .with_clock(move || now);
+    let ctx =
+        SyncContext::new(store.clone(), TierConfig::default_config(), AccessPolicy::default()).with_clock(move || now);
     spawn_worker(ctx, worker_config(TierConfig::default_config(), 4))
 }
 
 /// Waits until at least `n` jobs are in one of `states`, or panics after `limit`.
 pub async fn wait_for_count(store: &Store, states: &[JobState], n: u64, limit: Duration) {
-    let filter = JobFilter {
-        states: states.to_vec(),
-        ..JobFilter::default()
-    };
+    let filter = JobFilter { states: states.to_vec(), ..JobFilter::default() };
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let count = store.count(&filter).await.expect("count");
@@ -346,11 +295,7 @@ pub async fn wait_finished(store: &Store, id: JobId, limit: Duration) -> JobReco
         if job.state.is_finished() {
             return job;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "job {id} still {:?} after {limit:?}: {job:?}",
-            job.state
-        );
+        assert!(tokio::time::Instant::now() < deadline, "job {id} still {:?} after {limit:?}: {job:?}", job.state);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -385,13 +330,7 @@ impl Sub {
             amount: 4900,
             interval: Interval::Month,
         });
-        Self {
-            id: format!("sub_{n}"),
-            customer: format!("cus_{n}"),
-            price,
-            api: ApiVersion::Basil,
-            meta_user: None,
-        }
+        Self { id: format!("sub_{n}"), customer: format!("cus_{n}"), price, api: ApiVersion::Basil, meta_user: None }
     }
 
     pub fn legacy(mut self) -> Self {
@@ -400,10 +339,7 @@ impl Sub {
     }
 
     fn item(&self) -> ItemFact {
-        ItemFact {
-            item_id: format!("si_{}", self.id),
-            price: self.price.clone(),
-        }
+        ItemFact { item_id: format!("si_{}", self.id), price: self.price.clone() }
     }
 
     /// `customer.subscription.<kind>` with `status`, period `[T0, period_end)`.
@@ -428,13 +364,7 @@ impl Sub {
             subscription_created: T0,
             latest_invoice: None,
         };
-        GeneratedEvent::render(
-            evt.into(),
-            &format!("customer.subscription.{kind}"),
-            created,
-            self.api,
-            fact,
-        )
+        GeneratedEvent::render(evt.into(), &format!("customer.subscription.{kind}"), created, self.api, fact)
     }
 
     /// `checkout.session.completed` naming `client_reference_id` and/or `metadata.app_user_id`.
@@ -455,13 +385,7 @@ impl Sub {
             amount: self.price.amount,
             email: "someone@example.co.uk".into(),
         };
-        GeneratedEvent::render(
-            evt.into(),
-            "checkout.session.completed",
-            created,
-            self.api,
-            fact,
-        )
+        GeneratedEvent::render(evt.into(), "checkout.session.completed", created, self.api, fact)
     }
 
     /// `invoice.paid` or `invoice.payment_failed`.
@@ -479,11 +403,7 @@ impl Sub {
             period_end: T0 + 30 * DAY,
             app_user_id: self.meta_user.clone(),
         };
-        let ty = if paid {
-            "invoice.paid"
-        } else {
-            "invoice.payment_failed"
-        };
+        let ty = if paid { "invoice.paid" } else { "invoice.payment_failed" };
         GeneratedEvent::render(evt.into(), ty, created, self.api, fact)
     }
 }
@@ -498,7 +418,5 @@ pub fn retype(event: &GeneratedEvent, id: &str, event_type: &str) -> Vec<u8> {
 
 /// Runs `f` with a deadline, for clearer failures than the test-wide timeout.
 pub async fn within<T>(limit: Duration, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(limit, f)
-        .await
-        .expect("step timed out")
+    tokio::time::timeout(limit, f).await.expect("step timed out")
 }
