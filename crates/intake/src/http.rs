@@ -14,6 +14,7 @@ use subsync_queue::Store;
 use subsync_stripe::signature::{self, SignatureError};
 use subsync_stripe::{Envelope, EventKind};
 
+use crate::body::{BodyError, read_limited};
 use crate::committer::Committer;
 use crate::config::IntakeConfig;
 use crate::metrics::IntakeMetrics;
@@ -109,10 +110,13 @@ async fn handle(state: &IntakeState, headers: &HeaderMap, body: Body) -> Result<
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
+        // Refused unread; `read_limited` discards a moderately oversized body first so
+        // the client reads this 413 instead of a connection reset.
+        let _ = tokio::time::timeout(BODY_TIMEOUT, read_limited(body, limit, declared)).await;
         return Err(too_large());
     }
     check_content_type(headers)?;
-    let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, read_limited(body, limit, declared)).await {
         Err(_) => {
             return Err(Refusal::new(
                 StatusCode::REQUEST_TIMEOUT,
@@ -121,20 +125,11 @@ async fn handle(state: &IntakeState, headers: &HeaderMap, body: Body) -> Result<
                 "rejected_payload",
             ));
         }
-        Ok(Err(e)) => {
-            // Over the limit is 413; a body that breaks HTTP framing (bad chunk, conflicting
-            // lengths, connection dropped) is the client's malformed request: 400.
-            let over_limit = std::iter::successors(std::error::Error::source(&e), |e| e.source())
-                .any(|e| e.is::<http_body_util::LengthLimitError>());
-            if over_limit {
-                return Err(too_large());
-            }
-            return Err(Refusal::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_body",
-                format!("the request body could not be read: {e}"),
-                "rejected_payload",
-            ));
+        Ok(Err(BodyError::TooLarge)) => return Err(too_large()),
+        Ok(Err(e @ BodyError::Malformed(_))) => {
+            // A body that breaks HTTP framing (bad chunk, conflicting lengths, connection
+            // dropped) is the client's malformed request: 400.
+            return Err(Refusal::new(StatusCode::BAD_REQUEST, "malformed_body", e.to_string(), "rejected_payload"));
         }
         Ok(Ok(bytes)) => bytes,
     };

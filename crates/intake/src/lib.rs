@@ -10,6 +10,7 @@
 //! Concurrent requests share commits ([`committer`]): each is still acknowledged only after
 //! the commit that carries it.
 
+pub mod body;
 pub mod committer;
 pub mod config;
 pub mod events;
@@ -18,6 +19,6 @@ pub mod metrics;
 pub mod persist;
 pub mod retention;
 
-pub use config::IntakeConfig;
+pub use config::{DEFAULT_COMMITTERS, IntakeConfig};
 pub use http::{IntakeState, router};
 pub use persist::{Disposition, SYNC_QUEUE};
