@@ -8,6 +8,10 @@ SUBSYNC_TEST_POSTGRES_URL="$(bash scripts/ensure-postgres.sh)"
 export SUBSYNC_TEST_POSTGRES_URL
 echo "test: PostgreSQL at ${SUBSYNC_TEST_POSTGRES_URL%%@*}@…"
 
+# Style and lints first: they fail in a minute, before the long test build.
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
 bash tests/official-stripe/install.sh
 bash scripts/ensure-chromium.sh
 

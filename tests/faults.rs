@@ -139,10 +139,10 @@ async fn wait_healthy(proc: &mut Proc, port: u16) {
         if let Some(status) = proc.exited() {
             panic!("{} exited with {status} before becoming healthy:\n{}", proc.name, proc.log_tail());
         }
-        if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/healthz")).send().await {
-            if r.status().is_success() {
-                return;
-            }
+        if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/healthz")).send().await
+            && r.status().is_success()
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -545,7 +545,7 @@ async fn verify(db: &Db, lifecycles: &[Lifecycle], stats: &Stats, drain_time: Du
         let row = &rows[&user.user_id];
         let evaluated_at = time(&row["evaluated_at"]).expect("evaluated_at");
         let want = state.entitlement(&cfg, &policy, evaluated_at).expect("oracle entitlement");
-        let want_reason = serde_json::to_value(&want.reason).expect("reason");
+        let want_reason = serde_json::to_value(want.reason).expect("reason");
         *tiers.entry(format!("{} ({})", want.tier.as_str(), want_reason.as_str().unwrap_or("?"))).or_default() += 1;
         let got =
             (row["stored_tier"].as_str(), &row["reason"], time(&row["access_until"]), row["subscription_id"].as_str());
@@ -621,9 +621,9 @@ async fn postgres_scenario() {
     let start_worker = |n: usize| Proc::spawn(&format!("worker{n}"), &["worker"], &env("2"), &logs.0);
 
     let mut intakes = Vec::new();
-    for i in 0..2 {
+    for (i, &port) in ports.iter().enumerate() {
         let mut p = start_intake(i, 0);
-        wait_healthy(&mut p, ports[i]).await;
+        wait_healthy(&mut p, port).await;
         intakes.push(p);
     }
     let mut workers: Vec<Proc> = (0..3).map(start_worker).collect();

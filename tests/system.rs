@@ -81,11 +81,11 @@ async fn checkout_and_subscription_created_racing_both_apply_without_retry(b: Ba
 
     let mut found = None;
     for _ in 0..200 {
-        if let Some(e) = entitlement(&db, "user_race").await {
-            if e["entitlement"]["tier"] == "pro" {
-                found = Some(e);
-                break;
-            }
+        if let Some(e) = entitlement(&db, "user_race").await
+            && e["entitlement"]["tier"] == "pro"
+        {
+            found = Some(e);
+            break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

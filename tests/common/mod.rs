@@ -155,10 +155,10 @@ impl TestDb {
     }
 
     pub async fn close(self) {
-        if let Some((admin, schema)) = &self.schema {
-            if let Ok(pool) = sqlx::PgPool::connect(admin).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&pool).await;
-            }
+        if let Some((admin, schema)) = &self.schema
+            && let Ok(pool) = sqlx::PgPool::connect(admin).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&pool).await;
         }
         if let Some(path) = &self.path {
             for suffix in ["", "-wal", "-shm"] {
@@ -219,10 +219,10 @@ impl Server {
     async fn wait_healthy(&self) {
         let client = reqwest::Client::new();
         for _ in 0..300 {
-            if let Ok(r) = client.get(format!("{}/healthz", self.base)).send().await {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = client.get(format!("{}/healthz", self.base)).send().await
+                && r.status().is_success()
+            {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

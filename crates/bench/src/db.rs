@@ -33,10 +33,10 @@ impl BenchDb {
     }
 
     pub async fn close(self) {
-        if let Some((url, schema)) = self.drop_schema {
-            if let Ok(admin) = sqlx::PgPool::connect(&url).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await;
-            }
+        if let Some((url, schema)) = self.drop_schema
+            && let Ok(admin) = sqlx::PgPool::connect(&url).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await;
         }
         if let Some(path) = self.file {
             for suffix in ["", "-wal", "-shm"] {

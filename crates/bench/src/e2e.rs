@@ -36,10 +36,10 @@ struct Done(Mutex<HashMap<String, Instant>>);
 
 impl SyncObserver for Done {
     fn finished(&self, job: &Job) {
-        if let Some(id) = job.payload()["event_id"].as_str() {
-            if let Ok(mut map) = self.0.lock() {
-                map.insert(id.to_string(), Instant::now());
-            }
+        if let Some(id) = job.payload()["event_id"].as_str()
+            && let Ok(mut map) = self.0.lock()
+        {
+            map.insert(id.to_string(), Instant::now());
         }
     }
 }

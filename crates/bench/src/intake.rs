@@ -31,9 +31,8 @@ pub struct Args {
     /// Concurrent senders (and ceiling clients).
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
-    /// Group-commit writers on PostgreSQL (SQLite always uses one). The default is the
-    /// intake's own: one writer makes the largest batches, which measured fastest.
-    #[arg(long, default_value_t = 1)]
+    /// Group-commit writers on PostgreSQL (SQLite always uses one); the intake's default.
+    #[arg(long, default_value_t = subsync_intake::DEFAULT_COMMITTERS)]
     committers: usize,
 }
 

@@ -184,8 +184,12 @@ pub async fn raw_ceiling(store: &Store, clients: usize, rows: u64) -> Result<f64
 async fn exec(store: &Store, sql: &'static str) -> Result<()> {
     let mut tx = store.begin().await?;
     match tx.conn() {
-        Conn::Sqlite(c) => drop(sqlx::query(sql).execute(c).await?),
-        Conn::Postgres(c) => drop(sqlx::query(sql).execute(c).await?),
+        Conn::Sqlite(c) => {
+            sqlx::query(sql).execute(c).await?;
+        }
+        Conn::Postgres(c) => {
+            sqlx::query(sql).execute(c).await?;
+        }
     }
     tx.commit().await?;
     Ok(())

@@ -43,7 +43,7 @@ pub async fn run(args: Args) -> Result<()> {
         let db = open().await?;
         let version = version(&db).await?;
         let q = queue::measure(&db, workload).await?;
-        let i = intake::measure(&db, 10_000, 16, 1).await?;
+        let i = intake::measure(&db, 10_000, 16, subsync_intake::DEFAULT_COMMITTERS).await?;
         db.close().await;
         // A fresh database: the intake run left 10,000 jobs that would skew the worker.
         let db = open().await?;

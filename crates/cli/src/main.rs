@@ -83,7 +83,7 @@ fn main() -> ExitCode {
             Command::Operator(cmd) => {
                 let store = cli.global.connect_and_migrate().await?;
                 let mut stdout = std::io::stdout();
-                return Ok(subsync_admin::run(&store, cmd, &mut stdout, cli.output.clone()).await);
+                return Ok(subsync_admin::run(&store, cmd, &mut stdout, cli.output).await);
             }
         }
         .map(|()| Ok(()))

@@ -81,12 +81,12 @@ async fn run(store: Store, rx: Arc<Mutex<mpsc::Receiver<Submission>>>, max_batch
                         continue;
                     }
                     let result = store_batch(&store, &[&submission.record]).await.map_err(Arc::new);
-                    if let Err(e) = &result {
-                        if e.is_transient() {
-                            // The database itself is away: fail the rest now rather than
-                            // making each wait out the connection timeout in turn.
-                            down = Some(e.clone());
-                        }
+                    if let Err(e) = &result
+                        && e.is_transient()
+                    {
+                        // The database itself is away: fail the rest now rather than
+                        // making each wait out the connection timeout in turn.
+                        down = Some(e.clone());
                     }
                     let _ = submission.reply.send(result.map(|mut r| r.remove(0)));
                 }

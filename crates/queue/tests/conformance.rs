@@ -336,10 +336,10 @@ async fn complete_in_commits_with_the_handler_writes(b: Backend) {
         let mut tx = store.begin().await.unwrap();
         match tx.conn() {
             Conn::Sqlite(c) => {
-                drop(sqlx::query("INSERT INTO app_effects VALUES (?1)").bind(id).execute(c).await.unwrap())
+                sqlx::query("INSERT INTO app_effects VALUES (?1)").bind(id).execute(c).await.unwrap();
             }
             Conn::Postgres(c) => {
-                drop(sqlx::query("INSERT INTO app_effects VALUES ($1)").bind(id).execute(c).await.unwrap())
+                sqlx::query("INSERT INTO app_effects VALUES ($1)").bind(id).execute(c).await.unwrap();
             }
         }
         store.complete_in(&mut tx, lease).await.unwrap();
@@ -689,12 +689,14 @@ async fn workers_across_processes_never_overlap_and_keep_fifo(b: Backend) {
     for w in workers {
         w.stop().await;
     }
-    let log = log.lock().unwrap();
-    assert!(log.overlaps.is_empty(), "groups ran two jobs at once: {:?}", log.overlaps);
-    assert_eq!(log.runs, total, "each job ran exactly once");
-    for (group, order) in &log.started {
-        let expected: Vec<u64> = (0..per_group as u64).collect();
-        assert_eq!(order, &expected, "group {group} ran out of order");
+    {
+        let log = log.lock().unwrap();
+        assert!(log.overlaps.is_empty(), "groups ran two jobs at once: {:?}", log.overlaps);
+        assert_eq!(log.runs, total, "each job ran exactly once");
+        for (group, order) in &log.started {
+            let expected: Vec<u64> = (0..per_group as u64).collect();
+            assert_eq!(order, &expected, "group {group} ran out of order");
+        }
     }
     t.close().await;
 }
@@ -713,9 +715,11 @@ async fn flaky_handlers_still_never_overlap(b: Backend) {
     for w in workers {
         w.stop().await;
     }
-    let log = log.lock().unwrap();
-    assert!(log.overlaps.is_empty(), "groups ran two jobs at once: {:?}", log.overlaps);
-    assert!(log.runs > (groups * per_group) as u64, "some runs failed and were retried");
+    {
+        let log = log.lock().unwrap();
+        assert!(log.overlaps.is_empty(), "groups ran two jobs at once: {:?}", log.overlaps);
+        assert!(log.runs > (groups * per_group) as u64, "some runs failed and were retried");
+    }
     t.close().await;
 }
 

@@ -27,7 +27,7 @@ pub struct IntakeArgs {
     #[arg(long, env = "SUBSYNC_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,
     /// Concurrent group-commit writers (PostgreSQL; SQLite always uses one).
-    #[arg(long, env = "SUBSYNC_INTAKE_COMMITTERS", default_value_t = 4)]
+    #[arg(long, env = "SUBSYNC_INTAKE_COMMITTERS", default_value_t = subsync_intake::DEFAULT_COMMITTERS)]
     pub committers: usize,
     /// Most webhooks stored per commit.
     #[arg(long, env = "SUBSYNC_INTAKE_BATCH", default_value_t = 64)]

@@ -71,10 +71,10 @@ impl TestDb {
     }
 
     pub async fn close(self) {
-        if let Cleanup::Schema { admin_url, schema } = &self.cleanup {
-            if let Ok(admin) = sqlx::PgPool::connect(admin_url).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await;
-            }
+        if let Cleanup::Schema { admin_url, schema } = &self.cleanup
+            && let Ok(admin) = sqlx::PgPool::connect(admin_url).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await;
         }
         if let Cleanup::File(path) = &self.cleanup {
             for suffix in ["", "-wal", "-shm"] {
