@@ -1,10 +1,17 @@
 //! The intake benchmark: verified-and-stored webhooks/s and latency at N-way concurrency,
 //! through real HTTP on loopback into an in-process intake, beside the same database's raw
-//! insert ceiling measured in the same run.
+//! insert ceiling measured in the same run, and beside the intake's own storage path (the
+//! same group commits of the same events, submitted without HTTP): the gap between those two
+//! is what HTTP, signature checks and parsing cost.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use anyhow::{Result, bail};
+use subsync_intake::committer::Committer;
+use subsync_intake::metrics::IntakeMetrics;
+use subsync_intake::persist::{Disposition, EventRecord};
 use subsync_intake::{IntakeConfig, IntakeState};
 use subsync_queue::{Backend, QueueConfig};
 use subsync_stripe::signature::Secrets;
@@ -60,9 +67,9 @@ pub async fn run(args: Args) -> Result<()> {
     );
     println!();
     println!(
-        "| backend | raw insert ceiling (rows/s) | intake (webhooks/s) | vs ceiling | p50 (ms) | p99 (ms) | non-2xx | errors |"
+        "| backend | raw insert ceiling (rows/s) | same writes without HTTP (events/s) | intake (webhooks/s) | vs ceiling | vs without HTTP | p50 (ms) | p99 (ms) | non-2xx | errors |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!("{r}");
     }
@@ -72,6 +79,9 @@ pub async fn run(args: Args) -> Result<()> {
 /// Intake figures on one backend.
 pub struct Figures {
     pub label: &'static str,
+    /// The intake's storage path alone: the same events through the same group commit,
+    /// submitted by `concurrency` tasks in process (no HTTP, no signature, no parsing).
+    pub storage_rate: f64,
     pub rate: f64,
     pub p50: f64,
     pub p99: f64,
@@ -83,11 +93,13 @@ impl Figures {
     /// A markdown row beside `ceiling`.
     pub fn row(&self, ceiling: f64) -> String {
         format!(
-            "| {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            "| {} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
             self.label,
             ceiling,
+            self.storage_rate,
             self.rate,
             self.rate / ceiling,
+            self.rate / self.storage_rate,
             self.p50,
             self.p99,
             self.non_2xx,
@@ -98,9 +110,12 @@ impl Figures {
 
 /// Sends `requests` signed webhooks with `concurrency` senders to an in-process intake on `db`.
 pub async fn measure(db: &BenchDb, requests: u64, concurrency: usize, committers: usize) -> Result<Figures> {
+    let committers = if db.store.backend() == Backend::Sqlite { 1 } else { committers };
+    eprintln!("[{}] intake storage path without HTTP…", db.label);
+    let storage_rate = storage_path(db, requests, concurrency, committers).await?;
     eprintln!("[{}] intake…", db.label);
     let mut config = IntakeConfig::new(Secrets::parse(SECRET)?);
-    config.committers = if db.store.backend() == Backend::Sqlite { 1 } else { committers };
+    config.committers = committers;
     let state = IntakeState::new(db.store.clone(), config, Arc::new(subsync_metrics::Registry::new()))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -117,10 +132,56 @@ pub async fn measure(db: &BenchDb, requests: u64, concurrency: usize, committers
     server.abort();
     Ok(Figures {
         label: db.label,
+        storage_rate,
         rate: per_sec(report.ok, report.elapsed),
         p50: percentile_ms(&report.latencies, 50.0),
         p99: percentile_ms(&report.latencies, 99.0),
         non_2xx: report.non_2xx,
         errors: report.errors,
     })
+}
+
+/// Events/s through the intake's group commit alone: `concurrency` tasks submit the load
+/// generator's events (same size, same subscriptions) straight to a [`Committer`] set up as
+/// the intake sets it up, each waiting for its commit like a request does.
+async fn storage_path(db: &BenchDb, requests: u64, concurrency: usize, committers: usize) -> Result<f64> {
+    let metrics = IntakeMetrics::register(&subsync_metrics::Registry::new())?;
+    let defaults = IntakeConfig::new(Secrets::parse(SECRET)?);
+    let committer = Committer::start(db.store.clone(), committers, defaults.max_batch, metrics);
+    let next = Arc::new(AtomicU64::new(0));
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (committer, next, run) = (committer.clone(), next.clone(), run.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= requests {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let (event_id, subscription) = (format!("evt_direct_{run}_{n}"), format!("sub_load_{}", n % 2000));
+                let payload = String::from_utf8(load::event_body(&event_id, &subscription))?;
+                let record = EventRecord {
+                    event_id,
+                    event_type: "customer.subscription.updated".into(),
+                    created: Some(chrono::Utc::now().timestamp()),
+                    livemode: false,
+                    api_version: Some("2025-03-31.basil".into()),
+                    object_kind: "event",
+                    group_key: subscription,
+                    disposition: Disposition::Handled,
+                    payload,
+                };
+                let stored = committer.submit(record).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                if stored.duplicate {
+                    bail!("a fresh event was reported as a duplicate");
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(per_sec(requests, started.elapsed()))
 }
