@@ -10,6 +10,7 @@
 
 mod db;
 mod e2e;
+mod graphile;
 mod intake;
 mod load;
 mod queue;

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use subsync_queue::QueueConfig;
 
 use crate::db::BenchDb;
-use crate::{e2e, intake, queue};
+use crate::{e2e, graphile, intake, queue};
 
 /// Options of `subsync-bench report`.
 #[derive(Debug, clap::Args)]
@@ -16,6 +16,10 @@ pub struct Args {
     /// PostgreSQL server (a scratch schema is created and dropped).
     #[arg(long, env = "SUBSYNC_BENCH_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
     postgres: String,
+    /// Also drain the same workload with graphile-worker (Node.js; installed from npm into
+    /// crates/bench/graphile on first use) on the same PostgreSQL, for a same-run ratio.
+    #[arg(long)]
+    graphile: bool,
     /// Where to write the markdown report.
     #[arg(long, default_value = "docs/benchmarks.md")]
     output: PathBuf,
@@ -32,6 +36,7 @@ pub async fn run(args: Args) -> Result<()> {
     // The issue's workload: 20,000 jobs in 2,000 serialized groups (the graphile-worker reference).
     let workload = queue::Workload { jobs: 20_000, groups: 2_000, concurrency: 16, duplicate_percent: 10 };
     let mut rows = Vec::new();
+    let mut reference = None;
     for postgres in [false, true] {
         let open = || async {
             if postgres {
@@ -43,6 +48,11 @@ pub async fn run(args: Args) -> Result<()> {
         let db = open().await?;
         let version = version(&db).await?;
         let q = queue::measure(&db, workload).await?;
+        if postgres && args.graphile {
+            // Right after our own drain, on the same server: the two are compared directly.
+            let url = args.postgres.clone();
+            reference = Some(tokio::task::spawn_blocking(move || graphile::measure(&url, workload)).await??);
+        }
         let i = intake::measure(&db, 10_000, 16, subsync_intake::DEFAULT_COMMITTERS).await?;
         db.close().await;
         // A fresh database: the intake run left 10,000 jobs that would skew the worker.
@@ -85,6 +95,16 @@ pub async fn run(args: Args) -> Result<()> {
             r.e.pair_p50,
             r.e.pair_p99,
             r.q.overlaps
+        ));
+    }
+    if let (Some(g), Some(pg)) = (&reference, rows.iter().find(|r| r.q.label == "PostgreSQL")) {
+        md.push_str(&format!(
+            "\nSame run, same PostgreSQL, same drain workload: graphile-worker {} drained {:.0} jobs/s \
+             (no overlaps, every effect counted); subsync drained {:.0} jobs/s, **×{:.1}**.\n",
+            graphile::version()?,
+            g.drain,
+            pg.q.drain,
+            pg.q.drain / g.drain
         ));
     }
     println!("\n{md}");
