@@ -63,6 +63,7 @@ conformance!(
     prune_keeps_keys_inside_the_window,
     operator_views,
     released_job_is_not_counted_as_an_attempt,
+    a_claim_landing_after_shutdown_gives_its_jobs_back,
     workers_across_processes_never_overlap_and_keep_fifo,
     flaky_handlers_still_never_overlap,
     killed_worker_loses_its_jobs_to_another,
@@ -616,6 +617,59 @@ async fn released_job_is_not_counted_as_an_attempt(b: Backend) {
     // Still first in its group.
     let again = t.store.claim(Q, "w2", 1).await.unwrap().remove(0);
     assert_eq!(again.lease.job_id, claimed.lease.job_id);
+    t.close().await;
+}
+
+/// A claim still on its way when the worker shuts down must not keep what it claims until
+/// the lease expires: it gives the jobs back as soon as it lands. The claim is held up by a
+/// lock another process holds (SQLite: the write lock; PostgreSQL: a table lock on the
+/// groups), the worker is stopped, then the lock is let go.
+async fn a_claim_landing_after_shutdown_gives_its_jobs_back(b: Backend) {
+    let t = db(b, fast_config()).await;
+    let created = t.store.enqueue_one(job("late", "sub_late")).await.unwrap();
+    let blocker = t.another_process(fast_config()).await;
+    let mut hold = blocker.begin().await.unwrap();
+    match hold.conn() {
+        Conn::Sqlite(c) => {
+            sqlx::query("UPDATE subsync_groups SET queue = queue WHERE 0").execute(c).await.unwrap();
+        }
+        Conn::Postgres(c) => {
+            sqlx::query("LOCK TABLE subsync_groups IN EXCLUSIVE MODE").execute(c).await.unwrap();
+        }
+    }
+    let runs = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = runs.clone();
+    let mut options = worker_options(Q, 4);
+    options.rescue_interval = Duration::from_secs(60);
+    let worker = spawn_worker(t.another_process(fast_config()).await, options, move |_job| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async { Ok(()) }
+    });
+    // Let the worker's first claim reach the lock and wait there, then shut the worker down.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    worker.stop().await;
+    hold.rollback().await.unwrap();
+
+    let id = created.job_id();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let record = loop {
+        let record = t.store.get(id).await.unwrap().unwrap();
+        if record.started_at.is_some() && record.state == JobState::Pending {
+            break record;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the late claim kept its job (lease 30 s) instead of giving it back: {:?}, started {:?}",
+            record.state,
+            record.started_at
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(record.attempts, 0, "a job given back is not an attempt");
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 0, "the stopped worker ran nothing");
+    // And another worker takes it at once.
+    let again = t.store.claim(Q, "next", 1).await.unwrap();
+    assert_eq!(again.first().map(|c| c.lease.job_id), Some(id));
     t.close().await;
 }
 
