@@ -53,4 +53,4 @@ pub use model::{
 };
 pub use runtime::{AbortHandle, JobObserver, JobOutcome, QueueBackend, WorkerOptions};
 pub use schema::Backend;
-pub use store::{Conn, Selection, Store, StoreOptions, Tx, redact_url};
+pub use store::{Conn, PgJobBatch, Selection, Store, StoreOptions, Tx, redact_url};

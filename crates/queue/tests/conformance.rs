@@ -48,6 +48,7 @@ conformance!(
     enqueue_rejects_bad_input,
     batch_enqueue_matches_one_by_one,
     overlapping_concurrent_batches_create_each_job_once,
+    jobs_enqueued_inside_a_callers_own_statement,
     claim_takes_oldest_due_job_per_group_only,
     idle_groups_never_hide_due_work,
     ungrouped_jobs_run_in_parallel,
@@ -240,6 +241,54 @@ async fn overlapping_concurrent_batches_create_each_job_once(b: Backend) {
     assert!(ids.values().all(|set| set.len() == 1), "every caller of a key got the same job");
     assert_eq!(created, 30, "each key created exactly once");
     assert_eq!(t.store.count(&JobFilter::default()).await.unwrap(), 30);
+    t.close().await;
+}
+
+/// `PgJobBatch`: a caller writes its own rows and their jobs in one autocommitted statement
+/// (PostgreSQL only; SQLite stores refuse it). Taken keys are skipped, and the jobs created
+/// are claimable like any others.
+async fn jobs_enqueued_inside_a_callers_own_statement(b: Backend) {
+    let t = db(b, fast_config()).await;
+    if matches!(b, Backend::Sqlite) {
+        let refused = t.store.pg_job_batch(vec![job("k", "g")]);
+        assert!(matches!(refused, Err(QueueError::InvalidInput(_))), "{refused:?}");
+        t.close().await;
+        return;
+    }
+    t.store.enqueue_one(job("own_taken", "g1")).await.unwrap();
+    let pool = t.store.postgres_pool().expect("postgres").clone();
+    sqlx::query("CREATE TABLE app_rows (key TEXT PRIMARY KEY, job_id UUID)").execute(&pool).await.unwrap();
+    let run = |keys: Vec<&'static str>| {
+        let (store, pool) = (t.store.clone(), pool.clone());
+        async move {
+            let jobs = keys.iter().map(|k| job(k, &format!("g_{k}"))).collect();
+            let batch = store.pg_job_batch(jobs).unwrap();
+            let sql = format!(
+                "WITH input AS (SELECT * FROM unnest($1::text[]) AS t(key)), {}, app AS ( \
+                   INSERT INTO app_rows (key, job_id) SELECT i.key, e.id FROM input i \
+                   LEFT JOIN enqueued e ON e.unique_key = i.key ON CONFLICT (key) DO NOTHING RETURNING key \
+                 ) SELECT (SELECT count(*) FROM enqueued) AS jobs, (SELECT count(*) FROM app) AS app",
+                subsync_queue::PgJobBatch::ctes(2)
+            );
+            let row = batch.bind(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(keys)).fetch_one(&pool).await.unwrap();
+            let counts: (i64, i64) = (sqlx::Row::get(&row, "jobs"), sqlx::Row::get(&row, "app"));
+            store.jobs_enqueued();
+            counts
+        }
+    };
+    assert_eq!(run(vec!["own_a", "own_b", "own_taken"]).await, (2, 3), "a taken key makes no job");
+    assert_eq!(run(vec!["own_a", "own_c"]).await, (1, 1), "the second time only the new key");
+    let claimed = t.store.claim(Q, "w", 10).await.unwrap();
+    let mut keys: Vec<String> = claimed.iter().filter_map(|c| c.unique_key.clone()).collect();
+    keys.sort();
+    assert_eq!(keys, ["own_a", "own_b", "own_c", "own_taken"]);
+    let linked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM app_rows a JOIN subsync_jobs j ON j.id = a.job_id AND j.unique_key = a.key",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(linked, 3, "each created job is linked from the caller's row");
     t.close().await;
 }
 

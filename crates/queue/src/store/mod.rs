@@ -5,6 +5,7 @@
 //! drivers only speak their SQL dialect. Both pass the same conformance suite
 //! (`crates/queue/tests/conformance.rs`).
 
+mod pg_batch;
 mod postgres;
 mod sqlite;
 mod wake;
@@ -24,6 +25,7 @@ use crate::model::{
 };
 use crate::schema::{self, Backend};
 
+pub use pg_batch::PgJobBatch;
 pub use wake::WakeSubscription;
 
 /// A running job whose lease ran out: the worker died or lost the database.
@@ -318,6 +320,29 @@ impl Store {
             tx.wake = WakeScope::Everywhere;
         }
         Ok(outcomes)
+    }
+
+    /// Validates `jobs` and lays them out for a caller that enqueues inside its own single
+    /// PostgreSQL statement (see [`PgJobBatch`]): one round trip for its rows and their jobs.
+    /// After that statement commits, call [`Store::jobs_enqueued`] if it created jobs.
+    pub fn pg_job_batch(&self, jobs: Vec<NewJob>) -> Result<PgJobBatch, QueueError> {
+        if !matches!(self.inner.db, Db::Postgres(_)) {
+            return Err(QueueError::InvalidInput("PgJobBatch is for PostgreSQL stores only".into()));
+        }
+        let default_attempts = self.inner.config.retry.max_attempts;
+        let mut prepared = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            job.validate()?;
+            let max_attempts = job.max_attempts.unwrap_or(default_attempts);
+            prepared.push((job, uuid::Uuid::now_v7(), max_attempts));
+        }
+        Ok(PgJobBatch::new(&prepared))
+    }
+
+    /// Jobs were enqueued by a statement that has committed outside a [`Tx`] (a
+    /// [`PgJobBatch`]): wake this process's workers now and other processes' soon.
+    pub fn jobs_enqueued(&self) {
+        self.inner.wake.poke();
     }
 
     /// Enqueues in a transaction of its own and commits.

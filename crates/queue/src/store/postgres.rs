@@ -11,7 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, QueryBuilder, Row};
 use uuid::Uuid;
 
-use super::{Driver, ExpiredLease, Selection, StoreOptions, probe_size};
+use super::{Driver, ExpiredLease, PgJobBatch, Selection, StoreOptions, probe_size};
 use crate::error::QueueError;
 use crate::model::{
     ClaimedJob, EnqueueOutcome, FailOutcome, JobFilter, JobId, JobRecord, JobState, Lease, NewJob, Page, RunningGroup,
@@ -49,53 +49,17 @@ impl PgDriver {
     }
 
     /// Inserts `jobs[open]` in one statement (keys already taken are skipped) and marks their
-    /// groups due; returns the ids it created. Rows go in key order, groups in group order,
-    /// so two batches that share keys or groups wait for each other instead of deadlocking.
+    /// groups due; returns the ids it created. See [`PgJobBatch::ctes`] for the lock order.
     async fn insert_jobs(
         &self,
         conn: &mut PgConnection,
         jobs: &[(NewJob, JobId, u32)],
         open: &[usize],
     ) -> Result<Vec<Uuid>, QueueError> {
-        let ids: Vec<Uuid> = open.iter().map(|&i| jobs[i].1).collect();
-        let queues: Vec<String> = open.iter().map(|&i| jobs[i].0.queue.clone()).collect();
-        let keys: Vec<Option<String>> = open.iter().map(|&i| jobs[i].0.unique_key.clone()).collect();
-        let groups: Vec<String> = open
-            .iter()
-            .map(|&i| {
-                let (job, id, _) = &jobs[i];
-                if job.group_key.is_empty() { id.to_string() } else { job.group_key.clone() }
-            })
-            .collect();
-        let payloads: Vec<serde_json::Value> = open.iter().map(|&i| jobs[i].0.payload.clone()).collect();
-        let attempts: Vec<i32> = open.iter().map(|&i| i32::try_from(jobs[i].2).unwrap_or(i32::MAX)).collect();
-        let run_at: Vec<Option<DateTime<Utc>>> = open.iter().map(|&i| jobs[i].0.run_at).collect();
-        Ok(sqlx::query_scalar(
-            "WITH input AS ( \
-               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::int4[], $7::timestamptz[]) \
-                 WITH ORDINALITY AS t(id, queue, unique_key, group_key, payload, max_attempts, run_at, ord) \
-             ), ins AS ( \
-               INSERT INTO subsync_jobs (id, queue, unique_key, group_key, payload, max_attempts, run_at) \
-               SELECT id, queue, unique_key, group_key, payload, max_attempts, COALESCE(run_at, now()) \
-               FROM input ORDER BY queue, unique_key, ord \
-               ON CONFLICT (queue, unique_key) DO NOTHING \
-               RETURNING id, queue, group_key, run_at \
-             ), grp AS ( \
-               INSERT INTO subsync_groups (queue, group_key, next_run_at) \
-               SELECT queue, group_key, min(run_at) FROM ins GROUP BY queue, group_key ORDER BY queue, group_key \
-               ON CONFLICT (queue, group_key) \
-               DO UPDATE SET next_run_at = LEAST(subsync_groups.next_run_at, EXCLUDED.next_run_at) \
-             ) SELECT id FROM ins",
-        )
-        .bind(&ids)
-        .bind(&queues)
-        .bind(&keys)
-        .bind(&groups)
-        .bind(&payloads)
-        .bind(&attempts)
-        .bind(&run_at)
-        .fetch_all(&mut *conn)
-        .await?)
+        let batch = PgJobBatch::new(open.iter().map(|&i| &jobs[i]));
+        let sql = format!("WITH {} SELECT id FROM enqueued", PgJobBatch::ctes(1));
+        let rows = batch.bind(sqlx::query(sqlx::AssertSqlSafe(sql))).fetch_all(&mut *conn).await?;
+        rows.iter().map(|row| Ok(row.try_get::<Uuid, _>("id")?)).collect()
     }
 
     /// Groups a claim found without a due job had a stale lower-bound `next_run_at`: set it to
