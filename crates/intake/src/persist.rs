@@ -5,7 +5,8 @@
 //! key (the same id), both written with `ON CONFLICT DO NOTHING`.
 
 use serde_json::json;
-use subsync_queue::{Backend, Conn, NewJob, QueueError, Store, Tx};
+use sqlx::Row;
+use subsync_queue::{Backend, Conn, NewJob, PgJobBatch, QueueError, Store, Tx};
 use uuid::Uuid;
 
 /// The queue the worker consumes; its jobs carry `{"event_id": …}`.
@@ -65,84 +66,99 @@ pub struct Stored {
     pub job_id: Option<Uuid>,
 }
 
-/// Stores `records` in one transaction and commits; results in the same order.
+/// Stores `records` atomically and durably; results in the same order. On PostgreSQL that is
+/// one autocommitted statement for the whole batch; on SQLite one transaction (its writes are
+/// in-process, so statements cost no round trips).
 pub async fn store_batch(store: &Store, records: &[&EventRecord]) -> Result<Vec<Stored>, QueueError> {
+    if store.backend() == Backend::Postgres {
+        return store_all_postgres(store, records).await;
+    }
     let mut tx = store.begin().await?;
-    let stored = if store.backend() == Backend::Postgres && records.len() > 1 {
-        store_all_postgres(store, &mut tx, records).await?
-    } else {
-        let mut stored = Vec::with_capacity(records.len());
-        for record in records {
-            stored.push(store_one(store, &mut tx, record).await?);
-        }
-        stored
-    };
+    let mut stored = Vec::with_capacity(records.len());
+    for record in records {
+        stored.push(store_one(store, &mut tx, record).await?);
+    }
     tx.commit().await?;
     Ok(stored)
 }
 
-/// The same as [`store_one`] for each record, in four statements for the whole batch
-/// (jobs, their lookups, events, theirs): a round trip costs PostgreSQL more than a row.
-async fn store_all_postgres(store: &Store, tx: &mut Tx, records: &[&EventRecord]) -> Result<Vec<Stored>, QueueError> {
-    let handled: Vec<usize> = (0..records.len()).filter(|&i| records[i].disposition == Disposition::Handled).collect();
-    let jobs = handled.iter().map(|&i| sync_job(records[i])).collect();
-    let mut job_ids: Vec<Option<Uuid>> = vec![None; records.len()];
-    for (&i, outcome) in handled.iter().zip(store.enqueue_many(tx, jobs).await?) {
-        job_ids[i] = Some(outcome.job_id());
-    }
-    let Conn::Postgres(c) = tx.conn() else {
-        return Err(QueueError::InvalidInput("PostgreSQL batch on another backend".into()));
-    };
+/// The events and their sync jobs in one statement ([`subsync_queue::PgJobBatch`]): atomic as
+/// a transaction, without BEGIN and COMMIT round trips; then one lookup for redeliveries.
+/// Events and jobs are written in event id order (job keys are the event ids), so concurrent
+/// batches that share events wait for each other instead of deadlocking.
+async fn store_all_postgres(store: &Store, records: &[&EventRecord]) -> Result<Vec<Stored>, QueueError> {
+    let pool =
+        store.postgres_pool().ok_or_else(|| QueueError::InvalidInput("PostgreSQL batch on another backend".into()))?;
+    let handled = |r: &EventRecord| r.disposition == Disposition::Handled;
+    let jobs = store.pg_job_batch(records.iter().filter(|r| handled(r)).map(|r| sync_job(r)).collect())?;
     let column =
         |f: &dyn Fn(&EventRecord) -> Option<String>| -> Vec<Option<String>> { records.iter().map(|r| f(r)).collect() };
-    let mut inserted: Vec<String> = sqlx::query_scalar(
-        "INSERT INTO subsync_events (event_id, event_type, created, livemode, api_version, object_kind, \
-           group_key, disposition, payload, job_id) \
-         SELECT event_id, event_type, created, livemode, api_version, object_kind, group_key, disposition, payload, job_id \
-         FROM unnest($1::text[], $2::text[], $3::int8[], $4::bool[], $5::text[], $6::text[], $7::text[], \
-                     $8::text[], $9::text[], $10::uuid[]) WITH ORDINALITY \
-           AS t(event_id, event_type, created, livemode, api_version, object_kind, group_key, disposition, payload, job_id, ord) \
-         ORDER BY event_id, ord \
-         ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-    )
-    .bind(column(&|r| Some(r.event_id.clone())))
-    .bind(column(&|r| Some(r.event_type.clone())))
-    .bind(records.iter().map(|r| r.created).collect::<Vec<_>>())
-    .bind(records.iter().map(|r| r.livemode).collect::<Vec<_>>())
-    .bind(column(&|r| r.api_version.clone()))
-    .bind(column(&|r| Some(r.object_kind.to_string())))
-    .bind(column(&|r| Some(r.group_key.clone())))
-    .bind(column(&|r| Some(r.disposition.as_str().to_string())))
-    .bind(column(&|r| Some(r.payload.clone())))
-    .bind(&job_ids)
-    .fetch_all(&mut *c)
-    .await?;
+    let sql = format!(
+        "WITH input AS ( \
+           SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::bool[], $5::text[], $6::text[], $7::text[], \
+                     $8::text[], $9::text[], $10::bool[]) WITH ORDINALITY \
+             AS t(event_id, event_type, created, livemode, api_version, object_kind, group_key, disposition, payload, \
+                  handled, ord) \
+         ), {jobs}, stored AS ( \
+           INSERT INTO subsync_events (event_id, event_type, created, livemode, api_version, object_kind, \
+             group_key, disposition, payload, job_id) \
+           SELECT i.event_id, i.event_type, i.created, i.livemode, i.api_version, i.object_kind, i.group_key, \
+                  i.disposition, i.payload, \
+                  CASE WHEN i.handled THEN COALESCE(e.id, (SELECT j.id FROM subsync_jobs j \
+                    WHERE j.queue = '{SYNC_QUEUE}' AND j.unique_key = i.event_id)) END \
+           FROM input i LEFT JOIN enqueued e ON i.handled AND e.queue = '{SYNC_QUEUE}' AND e.unique_key = i.event_id \
+           ORDER BY i.event_id, i.ord \
+           ON CONFLICT (event_id) DO NOTHING RETURNING event_id, job_id \
+         ) SELECT event_id, job_id, (SELECT count(*) FROM enqueued) AS jobs_created FROM stored",
+        jobs = PgJobBatch::ctes(11)
+    );
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(column(&|r| Some(r.event_id.clone())))
+        .bind(column(&|r| Some(r.event_type.clone())))
+        .bind(records.iter().map(|r| r.created).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.livemode).collect::<Vec<_>>())
+        .bind(column(&|r| r.api_version.clone()))
+        .bind(column(&|r| Some(r.object_kind.to_string())))
+        .bind(column(&|r| Some(r.group_key.clone())))
+        .bind(column(&|r| Some(r.disposition.as_str().to_string())))
+        .bind(column(&|r| Some(r.payload.clone())))
+        .bind(records.iter().map(|r| handled(r)).collect::<Vec<_>>());
+    let rows = jobs.bind(query).fetch_all(pool).await?;
+    let mut inserted = Vec::with_capacity(rows.len());
+    let mut jobs_created = 0i64;
+    for row in &rows {
+        inserted.push((row.try_get::<String, _>("event_id")?, row.try_get::<Option<Uuid>, _>("job_id")?));
+        jobs_created = row.try_get("jobs_created")?;
+    }
+    if jobs_created > 0 {
+        store.jobs_enqueued();
+    }
     // The first copy of an id in the batch is the new one; every other is a redelivery.
-    let mut fresh = vec![false; records.len()];
+    let mut outcome: Vec<Option<Stored>> = vec![None; records.len()];
     for (i, r) in records.iter().enumerate() {
-        if let Some(at) = inserted.iter().position(|id| *id == r.event_id) {
-            inserted.swap_remove(at);
-            fresh[i] = true;
+        if let Some(at) = inserted.iter().position(|(id, _)| *id == r.event_id) {
+            let (_, job_id) = inserted.swap_remove(at);
+            outcome[i] = Some(Stored { duplicate: false, job_id });
         }
     }
-    let again: Vec<&str> = (0..records.len()).filter(|&i| !fresh[i]).map(|i| records[i].event_id.as_str()).collect();
-    let recorded: Vec<(String, Option<Uuid>)> = if again.is_empty() {
-        Vec::new()
-    } else {
-        sqlx::query_as("SELECT event_id, job_id FROM subsync_events WHERE event_id = ANY($1)")
-            .bind(&again)
-            .fetch_all(&mut *c)
-            .await?
-    };
-    Ok((0..records.len())
-        .map(|i| {
-            if fresh[i] {
-                return Stored { duplicate: false, job_id: job_ids[i] };
+    let again: Vec<&str> =
+        (0..records.len()).filter(|&i| outcome[i].is_none()).map(|i| records[i].event_id.as_str()).collect();
+    if !again.is_empty() {
+        // A fresh statement: it sees the first copies, committed by now (by this statement, or
+        // by the concurrent one whose insert this one waited for).
+        let recorded: Vec<(String, Option<Uuid>)> =
+            sqlx::query_as("SELECT event_id, job_id FROM subsync_events WHERE event_id = ANY($1)")
+                .bind(&again)
+                .fetch_all(pool)
+                .await?;
+        for (i, r) in records.iter().enumerate() {
+            if outcome[i].is_none() {
+                let first = recorded.iter().find(|(id, _)| *id == r.event_id).and_then(|(_, job)| *job);
+                outcome[i] = Some(Stored { duplicate: true, job_id: first });
             }
-            let first = recorded.iter().find(|(id, _)| *id == records[i].event_id).and_then(|(_, job)| *job);
-            Stored { duplicate: true, job_id: first.or(job_ids[i]) }
-        })
-        .collect())
+        }
+    }
+    Ok(outcome.into_iter().map(|o| o.unwrap_or(Stored { duplicate: true, job_id: None })).collect())
 }
 
 /// The sync job for a handled event: deduplicated on the event id, serialized per subscription.
