@@ -1,4 +1,4 @@
-//! Storing an event and its sync job in one transaction.
+//! Storing an event and its sync job atomically (one statement on PostgreSQL, one transaction on SQLite).
 //!
 //! Two keys make a duplicate delivery, however late, a no-op: the job's unique key (the
 //! Stripe event id) within the queue's retention window, and the `subsync_events` primary
