@@ -5,7 +5,7 @@
 //! key (the same id), both written with `ON CONFLICT DO NOTHING`.
 
 use serde_json::json;
-use sqlx::Row;
+use sqlx::{Row, SqliteConnection};
 use subsync_queue::{Backend, Conn, NewJob, PgJobBatch, QueueError, Store, Tx};
 use uuid::Uuid;
 
@@ -168,6 +168,8 @@ fn sync_job(record: &EventRecord) -> NewJob {
         .with_group(&record.group_key)
 }
 
+/// SQLite's path, one record inside the batch's transaction (PostgreSQL stores a whole batch
+/// in one statement: [`store_all_postgres`]).
 async fn store_one(store: &Store, tx: &mut Tx, record: &EventRecord) -> Result<Stored, QueueError> {
     // The job first: its unique key (the event id) answers "seen before?" within the
     // retention window, and the event row is then written already pointing at its job.
@@ -176,68 +178,41 @@ async fn store_one(store: &Store, tx: &mut Tx, record: &EventRecord) -> Result<S
     } else {
         None
     };
-    if insert_event(tx, record, job_id).await? {
+    let Conn::Sqlite(c) = tx.conn() else {
+        return Err(QueueError::InvalidInput("the per-record path is SQLite's".into()));
+    };
+    if insert_event(c, record, job_id).await? {
         return Ok(Stored { duplicate: false, job_id });
     }
     // The event row exists: a redelivery. Answer with the job it recorded.
-    Ok(Stored { duplicate: true, job_id: existing_job(tx, &record.event_id).await?.or(job_id) })
+    Ok(Stored { duplicate: true, job_id: existing_job(c, &record.event_id).await?.or(job_id) })
 }
 
-async fn insert_event(tx: &mut Tx, r: &EventRecord, job_id: Option<Uuid>) -> Result<bool, QueueError> {
-    let done = match tx.conn() {
-        Conn::Sqlite(c) => sqlx::query(
-            "INSERT INTO subsync_events (event_id, event_type, created, livemode, api_version, object_kind, \
-               group_key, disposition, payload, received_at, job_id) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(&r.event_id)
-        .bind(&r.event_type)
-        .bind(r.created)
-        .bind(r.livemode)
-        .bind(&r.api_version)
-        .bind(r.object_kind)
-        .bind(&r.group_key)
-        .bind(r.disposition.as_str())
-        .bind(&r.payload)
-        .bind(chrono::Utc::now().timestamp_millis())
-        .bind(job_id.map(|id| id.to_string()))
-        .execute(c)
-        .await?
-        .rows_affected(),
-        Conn::Postgres(c) => sqlx::query(
-            "INSERT INTO subsync_events (event_id, event_type, created, livemode, api_version, object_kind, \
-               group_key, disposition, payload, job_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(&r.event_id)
-        .bind(&r.event_type)
-        .bind(r.created)
-        .bind(r.livemode)
-        .bind(&r.api_version)
-        .bind(r.object_kind)
-        .bind(&r.group_key)
-        .bind(r.disposition.as_str())
-        .bind(&r.payload)
-        .bind(job_id)
-        .execute(c)
-        .await?
-        .rows_affected(),
-    };
+async fn insert_event(c: &mut SqliteConnection, r: &EventRecord, job_id: Option<Uuid>) -> Result<bool, QueueError> {
+    let done = sqlx::query(
+        "INSERT INTO subsync_events (event_id, event_type, created, livemode, api_version, object_kind, \
+           group_key, disposition, payload, received_at, job_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(&r.event_id)
+    .bind(&r.event_type)
+    .bind(r.created)
+    .bind(r.livemode)
+    .bind(&r.api_version)
+    .bind(r.object_kind)
+    .bind(&r.group_key)
+    .bind(r.disposition.as_str())
+    .bind(&r.payload)
+    .bind(chrono::Utc::now().timestamp_millis())
+    .bind(job_id.map(|id| id.to_string()))
+    .execute(c)
+    .await?
+    .rows_affected();
     Ok(done == 1)
 }
 
-async fn existing_job(tx: &mut Tx, event_id: &str) -> Result<Option<Uuid>, QueueError> {
-    match tx.conn() {
-        Conn::Sqlite(c) => {
-            let id: Option<String> = sqlx::query_scalar("SELECT job_id FROM subsync_events WHERE event_id = ?1")
-                .bind(event_id)
-                .fetch_one(c)
-                .await?;
-            id.map(|s| Uuid::parse_str(&s).map_err(|_| QueueError::Corrupt(format!("event job id `{s}`")))).transpose()
-        }
-        Conn::Postgres(c) => Ok(sqlx::query_scalar("SELECT job_id FROM subsync_events WHERE event_id = $1")
-            .bind(event_id)
-            .fetch_one(c)
-            .await?),
-    }
+async fn existing_job(c: &mut SqliteConnection, event_id: &str) -> Result<Option<Uuid>, QueueError> {
+    let id: Option<String> =
+        sqlx::query_scalar("SELECT job_id FROM subsync_events WHERE event_id = ?1").bind(event_id).fetch_one(c).await?;
+    id.map(|s| Uuid::parse_str(&s).map_err(|_| QueueError::Corrupt(format!("event job id `{s}`")))).transpose()
 }

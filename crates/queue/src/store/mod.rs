@@ -281,9 +281,7 @@ impl Store {
     /// Enqueues a job in the caller's transaction: the job exists if and only if the caller
     /// commits. Concurrent enqueues of one unique key create exactly one job and never fail.
     pub async fn enqueue(&self, tx: &mut Tx, job: NewJob) -> Result<EnqueueOutcome, QueueError> {
-        job.validate()?;
-        let id = uuid::Uuid::now_v7();
-        let max_attempts = job.max_attempts.unwrap_or(self.inner.config.retry.max_attempts);
+        let (job, id, max_attempts) = self.prepare(job)?;
         let outcome = match (&self.inner.db, &mut tx.inner) {
             (Db::Sqlite(d), TxInner::Sqlite(t)) => d.enqueue(t, &job, id, max_attempts).await?,
             (Db::Postgres(d), TxInner::Postgres(t)) => d.enqueue(t, &job, id, max_attempts).await?,
@@ -297,17 +295,11 @@ impl Store {
 
     /// Enqueues several jobs in the caller's transaction, as [`Store::enqueue`] does each one;
     /// outcomes in input order. On PostgreSQL this is two statements whatever the number of
-    /// jobs (intake's group commit stores a whole batch of webhooks this way). A key repeated
+    /// jobs (the insert is [`PgJobBatch`]'s, so its tests cover that SQL too). A key repeated
     /// within `jobs` creates one job; the later copies come back as duplicates of it. If any
     /// job is invalid, nothing is enqueued.
     pub async fn enqueue_many(&self, tx: &mut Tx, jobs: Vec<NewJob>) -> Result<Vec<EnqueueOutcome>, QueueError> {
-        let default_attempts = self.inner.config.retry.max_attempts;
-        let mut prepared = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            job.validate()?;
-            let max_attempts = job.max_attempts.unwrap_or(default_attempts);
-            prepared.push((job, uuid::Uuid::now_v7(), max_attempts));
-        }
+        let prepared = jobs.into_iter().map(|job| self.prepare(job)).collect::<Result<Vec<_>, _>>()?;
         if prepared.is_empty() {
             return Ok(Vec::new());
         }
@@ -329,14 +321,16 @@ impl Store {
         if !matches!(self.inner.db, Db::Postgres(_)) {
             return Err(QueueError::InvalidInput("PgJobBatch is for PostgreSQL stores only".into()));
         }
-        let default_attempts = self.inner.config.retry.max_attempts;
-        let mut prepared = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            job.validate()?;
-            let max_attempts = job.max_attempts.unwrap_or(default_attempts);
-            prepared.push((job, uuid::Uuid::now_v7(), max_attempts));
-        }
+        let prepared = jobs.into_iter().map(|job| self.prepare(job)).collect::<Result<Vec<_>, _>>()?;
         Ok(PgJobBatch::new(&prepared))
+    }
+
+    /// Checks a job and fixes what every enqueue path needs: its id (UUID v7, so ids sort by
+    /// creation) and its attempt budget (the job's own, else the configured default).
+    fn prepare(&self, job: NewJob) -> Result<(NewJob, JobId, u32), QueueError> {
+        job.validate()?;
+        let max_attempts = job.max_attempts.unwrap_or(self.inner.config.retry.max_attempts);
+        Ok((job, uuid::Uuid::now_v7(), max_attempts))
     }
 
     /// Jobs were enqueued by a statement that has committed outside a [`Tx`] (a
@@ -350,10 +344,9 @@ impl Store {
         if let Db::Postgres(d) = &self.inner.db {
             // One statement writes the job and its group: autocommit is atomic and saves the
             // BEGIN/COMMIT round trips.
-            job.validate()?;
-            let max_attempts = job.max_attempts.unwrap_or(self.inner.config.retry.max_attempts);
+            let (job, id, max_attempts) = self.prepare(job)?;
             let mut conn = d.pool().acquire().await?;
-            let outcome = d.enqueue(&mut conn, &job, uuid::Uuid::now_v7(), max_attempts).await?;
+            let outcome = d.enqueue(&mut conn, &job, id, max_attempts).await?;
             if !outcome.is_duplicate() {
                 self.inner.wake.poke();
             }

@@ -62,16 +62,6 @@ impl PgJobBatch {
         b
     }
 
-    /// The ids the jobs get if they are created (input order).
-    pub fn ids(&self) -> &[Uuid] {
-        &self.ids
-    }
-
-    /// No jobs at all.
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
     /// CTEs that insert the jobs (parameters `$first` to `$first + 6`), skipping keys that
     /// exist, and mark their groups due. `enqueued(id, queue, unique_key, group_key, run_at)`
     /// holds the jobs created; a job whose key was taken is not in it. Rows are written in key
@@ -137,7 +127,7 @@ mod tests {
         let jobs = [(NewJob::new("q", serde_json::json!({})), id, 3)];
         let batch = PgJobBatch::new(&jobs);
         assert_eq!(batch.groups, vec![id.to_string()]);
-        assert_eq!(batch.ids(), &[id]);
+        assert_eq!(batch.ids, vec![id]);
         assert_eq!(batch.attempts, vec![3]);
     }
 }
