@@ -855,3 +855,41 @@ async fn killed_worker_loses_its_jobs_to_another(b: Backend) {
     assert_eq!(rescued, 4, "the four jobs the killed worker held took a second attempt");
     t.close().await;
 }
+
+/// PostgreSQL only (SQLite has no row versions to look at): an enqueue into a group that is
+/// already due as early locks the group row but does not rewrite it, so a busy subscription
+/// costs no group-row version (and index entries) per event; an earlier job still lowers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_group_row_is_rewritten_only_when_it_becomes_due_earlier() {
+    let t = TestDb::postgres(fast_config()).await;
+    let pool = t.store.postgres_pool().expect("a PostgreSQL store").clone();
+    let row = |group: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, Option<chrono::DateTime<chrono::Utc>>)>(
+                "SELECT xmin::text, next_run_at FROM subsync_groups WHERE queue = $1 AND group_key = $2",
+            )
+            .bind(Q)
+            .bind(group)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    t.store.enqueue_one(job("busy1", "sub_busy")).await.unwrap();
+    let first = row("sub_busy").await;
+    t.store.enqueue_one(job("busy2", "sub_busy")).await.unwrap();
+    let mut tx = t.store.begin().await.unwrap();
+    t.store.enqueue_many(&mut tx, vec![job("busy3", "sub_busy"), job("busy4", "sub_busy")]).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(row("sub_busy").await, first, "a later job leaves the group row as it was");
+
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    t.store.enqueue_one(job("delayed", "sub_delayed").with_run_at(later)).await.unwrap();
+    let delayed = row("sub_delayed").await;
+    t.store.enqueue_one(job("due_now", "sub_delayed")).await.unwrap();
+    let lowered = row("sub_delayed").await;
+    assert_ne!(lowered.0, delayed.0, "an earlier job rewrites the row");
+    assert!(lowered.1.expect("due") < later, "and makes the group due earlier: {lowered:?}");
+    t.close().await;
+}

@@ -64,7 +64,8 @@ impl PgJobBatch {
 
     /// CTEs that insert the jobs (parameters `$first` to `$first + 6`), skipping keys that
     /// exist, and mark their groups due. `enqueued(id, queue, unique_key, group_key, run_at)`
-    /// holds the jobs created; a job whose key was taken is not in it. Rows are written in key
+    /// holds the jobs created; a job whose key was taken is not in it. A group already due as
+    /// early is locked but not rewritten (no new row version per event of a busy group). Rows are written in key
     /// order and groups in group order, so overlapping concurrent batches wait for each
     /// other instead of deadlocking.
     pub fn ctes(first: usize) -> String {
@@ -83,7 +84,8 @@ impl PgJobBatch {
                INSERT INTO subsync_groups (queue, group_key, next_run_at) \
                SELECT queue, group_key, min(run_at) FROM enqueued GROUP BY queue, group_key ORDER BY queue, group_key \
                ON CONFLICT (queue, group_key) \
-               DO UPDATE SET next_run_at = LEAST(subsync_groups.next_run_at, EXCLUDED.next_run_at) \
+               DO UPDATE SET next_run_at = EXCLUDED.next_run_at \
+                 WHERE subsync_groups.next_run_at IS NULL OR subsync_groups.next_run_at > EXCLUDED.next_run_at \
              )",
             p(0),
             p(1),

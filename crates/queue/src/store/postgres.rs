@@ -188,7 +188,8 @@ impl Driver for PgDriver {
                    INSERT INTO subsync_groups (queue, group_key, next_run_at) \
                    SELECT $2, $4, run_at FROM ins \
                    ON CONFLICT (queue, group_key) \
-                   DO UPDATE SET next_run_at = LEAST(subsync_groups.next_run_at, EXCLUDED.next_run_at) \
+                   DO UPDATE SET next_run_at = EXCLUDED.next_run_at \
+                 WHERE subsync_groups.next_run_at IS NULL OR subsync_groups.next_run_at > EXCLUDED.next_run_at \
                  ) SELECT id FROM ins",
             )
             .bind(id)
@@ -497,7 +498,8 @@ impl Driver for PgDriver {
                INSERT INTO subsync_groups (queue, group_key, next_run_at) \
                SELECT DISTINCT queue, group_key, now() FROM changed \
                ON CONFLICT (queue, group_key) \
-               DO UPDATE SET next_run_at = LEAST(subsync_groups.next_run_at, EXCLUDED.next_run_at) \
+               DO UPDATE SET next_run_at = EXCLUDED.next_run_at \
+                 WHERE subsync_groups.next_run_at IS NULL OR subsync_groups.next_run_at > EXCLUDED.next_run_at \
              ) SELECT count(*) FROM changed",
         );
         let n: i64 = qb.build_query_scalar().fetch_one(&mut *tx).await?;

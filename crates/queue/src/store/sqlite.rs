@@ -143,13 +143,13 @@ async fn release_group(conn: &mut SqliteConnection, lease: &Lease) -> Result<(),
     Ok(())
 }
 
-/// Marks groups due by `at` (never later than they already are).
+/// Marks groups due by `at` (never later than they already are). A group already due as
+/// early is not rewritten: a busy subscription's enqueues cost no group write.
 async fn mark_group_due(conn: &mut SqliteConnection, queue: &str, group: &str, at: i64) -> Result<(), QueueError> {
     sqlx::query(
         "INSERT INTO subsync_groups (queue, group_key, next_run_at) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (queue, group_key) DO UPDATE SET next_run_at = \
-           CASE WHEN next_run_at IS NULL OR excluded.next_run_at < next_run_at \
-                THEN excluded.next_run_at ELSE next_run_at END",
+         ON CONFLICT (queue, group_key) DO UPDATE SET next_run_at = excluded.next_run_at \
+         WHERE next_run_at IS NULL OR excluded.next_run_at < next_run_at",
     )
     .bind(queue)
     .bind(group)
