@@ -487,4 +487,15 @@ async fn refuses_to_start_without_a_secret() {
         .expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("whsec_"));
+    // A linger long enough to stall every webhook is refused with the setting's name.
+    let out = tokio::process::Command::new(common::binary())
+        .args(["intake", "--commit-linger-ms", "5000"])
+        .env("STRIPE_WEBHOOK_SECRET", "whsec_test_secret")
+        .env("DATABASE_URL", format!("sqlite:{}", db_path.display()))
+        .output()
+        .await
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SUBSYNC_INTAKE_COMMIT_LINGER_MS"), "{out:?}");
+    assert!(!db_path.exists(), "configuration is checked before the database is touched");
 }

@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use subsync_intake::committer::Committer;
+use subsync_intake::committer::{Batching, Committer};
 use subsync_intake::metrics::IntakeMetrics;
 use subsync_intake::persist::{Disposition, EventRecord};
 use subsync_intake::{IntakeConfig, IntakeState};
@@ -41,6 +41,17 @@ pub struct Args {
     /// Group-commit writers on PostgreSQL (SQLite always uses one); the intake's default.
     #[arg(long, default_value_t = subsync_intake::DEFAULT_COMMITTERS)]
     committers: usize,
+    /// Longest a committer waits to fill a batch, in microseconds; the intake's default.
+    #[arg(long, default_value_t = subsync_intake::DEFAULT_COMMIT_LINGER.as_micros() as u64)]
+    commit_linger_us: u64,
+}
+
+impl Args {
+    fn batching(&self, backend: Backend) -> Batching {
+        // SQLite has one writer, so the intake runs one committer there.
+        let committers = if backend == Backend::Sqlite { 1 } else { self.committers };
+        Batching { committers, linger: Duration::from_micros(self.commit_linger_us), ..Batching::default() }
+    }
 }
 
 pub async fn run(args: Args) -> Result<()> {
@@ -48,13 +59,15 @@ pub async fn run(args: Args) -> Result<()> {
     if !args.no_sqlite {
         let db = BenchDb::sqlite(QueueConfig::default()).await?;
         let ceiling = raw_ceiling(&db.store, args.concurrency, args.requests).await?;
-        rows.push(measure(&db, args.requests, args.concurrency, args.committers).await?.row(ceiling));
+        let batching = args.batching(Backend::Sqlite);
+        rows.push(measure(&db, args.requests, args.concurrency, batching).await?.row(ceiling));
         db.close().await;
     }
     if let Some(url) = &args.postgres {
         let db = BenchDb::postgres(url, QueueConfig::default()).await?;
         let ceiling = raw_ceiling(&db.store, args.concurrency, args.requests).await?;
-        rows.push(measure(&db, args.requests, args.concurrency, args.committers).await?.row(ceiling));
+        let batching = args.batching(Backend::Postgres);
+        rows.push(measure(&db, args.requests, args.concurrency, batching).await?.row(ceiling));
         db.close().await;
     }
     if rows.is_empty() {
@@ -67,9 +80,9 @@ pub async fn run(args: Args) -> Result<()> {
     );
     println!();
     println!(
-        "| backend | raw insert ceiling (rows/s) | same writes without HTTP (events/s) | intake (webhooks/s) | vs ceiling | vs without HTTP | p50 (ms) | p99 (ms) | non-2xx | errors |"
+        "| backend | raw insert ceiling (rows/s) | same writes without HTTP (events/s) | intake (webhooks/s) | vs ceiling | vs without HTTP | p50 (ms) | p99 (ms) | events per commit | non-2xx | errors |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!("{r}");
     }
@@ -83,6 +96,8 @@ pub struct Figures {
     /// submitted by `concurrency` tasks in process (no HTTP, no signature, no parsing).
     pub storage_rate: f64,
     pub rate: f64,
+    /// Mean webhooks per commit during the HTTP run.
+    pub per_commit: f64,
     pub p50: f64,
     pub p99: f64,
     pub non_2xx: u64,
@@ -93,7 +108,7 @@ impl Figures {
     /// A markdown row beside `ceiling`.
     pub fn row(&self, ceiling: f64) -> String {
         format!(
-            "| {} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            "| {} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} |",
             self.label,
             ceiling,
             self.storage_rate,
@@ -102,6 +117,7 @@ impl Figures {
             self.rate / self.storage_rate,
             self.p50,
             self.p99,
+            self.per_commit,
             self.non_2xx,
             self.errors
         )
@@ -109,16 +125,18 @@ impl Figures {
 }
 
 /// Sends `requests` signed webhooks with `concurrency` senders to an in-process intake on `db`.
-pub async fn measure(db: &BenchDb, requests: u64, concurrency: usize, committers: usize) -> Result<Figures> {
-    let committers = if db.store.backend() == Backend::Sqlite { 1 } else { committers };
+pub async fn measure(db: &BenchDb, requests: u64, concurrency: usize, batching: Batching) -> Result<Figures> {
     eprintln!("[{}] intake storage path without HTTP…", db.label);
-    let storage_rate = storage_path(db, requests, concurrency, committers).await?;
+    let storage_rate = storage_path(db, requests, concurrency, batching).await?;
     eprintln!("[{}] intake…", db.label);
     let mut config = IntakeConfig::new(Secrets::parse(SECRET)?);
-    config.committers = committers;
+    config.committers = batching.committers;
+    config.max_batch = batching.max_batch;
+    config.commit_linger = batching.linger;
     let state = IntakeState::new(db.store.clone(), config, Arc::new(subsync_metrics::Registry::new()))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    let batch_size = state.metrics().batch_size.clone();
     let server = tokio::spawn(async move { axum::serve(listener, subsync_intake::router(state)).await });
     let report = load::run_load(&load::Args {
         url: format!("http://{addr}/webhooks/stripe"),
@@ -134,6 +152,7 @@ pub async fn measure(db: &BenchDb, requests: u64, concurrency: usize, committers
         label: db.label,
         storage_rate,
         rate: per_sec(report.ok, report.elapsed),
+        per_commit: batch_size.sum() / batch_size.count().max(1) as f64,
         p50: percentile_ms(&report.latencies, 50.0),
         p99: percentile_ms(&report.latencies, 99.0),
         non_2xx: report.non_2xx,
@@ -144,10 +163,9 @@ pub async fn measure(db: &BenchDb, requests: u64, concurrency: usize, committers
 /// Events/s through the intake's group commit alone: `concurrency` tasks submit the load
 /// generator's events (same size, same subscriptions) straight to a [`Committer`] set up as
 /// the intake sets it up, each waiting for its commit like a request does.
-async fn storage_path(db: &BenchDb, requests: u64, concurrency: usize, committers: usize) -> Result<f64> {
+async fn storage_path(db: &BenchDb, requests: u64, concurrency: usize, batching: Batching) -> Result<f64> {
     let metrics = IntakeMetrics::register(&subsync_metrics::Registry::new())?;
-    let defaults = IntakeConfig::new(Secrets::parse(SECRET)?);
-    let committer = Committer::start(db.store.clone(), committers, defaults.max_batch, metrics);
+    let committer = Committer::start(db.store.clone(), batching, metrics);
     let next = Arc::new(AtomicU64::new(0));
     let run = uuid::Uuid::new_v4().simple().to_string();
     let started = Instant::now();

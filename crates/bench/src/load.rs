@@ -75,11 +75,13 @@ pub async fn run_load(args: &Args) -> Result<Report> {
     let next = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(args.max_seconds.max(1));
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    // Parsed once: the generator should spend its CPU on requests, not on re-reading the URL.
+    let url = reqwest::Url::parse(&args.url)?;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency {
-        let (client, secret, next, run, args) =
-            (client.clone(), secret.clone(), next.clone(), run.clone(), args.clone());
+        let (client, secret, next, run, args, url) =
+            (client.clone(), secret.clone(), next.clone(), run.clone(), args.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
             let mut report = Report::default();
             loop {
@@ -96,7 +98,7 @@ pub async fn run_load(args: &Args) -> Result<Report> {
                 let header = sign(&secret, chrono::Utc::now().timestamp(), &body);
                 let t0 = Instant::now();
                 let result = client
-                    .post(&args.url)
+                    .post(url.clone())
                     .header("content-type", "application/json")
                     .header("stripe-signature", header)
                     .body(body)

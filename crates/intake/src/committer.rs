@@ -1,11 +1,23 @@
 //! Group commit: concurrent webhooks share one database transaction, and each request is
 //! answered only after that transaction committed. One fsync then acknowledges many events.
+//!
+//! A committer that just finished a batch would otherwise start the next one with whatever
+//! has arrived in the instant its replies went out: under steady load that is a request or
+//! two, and the rest wait a whole commit for the one after (batch sizes swing between tiny
+//! and large, and every tiny batch pays a full statement and fsync). So a committer expects
+//! as many records as its previous batch had and waits up to a short linger for them. The
+//! expectation follows the load down: a batch cut short by the linger lowers the next one,
+//! and one record alone (light load) waits for nothing.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use subsync_queue::{QueueError, Store};
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::time::Instant;
 
+use crate::config::{DEFAULT_COMMIT_LINGER, DEFAULT_COMMITTERS, DEFAULT_MAX_BATCH};
 use crate::metrics::IntakeMetrics;
 use crate::persist::{EventRecord, Stored, store_batch};
 
@@ -21,14 +33,18 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts `workers` committer tasks on `store`, each committing up to `max_batch`
-    /// records at a time.
-    pub fn start(store: Store, workers: usize, max_batch: usize, metrics: IntakeMetrics) -> Self {
-        let (tx, rx) = mpsc::channel::<Submission>(max_batch.max(1) * workers.max(1) * 4);
+    /// Starts `batching.committers` committer tasks on `store`.
+    pub fn start(store: Store, batching: Batching, metrics: IntakeMetrics) -> Self {
+        let batching = Batching {
+            committers: batching.committers.max(1),
+            max_batch: batching.max_batch.max(1),
+            linger: batching.linger,
+        };
+        let (tx, rx) = mpsc::channel::<Submission>(batching.max_batch * batching.committers * 4);
         let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..workers.max(1) {
+        for _ in 0..batching.committers {
             let (store, rx, metrics) = (store.clone(), rx.clone(), metrics.clone());
-            tokio::spawn(async move { run(store, rx, max_batch.max(1), metrics).await });
+            tokio::spawn(async move { run(store, rx, batching, metrics).await });
         }
         Self { tx }
     }
@@ -42,20 +58,55 @@ impl Committer {
     }
 }
 
-async fn run(store: Store, rx: Arc<Mutex<mpsc::Receiver<Submission>>>, max_batch: usize, metrics: IntakeMetrics) {
-    loop {
-        let batch = {
-            let mut rx = rx.lock().await;
-            let Some(first) = rx.recv().await else { return };
-            let mut batch = vec![first];
-            while batch.len() < max_batch {
-                match rx.try_recv() {
-                    Ok(s) => batch.push(s),
-                    Err(_) => break,
+/// How requests are grouped into commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// Committers running at once (PostgreSQL; SQLite has one writer).
+    pub committers: usize,
+    /// Most records in one commit.
+    pub max_batch: usize,
+    /// Longest a committer waits for the records it expects (see the module doc). Zero:
+    /// commit whatever is queued at once.
+    pub linger: Duration,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Self { committers: DEFAULT_COMMITTERS, max_batch: DEFAULT_MAX_BATCH, linger: DEFAULT_COMMIT_LINGER }
+    }
+}
+
+/// The next batch: the first record to arrive, everything queued behind it, and, while the
+/// batch is smaller than `expect`, records arriving within `linger`. `None` once the
+/// channel is closed and empty.
+async fn gather<T>(rx: &mut mpsc::Receiver<T>, max_batch: usize, expect: usize, linger: Duration) -> Option<Vec<T>> {
+    let first = rx.recv().await?;
+    let mut batch = vec![first];
+    let deadline = Instant::now() + linger;
+    while batch.len() < max_batch {
+        match rx.try_recv() {
+            Ok(s) => batch.push(s),
+            Err(TryRecvError::Empty) if batch.len() < expect => {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(s)) => batch.push(s),
+                    Ok(None) | Err(_) => break,
                 }
             }
-            batch
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+async fn run(store: Store, rx: Arc<Mutex<mpsc::Receiver<Submission>>>, batching: Batching, metrics: IntakeMetrics) {
+    let mut expect = 1;
+    loop {
+        // The lock is held while gathering, so concurrent committers take turns filling
+        // batches instead of splitting each arrival between them.
+        let Some(batch) = gather(&mut *rx.lock().await, batching.max_batch, expect, batching.linger).await else {
+            return;
         };
+        expect = batch.len();
         metrics.batch_size.observe(batch.len() as f64);
         let records: Vec<&EventRecord> = batch.iter().map(|s| &s.record).collect();
         match store_batch(&store, &records).await {
@@ -92,5 +143,68 @@ async fn run(store: Store, rx: Arc<Mutex<mpsc::Receiver<Submission>>>, max_batch
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queued(values: &[u32]) -> (mpsc::Sender<u32>, mpsc::Receiver<u32>) {
+        let (tx, rx) = mpsc::channel(64);
+        for v in values {
+            tx.try_send(*v).expect("room in the channel");
+        }
+        (tx, rx)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn takes_what_is_queued_without_waiting_when_nothing_more_is_expected() {
+        let (_tx, mut rx) = queued(&[1, 2, 3]);
+        let started = Instant::now();
+        let batch = gather(&mut rx, 64, 1, Duration::from_millis(5)).await;
+        assert_eq!(batch, Some(vec![1, 2, 3]));
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_up_to_the_linger_for_the_expected_count_then_commits_what_it_has() {
+        let (_tx, mut rx) = queued(&[1, 2]);
+        let started = Instant::now();
+        let batch = gather(&mut rx, 64, 4, Duration::from_millis(5)).await;
+        assert_eq!(batch, Some(vec![1, 2]));
+        assert_eq!(started.elapsed(), Duration::from_millis(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stops_waiting_as_soon_as_the_expected_records_arrived() {
+        let (tx, mut rx) = queued(&[1]);
+        tokio::spawn(async move {
+            for v in [2, 3] {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                let _ = tx.send(v).await;
+            }
+        });
+        let started = Instant::now();
+        let batch = gather(&mut rx, 64, 3, Duration::from_millis(50)).await;
+        assert_eq!(batch, Some(vec![1, 2, 3]));
+        assert_eq!(started.elapsed(), Duration::from_millis(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_exceeds_the_largest_batch() {
+        let (_tx, mut rx) = queued(&[1, 2, 3, 4, 5]);
+        assert_eq!(gather(&mut rx, 3, 10, Duration::from_millis(5)).await, Some(vec![1, 2, 3]));
+        assert_eq!(gather(&mut rx, 3, 1, Duration::from_millis(5)).await, Some(vec![4, 5]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_channel_ends_the_wait_and_then_the_committer() {
+        let (tx, mut rx) = queued(&[1]);
+        drop(tx);
+        let started = Instant::now();
+        assert_eq!(gather(&mut rx, 64, 8, Duration::from_millis(5)).await, Some(vec![1]));
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert_eq!(gather(&mut rx, 64, 8, Duration::from_millis(5)).await, None);
     }
 }

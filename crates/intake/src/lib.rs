@@ -19,6 +19,6 @@ pub mod metrics;
 pub mod persist;
 pub mod retention;
 
-pub use config::{DEFAULT_COMMITTERS, IntakeConfig};
+pub use config::{DEFAULT_COMMIT_LINGER, DEFAULT_COMMITTERS, DEFAULT_MAX_BATCH, IntakeConfig};
 pub use http::{IntakeState, router};
 pub use persist::{Disposition, SYNC_QUEUE};

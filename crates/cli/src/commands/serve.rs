@@ -1,6 +1,7 @@
 //! `subsync serve` (everything in one process) and `subsync intake` (the webhook intake only).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args as ClapArgs;
@@ -30,8 +31,12 @@ pub struct IntakeArgs {
     #[arg(long, env = "SUBSYNC_INTAKE_COMMITTERS", default_value_t = subsync_intake::DEFAULT_COMMITTERS)]
     pub committers: usize,
     /// Most webhooks stored per commit.
-    #[arg(long, env = "SUBSYNC_INTAKE_BATCH", default_value_t = 64)]
+    #[arg(long, env = "SUBSYNC_INTAKE_BATCH", default_value_t = subsync_intake::DEFAULT_MAX_BATCH)]
     pub max_batch: usize,
+    /// Longest a committer waits, in milliseconds, to fill a batch as large as its previous
+    /// one (0: commit whatever is queued at once).
+    #[arg(long, env = "SUBSYNC_INTAKE_COMMIT_LINGER_MS", default_value_t = subsync_intake::DEFAULT_COMMIT_LINGER.as_millis() as u64)]
+    pub commit_linger_ms: u64,
     /// Do not apply migrations at start (when a one-shot `subsync migrate` does it).
     #[arg(long, env = "SUBSYNC_NO_MIGRATE")]
     pub no_migrate: bool,
@@ -118,6 +123,12 @@ impl IntakeArgs {
         config.body_limit = self.body_limit;
         config.committers = if backend == Backend::Sqlite { 1 } else { self.committers };
         config.max_batch = self.max_batch;
+        if self.commit_linger_ms > 1000 {
+            bail!(
+                "--commit-linger-ms (SUBSYNC_INTAKE_COMMIT_LINGER_MS) must be at most 1000: every request may wait that long"
+            );
+        }
+        config.commit_linger = Duration::from_millis(self.commit_linger_ms);
         Ok(config)
     }
 }
