@@ -13,7 +13,7 @@ use subsync_intake::committer::{Batching, Committer};
 use subsync_intake::metrics::IntakeMetrics;
 use subsync_intake::persist::{Disposition, EventRecord};
 use subsync_intake::{IntakeConfig, IntakeState};
-use subsync_queue::{Backend, QueueConfig};
+use subsync_queue::QueueConfig;
 use subsync_stripe::signature::Secrets;
 
 use crate::db::BenchDb;
@@ -47,10 +47,9 @@ pub struct Args {
 }
 
 impl Args {
-    fn batching(&self, backend: Backend) -> Batching {
-        // SQLite has one writer, so the intake runs one committer there.
-        let committers = if backend == Backend::Sqlite { 1 } else { self.committers };
-        Batching { committers, linger: Duration::from_micros(self.commit_linger_us), ..Batching::default() }
+    fn batching(&self) -> Batching {
+        let linger = Duration::from_micros(self.commit_linger_us);
+        Batching { committers: self.committers, linger, ..Batching::default() }
     }
 }
 
@@ -59,15 +58,13 @@ pub async fn run(args: Args) -> Result<()> {
     if !args.no_sqlite {
         let db = BenchDb::sqlite(QueueConfig::default()).await?;
         let ceiling = raw_ceiling(&db.store, args.concurrency, args.requests).await?;
-        let batching = args.batching(Backend::Sqlite);
-        rows.push(measure(&db, args.requests, args.concurrency, batching).await?.row(ceiling));
+        rows.push(measure(&db, args.requests, args.concurrency, args.batching()).await?.row(ceiling));
         db.close().await;
     }
     if let Some(url) = &args.postgres {
         let db = BenchDb::postgres(url, QueueConfig::default()).await?;
         let ceiling = raw_ceiling(&db.store, args.concurrency, args.requests).await?;
-        let batching = args.batching(Backend::Postgres);
-        rows.push(measure(&db, args.requests, args.concurrency, batching).await?.row(ceiling));
+        rows.push(measure(&db, args.requests, args.concurrency, args.batching()).await?.row(ceiling));
         db.close().await;
     }
     if rows.is_empty() {
@@ -130,9 +127,7 @@ pub async fn measure(db: &BenchDb, requests: u64, concurrency: usize, batching: 
     let storage_rate = storage_path(db, requests, concurrency, batching).await?;
     eprintln!("[{}] intake…", db.label);
     let mut config = IntakeConfig::new(Secrets::parse(SECRET)?);
-    config.committers = batching.committers;
-    config.max_batch = batching.max_batch;
-    config.commit_linger = batching.linger;
+    config.batching = batching;
     let state = IntakeState::new(db.store.clone(), config, Arc::new(subsync_metrics::Registry::new()))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

@@ -53,12 +53,7 @@ pub async fn run(args: Args) -> Result<()> {
             let url = args.postgres.clone();
             reference = Some(tokio::task::spawn_blocking(move || graphile::measure(&url, workload)).await??);
         }
-        // The intake's defaults; SQLite has one writer, so one committer.
-        let batching = subsync_intake::committer::Batching {
-            committers: if postgres { subsync_intake::DEFAULT_COMMITTERS } else { 1 },
-            ..Default::default()
-        };
-        let i = intake::measure(&db, 10_000, 16, batching).await?;
+        let i = intake::measure(&db, 10_000, 16, Default::default()).await?;
         db.close().await;
         // A fresh database: the intake run left 10,000 jobs that would skew the worker.
         let db = open().await?;

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use subsync_queue::{QueueError, Store};
+use subsync_queue::{Backend, QueueError, Store};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::Instant;
@@ -33,10 +33,11 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts `batching.committers` committer tasks on `store`.
+    /// Starts `batching.committers` committer tasks on `store` (one on SQLite: it has one
+    /// writer).
     pub fn start(store: Store, batching: Batching, metrics: IntakeMetrics) -> Self {
         let batching = Batching {
-            committers: batching.committers.max(1),
+            committers: if store.backend() == Backend::Sqlite { 1 } else { batching.committers.max(1) },
             max_batch: batching.max_batch.max(1),
             linger: batching.linger,
         };
@@ -61,7 +62,7 @@ impl Committer {
 /// How requests are grouped into commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Batching {
-    /// Committers running at once (PostgreSQL; SQLite has one writer).
+    /// Committers running at once (PostgreSQL; SQLite always runs one).
     pub committers: usize,
     /// Most records in one commit.
     pub max_batch: usize,

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use subsync_stripe::signature::{DEFAULT_TOLERANCE, Secrets};
 
+use crate::committer::Batching;
+
 /// Group-commit writers by default (PostgreSQL). Measured at 16 concurrent senders (same
 /// run, alternating): with the commit linger, one and two writers are equal within noise,
 /// and one makes the largest batches. A batch is one short autocommitted statement, which
@@ -27,26 +29,14 @@ pub struct IntakeConfig {
     pub tolerance: Duration,
     /// Largest body accepted; larger gets 413. Stripe events are a few KiB.
     pub body_limit: usize,
-    /// Concurrent committers grouping requests into transactions (1 on SQLite: one writer).
-    pub committers: usize,
-    /// Most webhooks in one commit.
-    pub max_batch: usize,
-    /// Longest a committer waits to fill a batch as large as its previous one (see
-    /// [`crate::committer`]); zero commits whatever is queued at once.
-    pub commit_linger: Duration,
+    /// How concurrent webhooks are grouped into commits.
+    pub batching: Batching,
 }
 
 impl IntakeConfig {
     /// Defaults: 300 s tolerance, 1 MiB bodies, one committer, batches of up to 64, a
     /// [`DEFAULT_COMMIT_LINGER`].
     pub fn new(secrets: Secrets) -> Self {
-        Self {
-            secrets,
-            tolerance: DEFAULT_TOLERANCE,
-            body_limit: 1024 * 1024,
-            committers: DEFAULT_COMMITTERS,
-            max_batch: DEFAULT_MAX_BATCH,
-            commit_linger: DEFAULT_COMMIT_LINGER,
-        }
+        Self { secrets, tolerance: DEFAULT_TOLERANCE, body_limit: 1024 * 1024, batching: Batching::default() }
     }
 }

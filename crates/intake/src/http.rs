@@ -15,7 +15,7 @@ use subsync_stripe::signature::{self, SignatureError};
 use subsync_stripe::{Envelope, EventKind};
 
 use crate::body::{BodyError, read_limited};
-use crate::committer::{Batching, Committer};
+use crate::committer::Committer;
 use crate::config::IntakeConfig;
 use crate::metrics::IntakeMetrics;
 use crate::persist::{Disposition, EventRecord};
@@ -42,9 +42,7 @@ impl IntakeState {
         registry: Arc<subsync_metrics::Registry>,
     ) -> Result<Arc<Self>, subsync_metrics::MetricsError> {
         let metrics = IntakeMetrics::register(&registry)?;
-        let batching =
-            Batching { committers: config.committers, max_batch: config.max_batch, linger: config.commit_linger };
-        let committer = Committer::start(store.clone(), batching, metrics.clone());
+        let committer = Committer::start(store.clone(), config.batching, metrics.clone());
         Ok(Arc::new(Self { store, config, committer, metrics, registry }))
     }
 

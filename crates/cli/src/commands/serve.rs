@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args as ClapArgs;
+use subsync_intake::committer::Batching;
 use subsync_intake::{IntakeConfig, IntakeState};
-use subsync_queue::Backend;
 use subsync_stripe::signature::Secrets;
 
 use crate::options::{Global, parse_listen, positive_secs};
@@ -103,7 +103,7 @@ impl AdminArgs {
 
 impl IntakeArgs {
     /// Validates the flags into an intake configuration (before anything is opened).
-    fn config(&self, backend: Backend) -> Result<IntakeConfig> {
+    fn config(&self) -> Result<IntakeConfig> {
         let Some(raw) = self.stripe_webhook_secret.as_deref() else {
             bail!(
                 "STRIPE_WEBHOOK_SECRET is not set. It is the endpoint's signing secret (whsec_…): \
@@ -121,14 +121,16 @@ impl IntakeArgs {
         let mut config = IntakeConfig::new(secrets);
         config.tolerance = positive_secs("--signature-tolerance", self.signature_tolerance)?;
         config.body_limit = self.body_limit;
-        config.committers = if backend == Backend::Sqlite { 1 } else { self.committers };
-        config.max_batch = self.max_batch;
         if self.commit_linger_ms > 1000 {
             bail!(
                 "--commit-linger-ms (SUBSYNC_INTAKE_COMMIT_LINGER_MS) must be at most 1000: every request may wait that long"
             );
         }
-        config.commit_linger = Duration::from_millis(self.commit_linger_ms);
+        config.batching = Batching {
+            committers: self.committers,
+            max_batch: self.max_batch,
+            linger: Duration::from_millis(self.commit_linger_ms),
+        };
         Ok(config)
     }
 }
@@ -151,8 +153,7 @@ async fn run(
     worker: Option<subsync_worker::WorkerConfig>,
 ) -> Result<()> {
     let listen = parse_listen("--listen (SUBSYNC_LISTEN)", &intake.listen)?;
-    let backend = if global.database_url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
-    let config = intake.config(backend)?;
+    let config = intake.config()?;
     let store = if intake.no_migrate { global.connect().await? } else { global.connect_and_migrate().await? };
     let registry = Arc::new(subsync_metrics::Registry::new());
     let stop = shutdown::broadcast();
