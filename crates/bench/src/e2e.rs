@@ -95,12 +95,10 @@ pub async fn measure(db: &BenchDb, pairs: u64, events: u64, concurrency: usize) 
     let server = tokio::spawn(async move { axum::serve(listener, subsync_intake::router(state)).await });
     let done = Arc::new(Done::default());
     let tiers = TierConfig::default_config();
-    let context =
-        SyncContext::new(db.store.clone(), tiers.clone(), AccessPolicy::default()).with_observer(done.clone());
-    let mut worker_config = WorkerConfig::new(tiers, AccessPolicy::default());
-    worker_config.concurrency = 16;
+    let context = SyncContext::new(db.store.clone(), tiers, AccessPolicy::default()).with_observer(done.clone());
+    let worker_config = WorkerConfig::default().with_concurrency(16);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(subsync_worker::run_with_context(context, worker_config, async move {
+    let worker = tokio::spawn(subsync_worker::run(context, worker_config, async move {
         let _ = stop_rx.await;
     }));
     let secret = Arc::new(Secret::parse(SECRET)?);

@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use subsync_intake::committer::{Batching, Committer};
+use subsync_events::{Disposition, EventRecord};
+use subsync_intake::Batching;
+use subsync_intake::committer::Committer;
 use subsync_intake::metrics::IntakeMetrics;
-use subsync_intake::persist::{Disposition, EventRecord};
 use subsync_intake::{IntakeConfig, IntakeState};
 use subsync_queue::QueueConfig;
 use subsync_stripe::signature::Secrets;

@@ -13,7 +13,7 @@ use anyhow::{Result, bail};
 use apalis::layers::WorkerBuilderExt;
 use apalis_core::worker::builder::WorkerBuilder;
 use serde_json::json;
-use subsync_queue::{Conn, Job, JobError, NewJob, QueueBackend, QueueConfig, Store, WorkerOptions};
+use subsync_queue::{Conn, Dialect, Job, JobError, NewJob, QueueBackend, QueueConfig, Store, WorkerOptions};
 use tokio::sync::Notify;
 
 use crate::db::BenchDb;
@@ -155,7 +155,12 @@ pub async fn raw_ceiling(store: &Store, clients: usize, rows: u64) -> Result<f64
                     return Ok::<(), anyhow::Error>(());
                 }
                 let key = format!("evt_{i}");
-                if store.sqlite_pool().is_some() {
+                if let Dialect::Postgres(pool) = store.pool() {
+                    sqlx::query("INSERT INTO bench_ceiling (k) VALUES ($1) ON CONFLICT DO NOTHING")
+                        .bind(key)
+                        .execute(pool)
+                        .await?;
+                } else {
                     // SQLite has one writer: writers queue in-process (as the queue's own do)
                     // instead of spinning in the busy handler.
                     let mut tx = store.begin().await?;
@@ -166,11 +171,6 @@ pub async fn raw_ceiling(store: &Store, clients: usize, rows: u64) -> Result<f64
                             .await?;
                     }
                     tx.commit().await?;
-                } else if let Some(pool) = store.postgres_pool() {
-                    sqlx::query("INSERT INTO bench_ceiling (k) VALUES ($1) ON CONFLICT DO NOTHING")
-                        .bind(key)
-                        .execute(pool)
-                        .await?;
                 }
             }
         }));
@@ -313,12 +313,11 @@ async fn upsert_and_complete(store: &Store, job: &Job, group: &str) -> Result<()
 }
 
 async fn effect_sum(store: &Store) -> Result<i64> {
-    let sum: Option<i64> = if let Some(pool) = store.sqlite_pool() {
-        sqlx::query_scalar("SELECT sum(n) FROM bench_effects").fetch_one(pool).await?
-    } else if let Some(pool) = store.postgres_pool() {
-        sqlx::query_scalar("SELECT sum(n)::bigint FROM bench_effects").fetch_one(pool).await?
-    } else {
-        None
+    let sum: Option<i64> = match store.pool() {
+        Dialect::Sqlite(pool) => sqlx::query_scalar("SELECT sum(n) FROM bench_effects").fetch_one(pool).await?,
+        Dialect::Postgres(pool) => {
+            sqlx::query_scalar("SELECT sum(n)::bigint FROM bench_effects").fetch_one(pool).await?
+        }
     };
     Ok(sum.unwrap_or(0))
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use subsync_queue::QueueConfig;
+use subsync_queue::{Dialect, QueueConfig};
 
 use crate::db::BenchDb;
 use crate::{e2e, graphile, intake, queue};
@@ -120,11 +120,8 @@ pub async fn run(args: Args) -> Result<()> {
 }
 
 async fn version(db: &BenchDb) -> Result<String> {
-    Ok(if let Some(pool) = db.store.sqlite_pool() {
-        sqlx::query_scalar::<_, String>("SELECT sqlite_version()").fetch_one(pool).await?
-    } else if let Some(pool) = db.store.postgres_pool() {
-        sqlx::query_scalar::<_, String>("SHOW server_version").fetch_one(pool).await?
-    } else {
-        String::new()
+    Ok(match db.store.pool() {
+        Dialect::Sqlite(pool) => sqlx::query_scalar::<_, String>("SELECT sqlite_version()").fetch_one(pool).await?,
+        Dialect::Postgres(pool) => sqlx::query_scalar::<_, String>("SHOW server_version").fetch_one(pool).await?,
     })
 }

@@ -17,7 +17,7 @@ pub struct JobMetrics {
 impl JobMetrics {
     /// Registers the series up front (so they show as 0 before the first job).
     pub fn new(registry: Arc<Registry>) -> Result<Arc<Self>, MetricsError> {
-        let queue = subsync_intake::SYNC_QUEUE;
+        let queue = subsync_events::SYNC_QUEUE;
         registry.counter("subsync_jobs_started_total", "Job runs started, by queue.", &[("queue", queue)])?;
         for outcome in OUTCOMES {
             registry.counter(

@@ -12,14 +12,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use subsync_events::{EventRecord, Stored, store_batch};
 use subsync_queue::{Backend, QueueError, Store};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::config::{DEFAULT_COMMIT_LINGER, DEFAULT_COMMITTERS, DEFAULT_MAX_BATCH};
+use crate::config::Batching;
 use crate::metrics::IntakeMetrics;
-use crate::persist::{EventRecord, Stored, store_batch};
 
 struct Submission {
     record: EventRecord,
@@ -51,30 +51,23 @@ impl Committer {
     }
 
     /// Stores `record`; returns once it is committed (or failed to be).
-    pub async fn submit(&self, record: EventRecord) -> Result<Stored, Arc<QueueError>> {
+    pub async fn submit(&self, record: EventRecord) -> Result<Stored, SubmitError> {
         let (reply, answer) = oneshot::channel();
-        let closed = || Arc::new(QueueError::InvalidInput("intake is shutting down".into()));
-        self.tx.send(Submission { record, reply }).await.map_err(|_| closed())?;
-        answer.await.map_err(|_| closed())?
+        self.tx.send(Submission { record, reply }).await.map_err(|_| SubmitError::ShuttingDown)?;
+        answer.await.map_err(|_| SubmitError::ShuttingDown)?.map_err(SubmitError::Store)
     }
 }
 
-/// How requests are grouped into commits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Batching {
-    /// Committers running at once (PostgreSQL; SQLite always runs one).
-    pub committers: usize,
-    /// Most records in one commit.
-    pub max_batch: usize,
-    /// Longest a committer waits for the records it expects (see the module doc). Zero:
-    /// commit whatever is queued at once.
-    pub linger: Duration,
-}
-
-impl Default for Batching {
-    fn default() -> Self {
-        Self { committers: DEFAULT_COMMITTERS, max_batch: DEFAULT_MAX_BATCH, linger: DEFAULT_COMMIT_LINGER }
-    }
+/// Why a submitted record was not stored. Either way nothing was acknowledged, so the
+/// sender (Stripe) retries.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SubmitError {
+    /// The committers have stopped: the process is shutting down.
+    #[error("intake is shutting down")]
+    ShuttingDown,
+    /// The database refused or could not take the batch.
+    #[error(transparent)]
+    Store(Arc<QueueError>),
 }
 
 /// The next batch: the first record to arrive, everything queued behind it, and, while the

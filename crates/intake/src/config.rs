@@ -4,8 +4,6 @@ use std::time::Duration;
 
 use subsync_stripe::signature::{DEFAULT_TOLERANCE, Secrets};
 
-use crate::committer::Batching;
-
 /// Group-commit writers by default (PostgreSQL). Measured at 16 concurrent senders (same
 /// run, alternating): with the commit linger, one and two writers are equal within noise,
 /// and one makes the largest batches. A batch is one short autocommitted statement, which
@@ -38,5 +36,23 @@ impl IntakeConfig {
     /// [`DEFAULT_COMMIT_LINGER`].
     pub fn new(secrets: Secrets) -> Self {
         Self { secrets, tolerance: DEFAULT_TOLERANCE, body_limit: 1024 * 1024, batching: Batching::default() }
+    }
+}
+
+/// How requests are grouped into commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// Committers running at once (PostgreSQL; SQLite always runs one).
+    pub committers: usize,
+    /// Most records in one commit.
+    pub max_batch: usize,
+    /// Longest a committer waits for the records it expects (see the module doc). Zero:
+    /// commit whatever is queued at once.
+    pub linger: Duration,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Self { committers: DEFAULT_COMMITTERS, max_batch: DEFAULT_MAX_BATCH, linger: DEFAULT_COMMIT_LINGER }
     }
 }

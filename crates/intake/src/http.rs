@@ -10,20 +10,17 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
+use subsync_events::EventRecord;
 use subsync_queue::Store;
 use subsync_stripe::signature::{self, SignatureError};
-use subsync_stripe::{Envelope, EventKind};
 
 use crate::body::{BodyError, read_limited};
 use crate::committer::Committer;
 use crate::config::IntakeConfig;
 use crate::metrics::IntakeMetrics;
-use crate::persist::{Disposition, EventRecord};
 
 /// How long a client may take to send its body; a slow sender must not hold a connection.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest event id or type we accept (Stripe's are ~30 characters).
-const MAX_ID_LEN: usize = 255;
 
 /// Everything a request handler needs, shared by all requests.
 pub struct IntakeState {
@@ -194,45 +191,8 @@ fn signature_refusal(e: SignatureError) -> Refusal {
 
 /// Turns a verified body into the record to store, or a 400.
 fn parse_record(bytes: &[u8]) -> Result<EventRecord, Refusal> {
-    let bad =
-        |code: &'static str, message: String| Refusal::new(StatusCode::BAD_REQUEST, code, message, "rejected_payload");
-    let envelope = Envelope::parse(bytes).map_err(|e| bad(e.code(), e.to_string()))?;
-    // Stripe ids are short printable ASCII; anything else cannot be a real event and would
-    // only fail later in the database (PostgreSQL refuses NUL in text, indexes refuse huge keys).
-    let plausible = |s: &str| !s.is_empty() && s.len() <= MAX_ID_LEN && !s.chars().any(char::is_control);
-    if !plausible(&envelope.id) || !plausible(&envelope.event_type) {
-        return Err(bad(
-            "invalid_event_id",
-            format!("event id and type must be 1..={MAX_ID_LEN} bytes without control characters"),
-        ));
-    }
-    let group_key = envelope.group_key().as_queue_group();
-    if group_key.len() > MAX_ID_LEN || group_key.chars().any(char::is_control) {
-        return Err(bad(
-            "invalid_field",
-            format!("the subscription or customer id must be at most {MAX_ID_LEN} bytes without control characters"),
-        ));
-    }
-    // Envelope::parse accepted it as UTF-8 already.
-    let payload = String::from_utf8_lossy(bytes).into_owned();
-    let (disposition, object_kind) = if envelope.is_thin() {
-        (Disposition::Unsupported, "v2.core.event")
-    } else if envelope.kind() == EventKind::Ignored || !envelope.kind().handled() {
-        (Disposition::Ignored, "event")
-    } else {
-        (Disposition::Handled, "event")
-    };
-    Ok(EventRecord {
-        group_key,
-        event_id: envelope.id,
-        event_type: envelope.event_type,
-        created: envelope.created,
-        livemode: envelope.livemode,
-        api_version: envelope.api_version,
-        object_kind,
-        disposition,
-        payload,
-    })
+    EventRecord::from_body(bytes)
+        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.code(), e.to_string(), "rejected_payload"))
 }
 
 async fn healthz() -> impl IntoResponse {

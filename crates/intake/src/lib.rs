@@ -13,12 +13,8 @@
 pub mod body;
 pub mod committer;
 pub mod config;
-pub mod events;
 pub mod http;
 pub mod metrics;
-pub mod persist;
-pub mod retention;
 
-pub use config::{DEFAULT_COMMIT_LINGER, DEFAULT_COMMITTERS, DEFAULT_MAX_BATCH, IntakeConfig};
+pub use config::{Batching, DEFAULT_COMMIT_LINGER, DEFAULT_COMMITTERS, DEFAULT_MAX_BATCH, IntakeConfig};
 pub use http::{IntakeState, router};
-pub use persist::{Disposition, SYNC_QUEUE};

@@ -37,6 +37,7 @@
 //! ```
 
 pub mod config;
+pub mod dialect;
 pub mod error;
 pub mod job;
 pub mod model;
@@ -45,6 +46,7 @@ pub mod schema;
 pub mod store;
 
 pub use config::{QueueConfig, RetryPolicy};
+pub use dialect::{Conn, Dialect, Pool};
 pub use error::QueueError;
 pub use job::{Job, JobError};
 pub use model::{
@@ -53,4 +55,4 @@ pub use model::{
 };
 pub use runtime::{AbortHandle, JobObserver, JobOutcome, QueueBackend, WorkerOptions};
 pub use schema::Backend;
-pub use store::{Conn, PgJobBatch, Selection, Store, StoreOptions, Tx, redact_url};
+pub use store::{PgJobBatch, Selection, Store, StoreOptions, Tx, redact_url};

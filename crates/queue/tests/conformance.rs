@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use subsync_queue::{
-    Conn, EnqueueOutcome, FailOutcome, JobError, JobFilter, JobState, NewJob, Page, QueueConfig, QueueError, Selection,
-    Store,
+    Conn, Dialect, EnqueueOutcome, FailOutcome, JobError, JobFilter, JobState, NewJob, Page, QueueConfig, QueueError,
+    Selection, Store,
 };
 use support::{TestDb, fast_config, spawn_worker, wait_for_count, worker_options};
 
@@ -256,7 +256,8 @@ async fn jobs_enqueued_inside_a_callers_own_statement(b: Backend) {
         return;
     }
     t.store.enqueue_one(job("own_taken", "g1")).await.unwrap();
-    let pool = t.store.postgres_pool().expect("postgres").clone();
+    let Dialect::Postgres(pool) = t.store.pool() else { unreachable!("a PostgreSQL store") };
+    let pool = pool.clone();
     sqlx::query("CREATE TABLE app_rows (key TEXT PRIMARY KEY, job_id UUID)").execute(&pool).await.unwrap();
     let run = |keys: Vec<&'static str>| {
         let (store, pool) = (t.store.clone(), pool.clone());
@@ -351,20 +352,19 @@ async fn database_refuses_two_running_jobs_in_a_group(b: Backend) {
     let claimed = t.store.claim(Q, "w", 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
     // Bypass the queue and try to start the second job by hand: the schema must refuse.
-    let refused = match (t.store.sqlite_pool(), t.store.postgres_pool()) {
-        (Some(pool), _) => sqlx::query(
+    let refused = match t.store.pool() {
+        Dialect::Sqlite(pool) => sqlx::query(
             "UPDATE subsync_jobs SET state = 'running', lease_token = 'x', lease_expires_at = 0 WHERE unique_key = 'x2'",
         )
         .execute(pool)
         .await
         .is_err(),
-        (_, Some(pool)) => sqlx::query(
+        Dialect::Postgres(pool) => sqlx::query(
             "UPDATE subsync_jobs SET state = 'running', lease_token = gen_random_uuid(), lease_expires_at = now() WHERE unique_key = 'x2'",
         )
         .execute(pool)
         .await
         .is_err(),
-        _ => unreachable!(),
     };
     assert!(refused, "a second running job in one group must violate the unique index");
     t.close().await;
@@ -374,10 +374,9 @@ async fn complete_in_commits_with_the_handler_writes(b: Backend) {
     let t = db(b, fast_config()).await;
     // An application table beside the queue.
     let ddl = "CREATE TABLE app_effects (job_id TEXT PRIMARY KEY)";
-    match (t.store.sqlite_pool(), t.store.postgres_pool()) {
-        (Some(p), _) => drop(sqlx::query(ddl).execute(p).await.unwrap()),
-        (_, Some(p)) => drop(sqlx::query(ddl).execute(p).await.unwrap()),
-        _ => unreachable!(),
+    match t.store.pool() {
+        Dialect::Sqlite(p) => drop(sqlx::query(ddl).execute(p).await.unwrap()),
+        Dialect::Postgres(p) => drop(sqlx::query(ddl).execute(p).await.unwrap()),
     }
     t.store.enqueue_one(job("e1", "sub_e")).await.unwrap();
     let claimed = t.store.claim(Q, "w", 1).await.unwrap().remove(0);
@@ -862,7 +861,8 @@ async fn killed_worker_loses_its_jobs_to_another(b: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_group_row_is_rewritten_only_when_it_becomes_due_earlier() {
     let t = TestDb::postgres(fast_config()).await;
-    let pool = t.store.postgres_pool().expect("a PostgreSQL store").clone();
+    let Dialect::Postgres(pool) = t.store.pool() else { unreachable!("a PostgreSQL store") };
+    let pool = pool.clone();
     let row = |group: &'static str| {
         let pool = pool.clone();
         async move {

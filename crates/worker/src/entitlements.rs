@@ -17,10 +17,11 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use subsync_domain::{Features, SubscriptionState};
-use subsync_queue::{JobId, Store};
+use subsync_queue::Store;
 
 use crate::error::WorkerError;
 use crate::store::{self, StoredEntitlement};
+pub use crate::store::{EventOutcomeRow, HistoryRow};
 
 /// The largest page [`list`] serves, so a listing stays cheap for the database.
 pub const MAX_LIMIT: u32 = 1000;
@@ -59,45 +60,6 @@ pub struct EntitlementRow {
     pub updated_at: DateTime<Utc>,
     /// The event that last changed it.
     pub last_event_id: String,
-}
-
-/// One change of a user's tier: the audit trail support reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HistoryRow {
-    /// Order of changes.
-    pub id: i64,
-    /// The user.
-    pub user_id: String,
-    /// The subscription whose event caused the change.
-    pub subscription_id: String,
-    /// Tier before (`free` when the user had no entitlement).
-    pub from_tier: String,
-    /// Tier after (`free` when the entitlement moved away or ended).
-    pub to_tier: String,
-    /// The Stripe event that caused it.
-    pub cause_event_id: String,
-    /// The job that applied it.
-    pub job_id: Option<JobId>,
-    /// When it was written.
-    pub at: DateTime<Utc>,
-}
-
-/// What the worker did with one event, so operators see stale events as skipped, not as
-/// failures.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EventOutcomeRow {
-    /// `evt_…`.
-    pub event_id: String,
-    /// The job that first processed it successfully.
-    pub job_id: Option<JobId>,
-    /// The subscription it concerns, if any.
-    pub subscription_id: Option<String>,
-    /// `applied`, `stale`, `unchanged` or `ignored`.
-    pub outcome: String,
-    /// Why it was stale or ignored.
-    pub reason: Option<String>,
-    /// When it was recorded.
-    pub at: DateTime<Utc>,
 }
 
 /// A page of entitlements, most recently updated first, evaluated at the current time.

@@ -1,7 +1,7 @@
 //! # subsync-worker
 //!
 //! The subscription sync: turns the Stripe events that the intake stored (`subsync_events`)
-//! and queued (queue [`QUEUE`], payload `{"event_id": "evt_…"}`) into durable per-subscription
+//! and queued (queue [`subsync_events::SYNC_QUEUE`], payload [`subsync_events::SyncJob`]) into durable per-subscription
 //! state, a per-user entitlement ("what may this user do") and an audit trail.
 //!
 //! - [`sync`]: the job handler. One transaction per event: read the subscription state,
@@ -26,8 +26,5 @@ pub mod sync;
 
 pub use entitlements::{EntitlementRow, EventOutcomeRow, HistoryRow};
 pub use error::WorkerError;
-pub use runtime::{WorkerConfig, run, run_with_context};
-pub use sync::{SyncArgs, SyncContext, SyncObserver, handle};
-
-/// The queue the intake fills and this worker consumes (one job per Stripe event).
-pub const QUEUE: &str = "stripe";
+pub use runtime::{WorkerConfig, run};
+pub use sync::{SyncContext, SyncObserver, handle};

@@ -1,5 +1,5 @@
 //! The worker process: an apalis worker over [`QueueBackend`] consuming queue
-//! [`crate::QUEUE`] with [`crate::sync::handle`].
+//! [`SYNC_QUEUE`] with [`crate::sync::handle`].
 //!
 //! Layers, outermost first: the queue's lease layer (heartbeats, records the outcome),
 //! apalis `concurrency`, a timeout-to-retry mapping, apalis `timeout` (a job running past
@@ -13,82 +13,79 @@
 //! so another worker takes them immediately instead of waiting for their leases to expire.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use apalis::layers::WorkerBuilderExt;
 use apalis_core::error::BoxDynError;
 use apalis_core::worker::builder::WorkerBuilder;
-use subsync_domain::{AccessPolicy, TierConfig};
-use subsync_queue::{Job, JobError, JobObserver, QueueBackend, Store, WorkerOptions};
+use subsync_events::SYNC_QUEUE;
+use subsync_queue::{Job, JobError, QueueBackend, WorkerOptions};
 use tower::{Layer, Service};
 
 use crate::error::WorkerError;
 use crate::sync::{SyncContext, handle};
 
+/// Most jobs claimed in one round trip.
+const MAX_CLAIM_BATCH: u32 = 64;
+
 /// How long [`run`] waits for the worker to wind down after aborting in-flight jobs.
 const ABORT_WAIT: Duration = Duration::from_secs(10);
 
-/// Settings of one worker process. The lead's `subsync worker` / `subsync serve` fill it
-/// from flags and the tier config file.
+/// How one worker process runs jobs (what the jobs decide with, the tiers and the access
+/// policy, is the [`SyncContext`]'s). The binary's `subsync worker` / `subsync serve` fill
+/// it from flags.
 #[derive(Clone)]
 pub struct WorkerConfig {
-    /// Jobs run at once (and the most this worker ever holds claimed).
-    pub concurrency: usize,
+    /// How this worker consumes the sync queue: concurrency, claim batch, polling fallback,
+    /// lease rescue, worker id, observer. Its `queue` is always [`SYNC_QUEUE`].
+    pub queue: WorkerOptions,
     /// A job running longer is abandoned and retried later with backoff.
     pub job_timeout: Duration,
     /// After shutdown is asked for, how long in-flight jobs may still finish before they
     /// are aborted and released to other workers.
     pub shutdown_grace: Duration,
-    /// Price → tier mapping and the tiers' features.
-    pub tiers: TierConfig,
-    /// Grace periods.
-    pub policy: AccessPolicy,
-    /// Polling fallback when no wake-up arrives (cross-process SQLite, missed NOTIFY).
-    pub poll_interval: Duration,
-    /// How often this worker looks for jobs whose lease expired (crashed workers).
-    pub rescue_interval: Duration,
-    /// Name in leases and logs; `None` makes a unique one (`host:pid:random`).
-    pub worker_id: Option<String>,
-    /// Told about every job run, for metrics.
-    pub observer: Option<Arc<dyn JobObserver>>,
 }
 
 impl std::fmt::Debug for WorkerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkerConfig")
-            .field("concurrency", &self.concurrency)
+            .field("queue", &self.queue)
             .field("job_timeout", &self.job_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
-            .field("policy", &self.policy)
-            .field("poll_interval", &self.poll_interval)
-            .field("rescue_interval", &self.rescue_interval)
-            .field("worker_id", &self.worker_id)
-            .finish_non_exhaustive()
+            .finish()
+    }
+}
+
+impl Default for WorkerConfig {
+    /// Defaults for production: 16 jobs at once, 60 s job timeout, 20 s shutdown grace,
+    /// 1 s polling fallback, 5 s lease rescue.
+    fn default() -> Self {
+        Self {
+            queue: WorkerOptions::new(SYNC_QUEUE),
+            job_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(20),
+        }
     }
 }
 
 impl WorkerConfig {
-    /// Defaults for production: 16 jobs at once, 60 s job timeout, 20 s shutdown grace,
-    /// 1 s polling fallback, 5 s lease rescue.
-    pub fn new(tiers: TierConfig, policy: AccessPolicy) -> Self {
-        Self {
-            concurrency: 16,
-            job_timeout: Duration::from_secs(60),
-            shutdown_grace: Duration::from_secs(20),
-            tiers,
-            policy,
-            poll_interval: Duration::from_secs(1),
-            rescue_interval: Duration::from_secs(5),
-            worker_id: None,
-            observer: None,
-        }
+    /// Runs `n` jobs at once, claiming up to `n` (at most 64) per round trip.
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.queue.concurrency = n;
+        self.queue.batch = u32::try_from(n).unwrap_or(u32::MAX).min(MAX_CLAIM_BATCH);
+        self
     }
 
     fn validate(&self) -> Result<(), WorkerError> {
-        if self.concurrency == 0 {
-            return Err(WorkerError::InvalidInput("concurrency must be at least 1".into()));
+        if self.queue.queue != SYNC_QUEUE {
+            return Err(WorkerError::InvalidInput(format!(
+                "the sync worker consumes queue `{SYNC_QUEUE}`, not `{}`",
+                self.queue.queue
+            )));
+        }
+        if self.queue.concurrency == 0 || self.queue.batch == 0 {
+            return Err(WorkerError::InvalidInput("concurrency and claim batch must be at least 1".into()));
         }
         if self.job_timeout.is_zero() {
             return Err(WorkerError::InvalidInput("job timeout must be positive".into()));
@@ -97,47 +94,29 @@ impl WorkerConfig {
     }
 }
 
-/// Runs the sync worker on `store` until `shutdown` completes, then shuts down gracefully
-/// (see the module docs). Returns when the worker has stopped. The store must be migrated.
+/// Runs the sync worker until `shutdown` completes, then shuts down gracefully (see the
+/// module docs). Jobs decide with `ctx` (its store, tiers, policy, and any test hooks).
+/// Returns when the worker has stopped. The store must be migrated.
 pub async fn run(
-    store: Store,
-    config: WorkerConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), WorkerError> {
-    let ctx = SyncContext::new(store, config.tiers.clone(), config.policy);
-    run_with_context(ctx, config, shutdown).await
-}
-
-/// [`run`] with a prepared [`SyncContext`] (a test clock or an observer). The context's
-/// tiers and policy are used; `config.tiers`/`config.policy` are ignored.
-pub async fn run_with_context(
     ctx: SyncContext,
     config: WorkerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WorkerError> {
     config.validate()?;
-    let mut options = WorkerOptions::new(crate::QUEUE);
-    options.concurrency = config.concurrency;
-    options.batch = u32::try_from(config.concurrency).unwrap_or(u32::MAX).min(64);
-    options.poll_interval = config.poll_interval;
-    options.rescue_interval = config.rescue_interval;
-    if let Some(id) = &config.worker_id {
-        options.worker_id = id.clone();
-    }
-    options.observer = config.observer.clone();
+    let options = config.queue.clone();
     let backend = QueueBackend::new(ctx.store().clone(), options.clone());
     let abort = backend.abort_handle();
     let timeout = config.job_timeout;
     let worker = WorkerBuilder::new(options.worker_id.as_str())
         .backend(backend)
-        .concurrency(config.concurrency)
+        .concurrency(options.concurrency)
         .layer(TimeoutMessageLayer { timeout })
         .timeout(timeout)
         .build(move |job: Job| {
             let ctx = ctx.clone();
             async move { handle(job, ctx).await }
         });
-    tracing::info!(worker_id = %options.worker_id, queue = crate::QUEUE, concurrency = config.concurrency, "sync worker starting");
+    tracing::info!(worker_id = %options.worker_id, queue = SYNC_QUEUE, concurrency = options.concurrency, "sync worker starting");
 
     let (fired_tx, mut fired_rx) = tokio::sync::watch::channel(false);
     let signal = async move {

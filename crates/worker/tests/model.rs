@@ -177,8 +177,8 @@ async fn generated_traffic_matches_the_oracle(b: Backend) {
         let store = t.another_process(lease_config(b)).await;
         let observer: Arc<dyn SyncObserver> = if w == 0 { victim.clone() } else { overlaps.clone() };
         let ctx = SyncContext::new(store, tiers.clone(), policy).with_clock(move || now).with_observer(observer);
-        let mut cfg = worker_config(tiers.clone(), 6);
-        cfg.worker_id = Some(format!("model-worker-{w}"));
+        let mut cfg = worker_config(6);
+        cfg.queue.worker_id = format!("model-worker-{w}");
         workers.push(spawn_worker(ctx, cfg));
     }
 

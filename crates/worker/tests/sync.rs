@@ -306,7 +306,7 @@ async fn unmapped_price_is_dead_until_the_mapping_is_fixed(b: Backend) {
     );
     let tiers = TierConfig::from_toml_str(&toml).expect("fixed config");
     let ctx = SyncContext::new(t.store.clone(), tiers.clone(), AccessPolicy::default()).with_clock(ent_now);
-    let w = spawn_worker(ctx, worker_config(tiers, 2));
+    let w = spawn_worker(ctx, worker_config(2));
     assert_eq!(t.store.retry(&Selection::Ids(vec![job])).await.unwrap(), 1);
     let done = wait_finished(&t.store, job, STEP).await;
     w.stop().await;
@@ -467,7 +467,7 @@ async fn second_event_queued(t: &TestDb, n: &str) -> subsync_queue::JobId {
 async fn slow_job_times_out_and_is_retried(b: Backend) {
     let t = TestDb::new(b, fast_config()).await;
     let job = second_event_queued(&t, "s1").await;
-    let mut cfg = worker_config(TierConfig::default_config(), 2);
+    let mut cfg = worker_config(2);
     cfg.job_timeout = Duration::from_millis(300);
     let w = spawn_worker(slow_first_job(&t.store, Duration::from_millis(800)), cfg);
     let done = wait_finished(&t.store, job, STEP).await;
@@ -483,7 +483,7 @@ async fn slow_job_times_out_and_is_retried(b: Backend) {
 async fn shutdown_releases_in_flight_jobs(b: Backend) {
     let t = TestDb::new(b, fast_config()).await;
     let job = second_event_queued(&t, "u1").await;
-    let mut cfg = worker_config(TierConfig::default_config(), 2);
+    let mut cfg = worker_config(2);
     cfg.shutdown_grace = Duration::from_millis(200);
     let w = spawn_worker(slow_first_job(&t.store, Duration::from_secs(30)), cfg);
     wait_running(&t.store, job).await;

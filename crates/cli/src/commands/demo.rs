@@ -40,15 +40,11 @@ async fn demo(url: &str) -> Result<()> {
     // date, as it would have live, instead of today (when those periods have long ended).
     let story_now = chrono::Utc.timestamp_opt(DEMO_NOW, 0).single().context("demo time")?;
     let tiers = TierConfig::default_config();
-    let context = subsync_worker::SyncContext::new(store.clone(), tiers.clone(), AccessPolicy::default())
-        .with_clock(move || story_now);
-    let worker = tokio::spawn(subsync_worker::run_with_context(
-        context,
-        WorkerConfig::new(tiers, AccessPolicy::default()),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
+    let context =
+        subsync_worker::SyncContext::new(store.clone(), tiers, AccessPolicy::default()).with_clock(move || story_now);
+    let worker = tokio::spawn(subsync_worker::run(context, WorkerConfig::default(), async move {
+        let _ = stop_rx.await;
+    }));
 
     let client = reqwest::Client::new();
     let events = demo_events();

@@ -4,8 +4,7 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::json;
 use subsync_admin::OutputOptions;
-use subsync_intake::SYNC_QUEUE;
-use subsync_queue::NewJob;
+use subsync_events::{Disposition, SyncJob};
 
 use crate::options::Global;
 
@@ -30,7 +29,7 @@ pub async fn run(global: &Global, cmd: EventsCommand, output: &OutputOptions) ->
     let store = global.connect_and_migrate().await?;
     match cmd {
         EventsCommand::Show { event_id } => {
-            let Some(event) = subsync_intake::events::get(&store, &event_id).await? else {
+            let Some(event) = subsync_events::get(&store, &event_id).await? else {
                 bail!("no stored event with id `{event_id}`");
             };
             if output.json {
@@ -43,19 +42,18 @@ pub async fn run(global: &Global, cmd: EventsCommand, output: &OutputOptions) ->
                 println!("api version  {}", event.api_version.as_deref().unwrap_or("-"));
                 println!("group        {}", if event.group_key.is_empty() { "-" } else { &event.group_key });
                 println!("disposition  {}", event.disposition);
-                println!("job          {}", event.job_id.as_deref().unwrap_or("-"));
-                println!("payload\n{}", serde_json::to_string_pretty(&event.payload)?);
+                println!("job          {}", event.job_id.map(|id| id.to_string()).unwrap_or_else(|| "-".into()));
+                println!("payload\n{}", serde_json::to_string_pretty(&serde_json::to_value(&event)?["payload"])?);
             }
         }
         EventsCommand::Replay { event_id } => {
-            let Some(event) = subsync_intake::events::get(&store, &event_id).await? else {
+            let Some(event) = subsync_events::get(&store, &event_id).await? else {
                 bail!("no stored event with id `{event_id}`");
             };
-            if event.disposition != "handled" {
+            if event.disposition != Disposition::Handled {
                 bail!("event `{event_id}` is {}: there is no sync to replay", event.disposition);
             }
-            let job = NewJob::new(SYNC_QUEUE, json!({ "event_id": event.event_id, "replay": true }))
-                .with_group(event.group_key);
+            let job = SyncJob::replay(&event.event_id, &event.group_key);
             let outcome = store.enqueue_one(job).await.context("enqueueing the replay")?;
             if output.json {
                 println!("{}", json!({ "event_id": event_id, "replay_job_id": outcome.job_id() }));

@@ -12,7 +12,7 @@ pub async fn run(global: &Global, include_dead: bool, output: &OutputOptions) ->
     let retention = chrono::Duration::from_std(store.config().retention)?;
     let before = chrono::Utc::now() - retention;
     let jobs = store.prune_before(before, include_dead).await?;
-    let events = subsync_intake::retention::prune_events(&store, before).await?;
+    let events = subsync_events::prune(&store, before).await?;
     if output.json {
         println!("{}", serde_json::json!({ "jobs_deleted": jobs, "events_deleted": events, "before": before }));
     } else {

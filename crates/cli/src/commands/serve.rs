@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args as ClapArgs;
-use subsync_intake::committer::Batching;
+use subsync_intake::Batching;
 use subsync_intake::{IntakeConfig, IntakeState};
 use subsync_stripe::signature::Secrets;
 
@@ -142,7 +142,7 @@ pub async fn intake_only(global: &Global, args: IntakeOnlyArgs) -> Result<()> {
 
 /// Runs every part in one process: intake, worker, admin.
 pub async fn serve(global: &Global, args: Args) -> Result<()> {
-    let worker = args.worker.config()?;
+    let worker = args.worker.setup()?;
     run(global, args.intake, args.admin, Some(worker)).await
 }
 
@@ -150,7 +150,7 @@ async fn run(
     global: &Global,
     intake: IntakeArgs,
     admin: AdminArgs,
-    worker: Option<subsync_worker::WorkerConfig>,
+    worker: Option<super::worker::WorkerSetup>,
 ) -> Result<()> {
     let listen = parse_listen("--listen (SUBSYNC_LISTEN)", &intake.listen)?;
     let config = intake.config()?;
@@ -159,11 +159,12 @@ async fn run(
     let stop = shutdown::broadcast();
     let admin_server = admin.start(&store, registry.clone(), stop.clone()).await?;
     let worker = match worker {
-        Some(mut config) => {
-            config.observer =
+        Some(mut setup) => {
+            setup.config.queue.observer =
                 Some(crate::job_metrics::JobMetrics::new(registry.clone()).context("registering job metrics")?);
-            tracing::info!(concurrency = config.concurrency, "worker running in-process");
-            Some(tokio::spawn(subsync_worker::run(store.clone(), config, shutdown::wait(stop.clone()))))
+            tracing::info!(concurrency = setup.config.queue.concurrency, "worker running in-process");
+            let ctx = setup.context(store.clone());
+            Some(tokio::spawn(subsync_worker::run(ctx, setup.config, shutdown::wait(stop.clone()))))
         }
         None => None,
     };

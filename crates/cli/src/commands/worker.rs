@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args as ClapArgs;
 use subsync_domain::{AccessPolicy, TierConfig};
-use subsync_worker::WorkerConfig;
+use subsync_queue::Store;
+use subsync_worker::{SyncContext, WorkerConfig};
 
 use crate::options::{Global, positive_secs};
 use crate::shutdown;
@@ -33,9 +34,27 @@ pub struct WorkerArgs {
     pub past_due_grace_days: u32,
 }
 
+/// A validated worker: how it runs jobs, and what the jobs decide with.
+#[derive(Debug, Clone)]
+pub struct WorkerSetup {
+    /// Concurrency, timeouts, queue consumption.
+    pub config: WorkerConfig,
+    /// Price → tier mapping (the tier file).
+    pub tiers: TierConfig,
+    /// Grace periods.
+    pub policy: AccessPolicy,
+}
+
+impl WorkerSetup {
+    /// The handler's context on `store`.
+    pub fn context(&self, store: Store) -> SyncContext {
+        SyncContext::new(store, self.tiers.clone(), self.policy)
+    }
+}
+
 impl WorkerArgs {
-    /// Validates the flags (and reads the tier file) into a worker configuration.
-    pub fn config(&self) -> Result<WorkerConfig> {
+    /// Validates the flags (and reads the tier file) into a worker set-up.
+    pub fn setup(&self) -> Result<WorkerSetup> {
         if self.concurrency == 0 || self.concurrency > 1024 {
             bail!("--concurrency (SUBSYNC_WORKER_CONCURRENCY) must be 1..=1024");
         }
@@ -43,11 +62,10 @@ impl WorkerArgs {
             Some(path) => TierConfig::load(path).with_context(|| format!("tier mapping {}", path.display()))?,
             None => TierConfig::default_config(),
         };
-        let mut config = WorkerConfig::new(tiers, AccessPolicy::with_grace_days(self.past_due_grace_days));
-        config.concurrency = self.concurrency;
+        let mut config = WorkerConfig::default().with_concurrency(self.concurrency);
         config.job_timeout = positive_secs("--job-timeout (SUBSYNC_JOB_TIMEOUT)", self.job_timeout)?;
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace);
-        Ok(config)
+        Ok(WorkerSetup { config, tiers, policy: AccessPolicy::with_grace_days(self.past_due_grace_days) })
     }
 }
 
@@ -66,7 +84,7 @@ pub struct Args {
 
 /// Runs the worker until SIGTERM/SIGINT.
 pub async fn run(global: &Global, args: Args) -> Result<()> {
-    let mut config = args.worker.config()?;
+    let mut setup = args.worker.setup()?;
     let metrics_listen = args
         .metrics_listen
         .as_deref()
@@ -74,7 +92,8 @@ pub async fn run(global: &Global, args: Args) -> Result<()> {
         .transpose()?;
     let store = if args.no_migrate { global.connect().await? } else { global.connect_and_migrate().await? };
     let registry = Arc::new(subsync_metrics::Registry::new());
-    config.observer = Some(crate::job_metrics::JobMetrics::new(registry.clone()).context("registering job metrics")?);
+    setup.config.queue.observer =
+        Some(crate::job_metrics::JobMetrics::new(registry.clone()).context("registering job metrics")?);
     let stop = shutdown::broadcast();
     if let Some(addr) = metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
@@ -88,8 +107,8 @@ pub async fn run(global: &Global, args: Args) -> Result<()> {
         tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(shutdown::wait(stop.clone())).into_future());
         tracing::info!(%addr, "worker metrics on /metrics");
     }
-    tracing::info!(backend = store.backend().as_str(), concurrency = config.concurrency, "worker starting");
-    subsync_worker::run(store, config, shutdown::wait(stop)).await.context("worker failed")?;
+    tracing::info!(backend = store.backend().as_str(), concurrency = setup.config.queue.concurrency, "worker starting");
+    subsync_worker::run(setup.context(store), setup.config, shutdown::wait(stop)).await.context("worker failed")?;
     tracing::info!("worker stopped");
     Ok(())
 }

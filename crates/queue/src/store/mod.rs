@@ -5,170 +5,42 @@
 //! drivers only speak their SQL dialect. Both pass the same conformance suite
 //! (`crates/queue/tests/conformance.rs`).
 
+mod driver;
 mod pg_batch;
 mod postgres;
 mod sqlite;
+mod tx;
 mod wake;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, SqliteConnection};
-use tokio::sync::OwnedMutexGuard;
 
 use crate::config::QueueConfig;
+use crate::dialect::{Dialect, Pool};
 use crate::error::QueueError;
 use crate::model::{
     ClaimedJob, EnqueueOutcome, FailOutcome, JobFilter, JobId, JobRecord, Lease, NewJob, Page, RunningGroup, StateCount,
 };
 use crate::schema::{self, Backend};
 
+pub use driver::Selection;
+pub(crate) use driver::{Driver, ExpiredLease, probe_size};
 pub use pg_batch::PgJobBatch;
+pub use tx::Tx;
+use tx::WakeScope;
 pub use wake::WakeSubscription;
 
-/// A running job whose lease ran out: the worker died or lost the database.
-#[derive(Debug, Clone)]
-pub(crate) struct ExpiredLease {
-    pub lease: Lease,
-    pub attempts: u32,
-    pub max_attempts: u32,
-}
-
-/// How many free groups a claim for `limit` jobs looks at: more than it takes, so groups that
-/// just went idle (and are probed once more before they drop out) never hide due work.
-pub(crate) fn probe_size(limit: u32) -> u32 {
-    limit.saturating_mul(2).saturating_add(16)
-}
-
-/// Which jobs an operator action applies to.
-#[derive(Debug, Clone)]
-pub enum Selection {
-    /// These jobs.
-    Ids(Vec<JobId>),
-    /// Every job matching the filter.
-    Filter(JobFilter),
-}
-
-/// The storage interface every database implements. The queue never issues SQL itself.
-///
-/// Every state change of a running job is a compare-and-set on `(job id, lease token, state =
-/// running)`; a group is released in the same transaction as its running job's state change.
-pub(crate) trait Driver: Send + Sync {
-    /// The connection type a caller's transaction runs on.
-    type Conn: Send;
-
-    /// Inserts a job unless its unique key exists; marks its group due. Runs in the caller's
-    /// transaction.
-    fn enqueue(
-        &self,
-        conn: &mut Self::Conn,
-        job: &NewJob,
-        id: JobId,
-        max_attempts: u32,
-    ) -> impl Future<Output = Result<EnqueueOutcome, QueueError>> + Send;
-
-    /// Enqueues several jobs in the caller's transaction; outcomes in input order. A key
-    /// repeated within `jobs` creates one job and reports the later ones as duplicates.
-    /// By default one [`Driver::enqueue`] per job; a dialect may do it in fewer statements.
-    fn enqueue_many(
-        &self,
-        conn: &mut Self::Conn,
-        jobs: &[(NewJob, JobId, u32)],
-    ) -> impl Future<Output = Result<Vec<EnqueueOutcome>, QueueError>> + Send {
-        async move {
-            let mut outcomes = Vec::with_capacity(jobs.len());
-            for (job, id, max_attempts) in jobs {
-                outcomes.push(self.enqueue(conn, job, *id, *max_attempts).await?);
-            }
-            Ok(outcomes)
-        }
-    }
-
-    /// Marks a running job succeeded and frees its group, in the caller's transaction.
-    /// `false` when the lease is no longer the job's.
-    fn complete(&self, conn: &mut Self::Conn, lease: &Lease) -> impl Future<Output = Result<bool, QueueError>> + Send;
-
-    /// Claims up to `limit` jobs: the oldest due pending job of each free, due group. Also
-    /// returns how many groups it found idle (a stale lower-bound `next_run_at`, now
-    /// corrected).
-    fn claim(
-        &self,
-        queue: &str,
-        worker: &str,
-        limit: u32,
-        lease_for: Duration,
-    ) -> impl Future<Output = Result<(Vec<ClaimedJob>, usize), QueueError>> + Send;
-
-    /// Extends a lease; `false` when it is no longer ours.
-    fn heartbeat(&self, lease: &Lease, lease_for: Duration) -> impl Future<Output = Result<bool, QueueError>> + Send;
-
-    /// Records a failed attempt: back to pending after `retry_in`, or dead when `None`.
-    fn fail(
-        &self,
-        lease: &Lease,
-        error: &str,
-        retry_in: Option<Duration>,
-    ) -> impl Future<Output = Result<FailOutcome, QueueError>> + Send;
-
-    /// Gives a job back untouched (shutdown before it ran to the end): pending now, and the
-    /// attempt it started is not counted.
-    fn release(&self, lease: &Lease) -> impl Future<Output = Result<bool, QueueError>> + Send;
-
-    /// Running jobs whose lease has run out.
-    fn expired_leases(&self, limit: u32) -> impl Future<Output = Result<Vec<ExpiredLease>, QueueError>> + Send;
-
-    /// One job.
-    fn get(&self, id: JobId) -> impl Future<Output = Result<Option<JobRecord>, QueueError>> + Send;
-
-    /// The job holding a unique key.
-    fn find_by_key(&self, queue: &str, key: &str)
-    -> impl Future<Output = Result<Option<JobRecord>, QueueError>> + Send;
-
-    /// A page of jobs matching the filter, newest first.
-    fn list(&self, filter: &JobFilter, page: Page) -> impl Future<Output = Result<Vec<JobRecord>, QueueError>> + Send;
-
-    /// How many jobs match the filter.
-    fn count(&self, filter: &JobFilter) -> impl Future<Output = Result<u64, QueueError>> + Send;
-
-    /// Dead or cancelled → pending with a fresh attempt budget; pending in backoff → due now.
-    /// Returns how many jobs changed.
-    fn retry(&self, selection: &Selection) -> impl Future<Output = Result<u64, QueueError>> + Send;
-
-    /// Pending or dead → cancelled. Running jobs are left alone.
-    fn cancel(&self, selection: &Selection) -> impl Future<Output = Result<u64, QueueError>> + Send;
-
-    /// Jobs per queue and state.
-    fn counts(&self) -> impl Future<Output = Result<Vec<StateCount>, QueueError>> + Send;
-
-    /// The `run_at` of the oldest pending job that is due now.
-    fn oldest_due(&self, queue: Option<&str>)
-    -> impl Future<Output = Result<Option<DateTime<Utc>>, QueueError>> + Send;
-
-    /// Groups with a running job.
-    fn running_groups(&self) -> impl Future<Output = Result<Vec<RunningGroup>, QueueError>> + Send;
-
-    /// Deletes finished jobs older than `before` (succeeded and cancelled; dead too when
-    /// asked), and group rows with nothing left. Returns jobs deleted.
-    fn prune(&self, before: DateTime<Utc>, include_dead: bool) -> impl Future<Output = Result<u64, QueueError>> + Send;
-
-    /// A round trip, for readiness probes.
-    fn ping(&self) -> impl Future<Output = Result<(), QueueError>> + Send;
-}
-
-#[derive(Debug)]
-enum Db {
-    Sqlite(sqlite::SqliteDriver),
-    Postgres(postgres::PgDriver),
-}
+/// The driver behind a store, in its dialect.
+type Db = Dialect<sqlite::SqliteDriver, postgres::PgDriver>;
 
 /// Runs the same call on whichever driver is behind the store.
 macro_rules! dispatch {
     ($self:expr, $d:ident => $call:expr) => {
         match &$self.inner.db {
-            Db::Sqlite($d) => $call,
-            Db::Postgres($d) => $call,
+            Dialect::Sqlite($d) => $call,
+            Dialect::Postgres($d) => $call,
         }
     };
 }
@@ -209,9 +81,9 @@ impl Store {
     /// answers. Does not migrate: call [`Store::migrate`].
     pub async fn connect(url: &str, options: StoreOptions) -> Result<Self, QueueError> {
         let db = if url.starts_with("sqlite:") {
-            Db::Sqlite(sqlite::SqliteDriver::connect(url, &options).await?)
+            Dialect::Sqlite(sqlite::SqliteDriver::connect(url, &options).await?)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Db::Postgres(postgres::PgDriver::connect(url, &options).await?)
+            Dialect::Postgres(postgres::PgDriver::connect(url, &options).await?)
         } else {
             return Err(QueueError::InvalidUrl(format!(
                 "`{}` is neither `sqlite:<path>` nor `postgres://…`",
@@ -219,8 +91,8 @@ impl Store {
             )));
         };
         let wake = match &db {
-            Db::Sqlite(_) => wake::Wake::local(),
-            Db::Postgres(pg) => wake::Wake::postgres(pg.pool().clone()),
+            Dialect::Sqlite(_) => wake::Wake::local(),
+            Dialect::Postgres(pg) => wake::Wake::postgres(pg.pool().clone()),
         };
         Ok(Self { inner: Arc::new(Inner { db, config: options.config, wake }) })
     }
@@ -229,8 +101,8 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), QueueError> {
         let migrator = schema::migrator(self.backend());
         match &self.inner.db {
-            Db::Sqlite(d) => migrator.run(d.pool()).await?,
-            Db::Postgres(d) => migrator.run(d.pool()).await?,
+            Dialect::Sqlite(d) => migrator.run(d.pool()).await?,
+            Dialect::Postgres(d) => migrator.run(d.pool()).await?,
         }
         Ok(())
     }
@@ -238,8 +110,8 @@ impl Store {
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         match &self.inner.db {
-            Db::Sqlite(_) => Backend::Sqlite,
-            Db::Postgres(_) => Backend::Postgres,
+            Dialect::Sqlite(_) => Backend::Sqlite,
+            Dialect::Postgres(_) => Backend::Postgres,
         }
     }
 
@@ -248,19 +120,12 @@ impl Store {
         &self.inner.config
     }
 
-    /// The SQLite pool, for application tables that live beside the queue.
-    pub fn sqlite_pool(&self) -> Option<&sqlx::SqlitePool> {
+    /// The connection pool in its dialect, for the tables other crates keep beside the queue
+    /// (read with [`on_dialect!`](crate::on_dialect)).
+    pub fn pool(&self) -> Pool<'_> {
         match &self.inner.db {
-            Db::Sqlite(d) => Some(d.pool()),
-            Db::Postgres(_) => None,
-        }
-    }
-
-    /// The PostgreSQL pool, for application tables that live beside the queue.
-    pub fn postgres_pool(&self) -> Option<&sqlx::PgPool> {
-        match &self.inner.db {
-            Db::Postgres(d) => Some(d.pool()),
-            Db::Sqlite(_) => None,
+            Dialect::Sqlite(d) => Dialect::Sqlite(d.pool()),
+            Dialect::Postgres(d) => Dialect::Postgres(d.pool()),
         }
     }
 
@@ -269,11 +134,11 @@ impl Store {
     /// can never fail half-way with `SQLITE_BUSY`.
     pub async fn begin(&self) -> Result<Tx, QueueError> {
         let (inner, writer) = match &self.inner.db {
-            Db::Sqlite(d) => {
+            Dialect::Sqlite(d) => {
                 let (tx, guard) = d.begin_write().await?;
-                (TxInner::Sqlite(tx), Some(guard))
+                (Dialect::Sqlite(tx), Some(guard))
             }
-            Db::Postgres(d) => (TxInner::Postgres(d.pool().begin().await?), None),
+            Dialect::Postgres(d) => (Dialect::Postgres(d.pool().begin().await?), None),
         };
         Ok(Tx { inner, store: self.clone(), wake: WakeScope::None, on_commit: Vec::new(), _writer: writer })
     }
@@ -283,8 +148,8 @@ impl Store {
     pub async fn enqueue(&self, tx: &mut Tx, job: NewJob) -> Result<EnqueueOutcome, QueueError> {
         let (job, id, max_attempts) = self.prepare(job)?;
         let outcome = match (&self.inner.db, &mut tx.inner) {
-            (Db::Sqlite(d), TxInner::Sqlite(t)) => d.enqueue(t, &job, id, max_attempts).await?,
-            (Db::Postgres(d), TxInner::Postgres(t)) => d.enqueue(t, &job, id, max_attempts).await?,
+            (Dialect::Sqlite(d), Dialect::Sqlite(t)) => d.enqueue(t, &job, id, max_attempts).await?,
+            (Dialect::Postgres(d), Dialect::Postgres(t)) => d.enqueue(t, &job, id, max_attempts).await?,
             _ => return Err(mixed_backends()),
         };
         if !outcome.is_duplicate() {
@@ -304,8 +169,8 @@ impl Store {
             return Ok(Vec::new());
         }
         let outcomes = match (&self.inner.db, &mut tx.inner) {
-            (Db::Sqlite(d), TxInner::Sqlite(t)) => d.enqueue_many(t, &prepared).await?,
-            (Db::Postgres(d), TxInner::Postgres(t)) => d.enqueue_many(t, &prepared).await?,
+            (Dialect::Sqlite(d), Dialect::Sqlite(t)) => d.enqueue_many(t, &prepared).await?,
+            (Dialect::Postgres(d), Dialect::Postgres(t)) => d.enqueue_many(t, &prepared).await?,
             _ => return Err(mixed_backends()),
         };
         if outcomes.iter().any(|o| !o.is_duplicate()) {
@@ -318,7 +183,7 @@ impl Store {
     /// PostgreSQL statement (see [`PgJobBatch`]): one round trip for its rows and their jobs.
     /// After that statement commits, call [`Store::jobs_enqueued`] if it created jobs.
     pub fn pg_job_batch(&self, jobs: Vec<NewJob>) -> Result<PgJobBatch, QueueError> {
-        if !matches!(self.inner.db, Db::Postgres(_)) {
+        if !matches!(self.inner.db, Dialect::Postgres(_)) {
             return Err(QueueError::InvalidInput("PgJobBatch is for PostgreSQL stores only".into()));
         }
         let prepared = jobs.into_iter().map(|job| self.prepare(job)).collect::<Result<Vec<_>, _>>()?;
@@ -341,7 +206,7 @@ impl Store {
 
     /// Enqueues in a transaction of its own and commits.
     pub async fn enqueue_one(&self, job: NewJob) -> Result<EnqueueOutcome, QueueError> {
-        if let Db::Postgres(d) = &self.inner.db {
+        if let Dialect::Postgres(d) = &self.inner.db {
             // One statement writes the job and its group: autocommit is atomic and saves the
             // BEGIN/COMMIT round trips.
             let (job, id, max_attempts) = self.prepare(job)?;
@@ -363,8 +228,8 @@ impl Store {
     /// [`QueueError::LeaseLost`] if another worker owns the job now: roll back then.
     pub async fn complete_in(&self, tx: &mut Tx, lease: &Lease) -> Result<(), QueueError> {
         let done = match (&self.inner.db, &mut tx.inner) {
-            (Db::Sqlite(d), TxInner::Sqlite(t)) => d.complete(t, lease).await?,
-            (Db::Postgres(d), TxInner::Postgres(t)) => d.complete(t, lease).await?,
+            (Dialect::Sqlite(d), Dialect::Sqlite(t)) => d.complete(t, lease).await?,
+            (Dialect::Postgres(d), Dialect::Postgres(t)) => d.complete(t, lease).await?,
             _ => return Err(mixed_backends()),
         };
         if !done {
@@ -551,87 +416,6 @@ pub fn redact_url(url: &str) -> String {
             }
         }
         _ => url.to_string(),
-    }
-}
-
-/// Whom a committed transaction wakes: nobody, this process's workers, or every process's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum WakeScope {
-    None,
-    Local,
-    Everywhere,
-}
-
-enum TxInner {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
-}
-
-/// A write transaction that the caller owns. The caller writes its own rows through
-/// [`Tx::conn`], enqueues or completes jobs through the [`Store`], then commits: everything
-/// lands together or not at all. Dropping it without commit rolls back.
-pub struct Tx {
-    inner: TxInner,
-    store: Store,
-    wake: WakeScope,
-    on_commit: Vec<Box<dyn FnOnce() + Send>>,
-    _writer: Option<OwnedMutexGuard<()>>,
-}
-
-impl std::fmt::Debug for Tx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tx").field("backend", &self.store.backend()).finish()
-    }
-}
-
-/// The connection inside a [`Tx`], in its own dialect, for the caller's SQL.
-pub enum Conn<'a> {
-    /// SQLite.
-    Sqlite(&'a mut SqliteConnection),
-    /// PostgreSQL.
-    Postgres(&'a mut PgConnection),
-}
-
-impl Tx {
-    /// The transaction's connection, for the caller's own statements.
-    pub fn conn(&mut self) -> Conn<'_> {
-        match &mut self.inner {
-            TxInner::Sqlite(t) => Conn::Sqlite(t),
-            TxInner::Postgres(t) => Conn::Postgres(t),
-        }
-    }
-
-    /// Runs `hook` only if (and after) the transaction commits.
-    pub fn on_commit(&mut self, hook: impl FnOnce() + Send + 'static) {
-        self.on_commit.push(Box::new(hook));
-    }
-
-    /// Commits, then wakes workers if jobs became runnable.
-    pub async fn commit(self) -> Result<(), QueueError> {
-        let Tx { inner, store, wake, on_commit, _writer } = self;
-        match inner {
-            TxInner::Sqlite(t) => t.commit().await?,
-            TxInner::Postgres(t) => t.commit().await?,
-        }
-        drop(_writer);
-        match wake {
-            WakeScope::None => {}
-            WakeScope::Local => store.inner.wake.poke_local(),
-            WakeScope::Everywhere => store.inner.wake.poke(),
-        }
-        for hook in on_commit {
-            hook();
-        }
-        Ok(())
-    }
-
-    /// Rolls back explicitly (dropping does the same).
-    pub async fn rollback(self) -> Result<(), QueueError> {
-        match self.inner {
-            TxInner::Sqlite(t) => t.rollback().await?,
-            TxInner::Postgres(t) => t.rollback().await?,
-        }
-        Ok(())
     }
 }
 

@@ -1,23 +1,16 @@
-//! The worker's tables, one SQL dialect per module (like the queue's drivers). The sync logic
-//! and the read API above never see SQL; they call these functions with a [`Tx`] (writes, in
-//! the handler's transaction) or a [`Store`] (reads, on the pool).
+//! The worker's tables, one SQL dialect per module (`sqlite.rs`, `postgres.rs`), routed with
+//! [`on_dialect!`]. The sync logic and the read API above never see SQL; they call these
+//! functions with a [`Tx`] (writes, in the handler's transaction) or a [`Store`] (reads, on
+//! the pool). The event log is not here: it belongs to `subsync-events`.
 
 mod postgres;
 mod sqlite;
 
 use chrono::{DateTime, TimeZone, Utc};
-use subsync_queue::{Conn, JobId, Store, Tx};
+use serde::Serialize;
+use subsync_queue::{JobId, Store, Tx, on_dialect};
 
-use crate::entitlements::{EventOutcomeRow, HistoryRow};
 use crate::error::WorkerError;
-
-/// A stored Stripe event, as the intake wrote it.
-#[derive(Debug, Clone)]
-pub(crate) struct StoredEvent {
-    pub event_type: String,
-    pub disposition: String,
-    pub payload: String,
-}
 
 /// A subscription row: the serialized domain state and the user it was attributed to.
 #[derive(Debug, Clone)]
@@ -81,43 +74,15 @@ pub(crate) struct OutcomeWrite<'a> {
     pub at: DateTime<Utc>,
 }
 
-/// Runs the same call on whichever dialect the transaction speaks.
-macro_rules! on_tx {
-    ($tx:expr, $f:ident ( $($arg:expr),* )) => {
-        match $tx.conn() {
-            Conn::Sqlite(c) => sqlite::$f(c, $($arg),*).await,
-            Conn::Postgres(c) => postgres::$f(c, $($arg),*).await,
-        }
-    };
-}
-
-/// Runs the same read on whichever pool the store has.
-macro_rules! on_pool {
-    ($store:expr, $f:ident ( $($arg:expr),* )) => {
-        if let Some(pool) = $store.sqlite_pool() {
-            sqlite::$f(pool, $($arg),*).await
-        } else if let Some(pool) = $store.postgres_pool() {
-            postgres::$f(pool, $($arg),*).await
-        } else {
-            Err(WorkerError::InvalidInput("store has no database pool".into()))
-        }
-    };
-}
-
-/// The event row by id (read on the pool: event rows never change once written).
-pub(crate) async fn load_event(store: &Store, event_id: &str) -> Result<Option<StoredEvent>, WorkerError> {
-    on_pool!(store, load_event(event_id))
-}
-
 /// The subscription row, locked for this transaction (PostgreSQL `FOR UPDATE`; SQLite's
 /// transaction already holds the write lock).
 pub(crate) async fn lock_subscription(tx: &mut Tx, id: &str) -> Result<Option<SubscriptionRow>, WorkerError> {
-    on_tx!(tx, lock_subscription(id))
+    on_dialect!(tx.conn(), lock_subscription(id))
 }
 
 /// Inserts or replaces a subscription row.
 pub(crate) async fn save_subscription(tx: &mut Tx, row: &SubscriptionWrite<'_>) -> Result<(), WorkerError> {
-    on_tx!(tx, save_subscription(row))
+    on_dialect!(tx.conn(), save_subscription(row))
 }
 
 /// Every subscription attributed to `user_id`, by subscription id.
@@ -125,40 +90,40 @@ pub(crate) async fn user_subscriptions(
     tx: &mut Tx,
     user_id: &str,
 ) -> Result<Vec<(String, serde_json::Value)>, WorkerError> {
-    on_tx!(tx, user_subscriptions(user_id))
+    on_dialect!(tx.conn(), user_subscriptions(user_id))
 }
 
 /// Serializes entitlement writes per user across processes (PostgreSQL advisory locks, taken
 /// in the given order — callers sort — so two transactions never deadlock). A no-op on
 /// SQLite, whose write transactions are serialized already.
 pub(crate) async fn lock_users(tx: &mut Tx, users: &[&str]) -> Result<(), WorkerError> {
-    on_tx!(tx, lock_users(users))
+    on_dialect!(tx.conn(), lock_users(users))
 }
 
 /// The stored entitlement of a user, inside the transaction.
 pub(crate) async fn entitlement_in(tx: &mut Tx, user_id: &str) -> Result<Option<StoredEntitlement>, WorkerError> {
-    on_tx!(tx, entitlement_in(user_id))
+    on_dialect!(tx.conn(), entitlement_in(user_id))
 }
 
 /// Inserts or replaces a user's entitlement.
 pub(crate) async fn upsert_entitlement(tx: &mut Tx, row: &StoredEntitlement) -> Result<(), WorkerError> {
-    on_tx!(tx, upsert_entitlement(row))
+    on_dialect!(tx.conn(), upsert_entitlement(row))
 }
 
 /// Removes a user's entitlement (the user has no subscription any more, e.g. it moved from
 /// the customer id to the app user id).
 pub(crate) async fn delete_entitlement(tx: &mut Tx, user_id: &str) -> Result<(), WorkerError> {
-    on_tx!(tx, delete_entitlement(user_id))
+    on_dialect!(tx.conn(), delete_entitlement(user_id))
 }
 
 /// Appends a history line; a second line for the same (event, user) is ignored.
 pub(crate) async fn insert_history(tx: &mut Tx, row: &HistoryWrite<'_>) -> Result<(), WorkerError> {
-    on_tx!(tx, insert_history(row))
+    on_dialect!(tx.conn(), insert_history(row))
 }
 
 /// Records an event's outcome unless one is recorded already (the first run's stays).
 pub(crate) async fn record_outcome(tx: &mut Tx, row: &OutcomeWrite<'_>) -> Result<(), WorkerError> {
-    on_tx!(tx, record_outcome(row))
+    on_dialect!(tx.conn(), record_outcome(row))
 }
 
 /// A page of entitlements, most recently updated first.
@@ -168,27 +133,66 @@ pub(crate) async fn list_entitlements(
     offset: u64,
 ) -> Result<Vec<StoredEntitlement>, WorkerError> {
     let offset = i64::try_from(offset).map_err(|_| WorkerError::InvalidInput("offset is too large".into()))?;
-    on_pool!(store, list_entitlements(i64::from(limit), offset))
+    on_dialect!(store.pool(), list_entitlements(i64::from(limit), offset))
 }
 
 /// One user's stored entitlement.
 pub(crate) async fn get_entitlement(store: &Store, user_id: &str) -> Result<Option<StoredEntitlement>, WorkerError> {
-    on_pool!(store, get_entitlement(user_id))
+    on_dialect!(store.pool(), get_entitlement(user_id))
 }
 
 /// A user's tier changes, oldest first.
 pub(crate) async fn history(store: &Store, user_id: &str) -> Result<Vec<HistoryRow>, WorkerError> {
-    on_pool!(store, history(user_id))
+    on_dialect!(store.pool(), history(user_id))
 }
 
 /// What the worker did with one event.
 pub(crate) async fn outcome(store: &Store, event_id: &str) -> Result<Option<EventOutcomeRow>, WorkerError> {
-    on_pool!(store, outcome(event_id))
+    on_dialect!(store.pool(), outcome(event_id))
 }
 
 /// One subscription row.
 pub(crate) async fn subscription(store: &Store, id: &str) -> Result<Option<SubscriptionRow>, WorkerError> {
-    on_pool!(store, subscription(id))
+    on_dialect!(store.pool(), subscription(id))
+}
+
+/// One change of a user's tier: the audit trail support reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryRow {
+    /// Order of changes.
+    pub id: i64,
+    /// The user.
+    pub user_id: String,
+    /// The subscription whose event caused the change.
+    pub subscription_id: String,
+    /// Tier before (`free` when the user had no entitlement).
+    pub from_tier: String,
+    /// Tier after (`free` when the entitlement moved away or ended).
+    pub to_tier: String,
+    /// The Stripe event that caused it.
+    pub cause_event_id: String,
+    /// The job that applied it.
+    pub job_id: Option<JobId>,
+    /// When it was written.
+    pub at: DateTime<Utc>,
+}
+
+/// What the worker did with one event, so operators see stale events as skipped, not as
+/// failures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventOutcomeRow {
+    /// `evt_…`.
+    pub event_id: String,
+    /// The job that first processed it successfully.
+    pub job_id: Option<JobId>,
+    /// The subscription it concerns, if any.
+    pub subscription_id: Option<String>,
+    /// `applied`, `stale`, `unchanged` or `ignored`.
+    pub outcome: String,
+    /// Why it was stale or ignored.
+    pub reason: Option<String>,
+    /// When it was recorded.
+    pub at: DateTime<Utc>,
 }
 
 /// Milliseconds → time (SQLite stores INTEGER milliseconds).

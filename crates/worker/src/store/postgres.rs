@@ -5,8 +5,9 @@
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::{HistoryWrite, OutcomeWrite, StoredEntitlement, StoredEvent, SubscriptionRow, SubscriptionWrite};
-use crate::entitlements::{EventOutcomeRow, HistoryRow};
+use super::{
+    EventOutcomeRow, HistoryRow, HistoryWrite, OutcomeWrite, StoredEntitlement, SubscriptionRow, SubscriptionWrite,
+};
 use crate::error::WorkerError;
 
 const ENTITLEMENT_COLUMNS: &str = "user_id, user_source, tier, features, lapse_tier, lapse_features, \
@@ -37,21 +38,6 @@ fn decode_entitlement(row: &PgRow) -> Result<StoredEntitlement, WorkerError> {
 
 fn decode_subscription(row: &PgRow) -> Result<SubscriptionRow, WorkerError> {
     Ok(SubscriptionRow { state: row.try_get("state")?, user_id: row.try_get("user_id")? })
-}
-
-pub(super) async fn load_event(pool: &PgPool, event_id: &str) -> Result<Option<StoredEvent>, WorkerError> {
-    let row = sqlx::query("SELECT event_type, disposition, payload FROM subsync_events WHERE event_id = $1")
-        .bind(event_id)
-        .fetch_optional(pool)
-        .await?;
-    row.map(|r| {
-        Ok(StoredEvent {
-            event_type: r.try_get("event_type")?,
-            disposition: r.try_get("disposition")?,
-            payload: r.try_get("payload")?,
-        })
-    })
-    .transpose()
 }
 
 pub(super) async fn lock_subscription(c: &mut PgConnection, id: &str) -> Result<Option<SubscriptionRow>, WorkerError> {

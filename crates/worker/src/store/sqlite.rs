@@ -6,10 +6,9 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{
-    HistoryWrite, OutcomeWrite, StoredEntitlement, StoredEvent, SubscriptionRow, SubscriptionWrite, from_ms,
-    from_ms_opt, parse_job_id, parse_json,
+    EventOutcomeRow, HistoryRow, HistoryWrite, OutcomeWrite, StoredEntitlement, SubscriptionRow, SubscriptionWrite,
+    from_ms, from_ms_opt, parse_job_id, parse_json,
 };
-use crate::entitlements::{EventOutcomeRow, HistoryRow};
 use crate::error::WorkerError;
 
 const ENTITLEMENT_COLUMNS: &str = "user_id, user_source, tier, features, lapse_tier, lapse_features, \
@@ -40,21 +39,6 @@ fn decode_subscription(row: &SqliteRow) -> Result<SubscriptionRow, WorkerError> 
         state: parse_json(row.try_get("state")?, "subscription state")?,
         user_id: row.try_get("user_id")?,
     })
-}
-
-pub(super) async fn load_event(pool: &SqlitePool, event_id: &str) -> Result<Option<StoredEvent>, WorkerError> {
-    let row = sqlx::query("SELECT event_type, disposition, payload FROM subsync_events WHERE event_id = ?1")
-        .bind(event_id)
-        .fetch_optional(pool)
-        .await?;
-    row.map(|r| {
-        Ok(StoredEvent {
-            event_type: r.try_get("event_type")?,
-            disposition: r.try_get("disposition")?,
-            payload: r.try_get("payload")?,
-        })
-    })
-    .transpose()
 }
 
 pub(super) async fn lock_subscription(

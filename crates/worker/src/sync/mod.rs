@@ -17,27 +17,15 @@ mod input;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use subsync_domain::{AccessPolicy, TierConfig};
+use subsync_events::SyncJob;
 use subsync_queue::{Job, JobError, Store};
 use subsync_stripe::Envelope;
 use tracing::Instrument;
 
 use crate::error::WorkerError;
-use crate::store;
 
 pub use apply::TierChangeReport;
-
-/// The job payload the intake enqueues: `{"event_id": "evt_…"}`, plus `"replay": true` when
-/// an operator re-enqueued the event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SyncArgs {
-    /// The Stripe event to apply (primary key of `subsync_events`).
-    pub event_id: String,
-    /// Set by an operator replay; only logged (a replay is as idempotent as any re-run).
-    #[serde(default)]
-    pub replay: bool,
-}
 
 /// Hooks around each job, for tests and metrics: e.g. checking that two jobs of one
 /// subscription never run at once. `finished` runs when the handler ends in any way,
@@ -139,13 +127,13 @@ impl Drop for Watch<'_> {
     }
 }
 
-/// Applies the Stripe event a job names. The apalis handler of queue [`crate::QUEUE`].
+/// Applies the Stripe event a job names. The apalis handler of queue [`subsync_events::SYNC_QUEUE`].
 pub async fn handle(job: Job, ctx: SyncContext) -> Result<(), JobError> {
     let _watch = ctx.observer.clone().map(|observer| {
         observer.started(&job);
         Watch { observer, job: &job }
     });
-    let args: SyncArgs = job.decode()?;
+    let args: SyncJob = job.decode()?;
     let span = tracing::info_span!(
         "sync",
         event_id = %args.event_id,
@@ -157,13 +145,13 @@ pub async fn handle(job: Job, ctx: SyncContext) -> Result<(), JobError> {
     process(&job, &ctx, &args).instrument(span).await
 }
 
-async fn process(job: &Job, ctx: &SyncContext, args: &SyncArgs) -> Result<(), JobError> {
+async fn process(job: &Job, ctx: &SyncContext, args: &SyncJob) -> Result<(), JobError> {
     if let Some(hook) = &ctx.before_job {
         hook(job).await;
     }
     let event_id = args.event_id.as_str();
-    let event = store::load_event(&ctx.store, event_id).await.map_err(job_error)?.ok_or_else(|| {
-        JobError::permanent(format!("event {event_id} is not in subsync_events (never stored, or pruned)"))
+    let event = subsync_events::get(&ctx.store, event_id).await.map_err(|e| job_error(e.into()))?.ok_or_else(|| {
+        JobError::permanent(format!("event {event_id} is not in the event log (never stored, or pruned)"))
     })?;
     let envelope = Envelope::parse(event.payload.as_bytes())
         .map_err(|e| JobError::permanent(format!("stored event {event_id} does not parse [{}]: {e}", e.code())))?;

@@ -8,10 +8,11 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 use subsync_domain::{AccessPolicy, SubscriptionStatus, TierConfig};
-use subsync_queue::{Conn, JobFilter, JobId, JobRecord, JobState, NewJob, QueueConfig, Store, StoreOptions};
+use subsync_events::{EventRecord, SyncJob};
+use subsync_queue::{JobFilter, JobId, JobRecord, JobState, QueueConfig, Store, StoreOptions};
 use subsync_stripe::Envelope;
 use subsync_testkit::{ApiVersion, CatalogPrice, EventFact, GeneratedEvent, Interval, ItemFact};
-use subsync_worker::{SyncContext, WorkerConfig, run_with_context};
+use subsync_worker::{SyncContext, WorkerConfig, run};
 use tokio::sync::oneshot;
 
 /// Environment variable naming the PostgreSQL server the suite runs against.
@@ -128,97 +129,23 @@ pub async fn connect(url: &str, config: QueueConfig) -> Store {
     Store::connect(url, StoreOptions { config, ..StoreOptions::default() }).await.expect("connect")
 }
 
-/// Stores an event exactly as the intake does: one `subsync_events` row and, for handled
-/// events, a job on queue `stripe` with unique key = event id, group = subscription id (else
-/// customer id), payload `{"event_id": …}` — in one transaction. A duplicate delivery
+/// Stores an event exactly as the intake does (through the event log's own store: one
+/// event row and, for handled events, its sync job, atomically). A duplicate delivery
 /// changes nothing and returns the first job. Returns the job, if any.
 pub async fn deliver(store: &Store, body: &[u8]) -> Option<JobId> {
-    let env = Envelope::parse(body).expect("test events parse");
-    let group = env.group_key().as_queue_group();
-    let disposition = if env.is_thin() {
-        "unsupported"
-    } else if env.kind().handled() {
-        "handled"
-    } else {
-        "ignored"
-    };
-    let payload = std::str::from_utf8(body).expect("utf-8 body").to_owned();
-    let object_kind = if env.is_thin() { "v2.core.event" } else { "event" };
-    let mut tx = store.begin().await.expect("begin");
-    let inserted = match tx.conn() {
-        Conn::Sqlite(c) => sqlx::query(
-            "INSERT INTO subsync_events (event_id, event_type, created, livemode, api_version, object_kind, \
-               group_key, disposition, payload, received_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(&env.id)
-        .bind(&env.event_type)
-        .bind(env.created)
-        .bind(env.livemode)
-        .bind(&env.api_version)
-        .bind(object_kind)
-        .bind(&group)
-        .bind(disposition)
-        .bind(&payload)
-        .bind(Utc::now().timestamp_millis())
-        .execute(c)
-        .await
-        .expect("insert event")
-        .rows_affected(),
-        Conn::Postgres(c) => sqlx::query(
-            "INSERT INTO subsync_events (event_id, event_type, created, livemode, api_version, object_kind, \
-               group_key, disposition, payload) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(&env.id)
-        .bind(&env.event_type)
-        .bind(env.created)
-        .bind(env.livemode)
-        .bind(&env.api_version)
-        .bind(object_kind)
-        .bind(&group)
-        .bind(disposition)
-        .bind(&payload)
-        .execute(c)
-        .await
-        .expect("insert event")
-        .rows_affected(),
-    } == 1;
-    if !inserted || disposition != "handled" {
-        tx.commit().await.expect("commit");
-        return if inserted { None } else { store.find_by_key("stripe", &env.id).await.expect("find").map(|j| j.id) };
-    }
-    let job = NewJob::new("stripe", json!({ "event_id": env.id })).with_unique_key(&env.id).with_group(&group);
-    let job_id = store.enqueue(&mut tx, job).await.expect("enqueue").job_id();
-    match tx.conn() {
-        Conn::Sqlite(c) => sqlx::query("UPDATE subsync_events SET job_id = ?1 WHERE event_id = ?2")
-            .bind(job_id.to_string())
-            .bind(&env.id)
-            .execute(c)
-            .await
-            .expect("set job id")
-            .rows_affected(),
-        Conn::Postgres(c) => sqlx::query("UPDATE subsync_events SET job_id = $1 WHERE event_id = $2")
-            .bind(job_id)
-            .bind(&env.id)
-            .execute(c)
-            .await
-            .expect("set job id")
-            .rows_affected(),
-    };
-    tx.commit().await.expect("commit");
-    Some(job_id)
+    let record = EventRecord::from_body(body).expect("test events parse");
+    let stored = subsync_events::store_batch(store, &[&record]).await.expect("store event");
+    stored[0].job_id
 }
 
 /// An operator replay: `{"event_id": …, "replay": true}`, no unique key, same group.
 pub async fn replay(store: &Store, body: &[u8]) -> JobId {
     let env = Envelope::parse(body).expect("test events parse");
-    let job = NewJob::new("stripe", json!({ "event_id": env.id, "replay": true }))
-        .with_group(env.group_key().as_queue_group());
+    let job = SyncJob::replay(&env.id, &env.group_key().as_queue_group());
     store.enqueue_one(job).await.expect("enqueue replay").job_id()
 }
 
-/// A running sync worker (`subsync_worker::run_with_context`).
+/// A running sync worker (`subsync_worker::run`).
 pub struct RunningWorker {
     stop: Option<oneshot::Sender<()>>,
     pub handle: tokio::task::JoinHandle<Result<(), subsync_worker::WorkerError>>,
@@ -244,11 +171,10 @@ impl RunningWorker {
 }
 
 /// Test worker settings: quick polling and lease rescue.
-pub fn worker_config(tiers: TierConfig, concurrency: usize) -> WorkerConfig {
-    let mut cfg = WorkerConfig::new(tiers, AccessPolicy::default());
-    cfg.concurrency = concurrency;
-    cfg.poll_interval = Duration::from_millis(100);
-    cfg.rescue_interval = Duration::from_millis(100);
+pub fn worker_config(concurrency: usize) -> WorkerConfig {
+    let mut cfg = WorkerConfig::default().with_concurrency(concurrency);
+    cfg.queue.poll_interval = Duration::from_millis(100);
+    cfg.queue.rescue_interval = Duration::from_millis(100);
     cfg.shutdown_grace = Duration::from_secs(2);
     cfg.job_timeout = Duration::from_secs(20);
     cfg
@@ -259,7 +185,7 @@ pub fn spawn_worker(ctx: SyncContext, config: WorkerConfig) -> RunningWorker {
     let shutdown = async move {
         let _ = rx.await;
     };
-    let handle = tokio::spawn(run_with_context(ctx, config, shutdown));
+    let handle = tokio::spawn(run(ctx, config, shutdown));
     RunningWorker { stop: Some(tx), handle }
 }
 
@@ -267,7 +193,7 @@ pub fn spawn_worker(ctx: SyncContext, config: WorkerConfig) -> RunningWorker {
 pub fn default_worker(store: &Store, now: DateTime<Utc>) -> RunningWorker {
     let ctx =
         SyncContext::new(store.clone(), TierConfig::default_config(), AccessPolicy::default()).with_clock(move || now);
-    spawn_worker(ctx, worker_config(TierConfig::default_config(), 4))
+    spawn_worker(ctx, worker_config(4))
 }
 
 /// Waits until at least `n` jobs are in one of `states`, or panics after `limit`.

@@ -1,0 +1,36 @@
+//! The queue as an apalis backend: apalis runs the worker (concurrency, tower layers,
+//! tracing, graceful shutdown); we decide what to claim and own each job's lease.
+//!
+//! - [`QueueBackend`] claims due jobs, never more than there are free slots, so a claimed job
+//!   starts at once and never holds its group while waiting in a buffer.
+//! - [`LeaseLayer`] wraps every job: it renews the lease while the handler runs, aborts the
+//!   handler if the lease is lost, and then records the outcome with a compare-and-set.
+//!
+//! `options.rs` holds what a caller configures, `backend.rs` the claim loop, `lease.rs` the
+//! layer around each job.
+
+mod backend;
+mod lease;
+mod options;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::Notify;
+
+pub use backend::QueueBackend;
+pub use lease::{LeaseLayer, LeaseService};
+pub use options::{AbortHandle, JobObserver, JobOutcome, WorkerOptions};
+
+/// Counts jobs handed to the service and not finished yet; wakes the claimer when one ends.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    pub(crate) running: AtomicUsize,
+    pub(crate) freed: Notify,
+}
+
+impl InFlight {
+    pub(crate) fn finish(&self) {
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        self.freed.notify_one();
+    }
+}
