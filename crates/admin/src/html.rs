@@ -1,43 +1,25 @@
-//! HTML building blocks for the dashboard: escaping, the page layout and small widgets.
+//! HTML building blocks for the dashboard: the page layout, small widgets and link encoding.
 //!
 //! Job payloads, errors, group ids and event ids are attacker-influenced (they come from
-//! Stripe objects customers can name). Every such string goes through [`html_escape`] before
-//! it reaches a page; the Content-Security-Policy sent with every response forbids scripts
-//! outright, as a second line of defence.
+//! Stripe objects customers can name). Pages are written with [`maud`], which escapes every
+//! interpolated value; the only raw HTML is the constant stylesheet. The
+//! Content-Security-Policy sent with every response forbids scripts outright, as a second
+//! line of defence.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use subsync_queue::JobState;
 
-/// Escapes text for HTML element content and quoted attribute values: `& < > " '`.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Everything but RFC 3986 unreserved characters (`A-Z a-z 0-9 - . _ ~`).
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// Percent-encodes everything but RFC 3986 unreserved characters, for query strings and
 /// path segments in links.
 pub fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(s, NOT_UNRESERVED).to_string()
 }
 
 /// The stylesheet, inline so the dashboard is one response and needs no static files.
@@ -115,53 +97,71 @@ const NAV: &[(&str, &str, &str)] = &[
     ("entitlements", "/entitlements", "Entitlements"),
 ];
 
-/// A full page: header with navigation and sign-out (when `csrf` is known), then `body`.
-pub fn page(title: &str, active: &str, csrf: Option<&str>, body: &str) -> String {
-    let mut nav = String::new();
-    for (key, href, label) in NAV {
-        let class = if *key == active { " class=\"active\"" } else { "" };
-        nav.push_str(&format!("<a href=\"{href}\"{class}>{label}</a>"));
+/// The document around a page: head with title and stylesheet, the header bar (`nav`), then
+/// `body` in `<main>`.
+fn document(title: &str, header: Markup, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width,initial-scale=1";
+                title { (title) " · subsync admin" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    span.brand { "subsync admin" }
+                    (header)
+                }
+                main { (body) }
+            }
+        }
     }
-    let logout = match csrf {
-        Some(csrf) => format!(
-            "<form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Sign out</button></form>",
-            html_escape(csrf)
-        ),
-        None => String::new(),
+}
+
+/// A full page: header with navigation and sign-out (when `csrf` is known), then `body`.
+pub fn page(title: &str, active: &str, csrf: Option<&str>, body: Markup) -> Markup {
+    let header = html! {
+        nav {
+            @for (key, href, label) in NAV {
+                a href=(href) class=[(*key == active).then_some("active")] { (label) }
+            }
+        }
+        @if let Some(csrf) = csrf {
+            form method="post" action="/logout" {
+                input type="hidden" name="csrf" value=(csrf);
+                button type="submit" { "Sign out" }
+            }
+        }
     };
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-<title>{} · subsync admin</title><style>{STYLE}</style></head><body>\
-<header><span class=\"brand\">subsync admin</span><nav>{nav}</nav>{logout}</header><main>{body}</main></body></html>",
-        html_escape(title)
-    )
+    document(title, header, body)
 }
 
 /// A page without navigation (login, errors before sign-in).
-pub fn bare_page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-<title>{} · subsync admin</title><style>{STYLE}</style></head><body>\
-<header><span class=\"brand\">subsync admin</span></header><main>{body}</main></body></html>",
-        html_escape(title)
-    )
+pub fn bare_page(title: &str, body: Markup) -> Markup {
+    document(title, html! {}, body)
 }
 
 /// An HTML response with the given status.
-pub fn respond(status: StatusCode, html: String) -> Response {
-    let mut res = (status, html).into_response();
+pub fn respond(status: StatusCode, html: Markup) -> Response {
+    let mut res = (status, html.into_string()).into_response();
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     res
 }
 
 /// An error page: what went wrong, in one sentence, and a way back.
 pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
-    let body = format!(
-        "<h1>{}</h1><div class=\"flash bad\">{}</div><p><a href=\"/\">Back to the dashboard</a></p>",
-        html_escape(title),
-        html_escape(message)
-    );
-    respond(status, bare_page(title, &body))
+    respond(status, error_markup(title, message))
+}
+
+fn error_markup(title: &str, message: &str) -> Markup {
+    let body = html! {
+        h1 { (title) }
+        div.flash.bad { (message) }
+        p { a href="/" { "Back to the dashboard" } }
+    };
+    bare_page(title, body)
 }
 
 /// The part of a job id worth showing in a table: UUID v7 ids start with the creation time,
@@ -172,29 +172,27 @@ pub fn short_id(id: &uuid::Uuid) -> String {
 }
 
 /// A state as a coloured badge.
-pub fn state_badge(state: JobState) -> String {
-    format!("<span class=\"badge s-{0}\">{0}</span>", state.as_str())
+pub fn state_badge(state: JobState) -> Markup {
+    html! { span class={ "badge s-" (state.as_str()) } { (state.as_str()) } }
 }
 
 /// A timestamp: exact UTC on hover, compact in the cell.
-pub fn time_cell(t: Option<DateTime<Utc>>) -> String {
+pub fn time_cell(t: Option<DateTime<Utc>>) -> Markup {
     match t {
-        None => "<span class=\"muted\">—</span>".to_string(),
-        Some(t) => format!(
-            "<span class=\"ts\" title=\"{}\">{}</span>",
-            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            t.format("%Y-%m-%d %H:%M:%S")
-        ),
+        None => html! { span.muted { "—" } },
+        Some(t) => timestamp(t, "%Y-%m-%d %H:%M:%S"),
     }
 }
 
 /// A compact timestamp for table cells (month-day time); exact UTC on hover.
-pub fn time_cell_short(t: DateTime<Utc>) -> String {
-    format!(
-        "<span class=\"ts\" title=\"{}\">{}</span>",
-        t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        t.format("%b %d %H:%M:%S")
-    )
+pub fn time_cell_short(t: DateTime<Utc>) -> Markup {
+    timestamp(t, "%b %d %H:%M:%S")
+}
+
+fn timestamp(t: DateTime<Utc>, shown: &str) -> Markup {
+    html! {
+        span.ts title=(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)) { (t.format(shown).to_string()) }
+    }
 }
 
 /// Shortens a one-line summary of `s` to `max` characters (never splitting a character).
@@ -210,23 +208,23 @@ pub fn truncate(s: &str, max: usize) -> String {
 }
 
 /// A hidden CSRF field for a form, empty for bearer clients.
-pub fn csrf_field(csrf: Option<&str>) -> String {
-    match csrf {
-        Some(c) => format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", html_escape(c)),
-        None => String::new(),
+pub fn csrf_field(csrf: Option<&str>) -> Markup {
+    html! {
+        @if let Some(c) = csrf {
+            input type="hidden" name="csrf" value=(c);
+        }
     }
 }
 
 /// A one-button POST form (retry, cancel). `next` is where to come back to.
-pub fn post_button(action: &str, label: &str, class: &str, csrf: Option<&str>, next: &str) -> String {
-    format!(
-        "<form method=\"post\" action=\"{}\">{}<input type=\"hidden\" name=\"next\" value=\"{}\"><button type=\"submit\" class=\"{}\">{}</button></form>",
-        html_escape(action),
-        csrf_field(csrf),
-        html_escape(next),
-        html_escape(class),
-        html_escape(label)
-    )
+pub fn post_button(action: &str, label: &str, class: &str, csrf: Option<&str>, next: &str) -> Markup {
+    html! {
+        form method="post" action=(action) {
+            (csrf_field(csrf))
+            input type="hidden" name="next" value=(next);
+            button type="submit" class=(class) { (label) }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -234,20 +232,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_everything_that_can_break_out() {
-        assert_eq!(html_escape("<script>alert('x')</script>"), "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;");
-        assert_eq!(html_escape("\" onmouseover=\"x"), "&quot; onmouseover=&quot;x");
-        assert_eq!(html_escape("a & b"), "a &amp; b");
-        assert_eq!(html_escape("&amp;"), "&amp;amp;", "escaping is not idempotent: escape once, at output");
-        assert_eq!(html_escape("plain évent_1"), "plain évent_1");
-        assert_eq!(html_escape(""), "");
-    }
-
-    #[test]
     fn url_encoding() {
         assert_eq!(url_encode("sub_1"), "sub_1");
         assert_eq!(url_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
         assert_eq!(url_encode("\"><script>"), "%22%3E%3Cscript%3E");
+        assert_eq!(url_encode("AZaz09-._~"), "AZaz09-._~", "unreserved characters stay");
+        assert_eq!(url_encode("!*'()+,;:@?#[]$%"), "%21%2A%27%28%29%2B%2C%3B%3A%40%3F%23%5B%5D%24%25");
     }
 
     #[test]
@@ -259,9 +249,20 @@ mod tests {
 
     #[test]
     fn widgets_escape_their_inputs() {
-        let b = post_button("/jobs/x/retry", "Retry", "retry", Some("t\"ok"), "/?group=<b>");
-        assert!(b.contains("value=\"t&quot;ok\""));
-        assert!(b.contains("value=\"/?group=&lt;b&gt;\""));
-        assert!(page("<t>", "jobs", None, "").contains("<title>&lt;t&gt; · subsync admin</title>"));
+        let b = post_button("/jobs/x/retry", "Retry", "retry", Some("t\"ok"), "/?group=<b>").into_string();
+        assert!(b.contains("name=\"csrf\" value=\"t&quot;ok\""), "{b}");
+        assert!(b.contains("value=\"/?group=&lt;b&gt;\""), "{b}");
+        let p = page("<t>", "jobs", None, html! {}).into_string();
+        assert!(p.contains("<title>&lt;t&gt; · subsync admin</title>"), "{p}");
+        assert!(p.contains("<a href=\"/\" class=\"active\">Jobs</a>"), "{p}");
+        assert!(!p.contains("/logout"), "no sign-out without a session");
+    }
+
+    #[test]
+    fn error_pages_escape_the_message() {
+        let hostile = "\"><script>alert(1)</script>";
+        let body = error_markup("Not Found", hostile).into_string();
+        assert!(body.contains("&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"), "{body}");
+        assert!(!body.contains("<script>"), "{body}");
     }
 }

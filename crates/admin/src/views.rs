@@ -2,13 +2,10 @@
 //! The admin crate defines the traits so it does not depend on those crates; `subsync serve`
 //! passes implementations in. Rows are JSON objects so a new column needs no change here.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use thiserror::Error;
 
 /// A boxed, sendable future: trait objects cannot have `async fn` methods yet.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use futures::future::BoxFuture;
 
 /// Why a view could not answer.
 #[derive(Debug, Error)]

@@ -4,29 +4,32 @@
 use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use maud::{Markup, html};
 
 use super::{PageResult, field};
 use crate::AdminState;
 use crate::api::limit_offset;
 use crate::auth::Principal;
 use crate::error::AdminError;
-use crate::html::{self, html_escape};
+use crate::html::{self, url_encode};
 
 /// A JSON object as a two-column table; anything else pretty-printed.
-fn json_card(value: &serde_json::Value) -> String {
+fn json_card(value: &serde_json::Value) -> Markup {
     match value {
-        serde_json::Value::Object(map) => {
-            let mut rows = String::new();
-            for (k, v) in map {
-                let shown = match v {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                rows.push_str(&format!("<dt>{}</dt><dd class=\"mono\">{}</dd>", html_escape(k), html_escape(&shown)));
-            }
-            format!("<div class=\"card\"><dl class=\"kv\">{rows}</dl></div>")
-        }
-        other => format!("<pre>{}</pre>", html_escape(&serde_json::to_string_pretty(other).unwrap_or_default())),
+        serde_json::Value::Object(map) => html! {
+            div.card { dl.kv {
+                @for (k, v) in map {
+                    dt { (k) }
+                    dd.mono {
+                        @match v {
+                            serde_json::Value::String(s) => (s),
+                            other => (other.to_string()),
+                        }
+                    }
+                }
+            } }
+        },
+        other => html! { pre { (serde_json::to_string_pretty(other).unwrap_or_default()) } },
     }
 }
 
@@ -37,34 +40,49 @@ pub(super) async fn lookup(
 ) -> PageResult {
     let view = state.entitlements.as_ref().ok_or(AdminError::NotConfigured("entitlements"))?;
     let user = field(&q, "user").map(str::trim).filter(|u| !u.is_empty());
-    let mut body = format!(
-        "<h1>Entitlements</h1><form class=\"filters\" method=\"get\" action=\"/entitlements\">\
-<label>User id<input name=\"user\" value=\"{}\" placeholder=\"user id\"></label><button type=\"submit\" class=\"primary\">Look up</button></form>",
-        html_escape(user.unwrap_or(""))
-    );
-    match user {
-        Some(user) => match view.get(user).await? {
-            Some(row) => body.push_str(&json_card(&row)),
-            None => body.push_str(&format!(
-                "<div class=\"flash bad\">No entitlement for user <span class=\"mono\">{}</span>.</div>",
-                html_escape(user)
-            )),
-        },
+    let found = match user {
+        Some(user) => Lookup::One(user, view.get(user).await?),
         None => {
             let (limit, offset) = limit_offset(&q)?;
-            let rows = view.list(limit, offset).await?;
-            body.push_str(&format!("<h2>Latest {}</h2>", rows.len()));
-            if rows.is_empty() {
-                body.push_str("<div class=\"card empty\">No entitlements yet.</div>");
-            }
-            for row in &rows {
-                body.push_str(&json_card(row));
-                body.push_str("<div style=\"height:10px\"></div>");
-            }
+            Lookup::Latest(view.list(limit, offset).await?)
+        }
+    };
+    let csrf = principal.csrf(&state.token);
+    Ok(html::respond(StatusCode::OK, html::page("Entitlements", "entitlements", csrf.as_deref(), lookup_body(&found))))
+}
+
+/// What the entitlements page shows: one user's row (or its absence), or the latest rows.
+enum Lookup<'a> {
+    One(&'a str, Option<serde_json::Value>),
+    Latest(Vec<serde_json::Value>),
+}
+
+fn lookup_body(found: &Lookup<'_>) -> Markup {
+    let user = match found {
+        Lookup::One(user, _) => user,
+        Lookup::Latest(_) => "",
+    };
+    html! {
+        h1 { "Entitlements" }
+        form.filters method="get" action="/entitlements" {
+            label { "User id" input name="user" value=(user) placeholder="user id"; }
+            button.primary type="submit" { "Look up" }
+        }
+        @match found {
+            Lookup::One(_, Some(row)) => (json_card(row)),
+            Lookup::One(user, None) => div.flash.bad { "No entitlement for user " span.mono { (user) } "." },
+            Lookup::Latest(rows) => {
+                h2 { "Latest " (rows.len()) }
+                @if rows.is_empty() {
+                    div.card.empty { "No entitlements yet." }
+                }
+                @for row in rows {
+                    (json_card(row))
+                    div style="height:10px" {}
+                }
+            },
         }
     }
-    let csrf = principal.csrf(&state.token);
-    Ok(html::respond(StatusCode::OK, html::page("Entitlements", "entitlements", csrf.as_deref(), &body)))
 }
 
 pub(super) async fn event(
@@ -77,12 +95,36 @@ pub(super) async fn event(
         .get(&event_id)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no stored event with id `{event_id}`")))?;
-    let body = format!(
-        "<h1>Event <span class=\"mono\">{}</span></h1><p><a href=\"/jobs/{}\">Its job</a></p><pre>{}</pre>",
-        html_escape(&event_id),
-        html::url_encode(&event_id),
-        html_escape(&serde_json::to_string_pretty(&event).unwrap_or_default())
-    );
     let csrf = principal.csrf(&state.token);
-    Ok(html::respond(StatusCode::OK, html::page("Event", "", csrf.as_deref(), &body)))
+    Ok(html::respond(StatusCode::OK, html::page("Event", "", csrf.as_deref(), event_body(&event_id, &event))))
+}
+
+/// The stored event as received, with a link to its job.
+fn event_body(event_id: &str, event: &serde_json::Value) -> Markup {
+    html! {
+        h1 { "Event " span.mono { (event_id) } }
+        p { a href={ "/jobs/" (url_encode(event_id)) } { "Its job" } }
+        pre { (serde_json::to_string_pretty(event).unwrap_or_default()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTILE: &str = "\"><script>alert(1)</script>";
+    const ESCAPED: &str = "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;";
+
+    #[test]
+    fn a_hostile_event_id_and_user_are_escaped() {
+        let event = event_body(HOSTILE, &serde_json::json!({ "id": HOSTILE })).into_string();
+        assert!(!event.contains("<script>"), "{event}");
+        assert!(event.contains(&format!("<span class=\"mono\">{ESCAPED}</span>")), "{event}");
+        assert!(event.contains("href=\"/jobs/%22%3E%3Cscript%3Ealert%281%29%3C%2Fscript%3E\""), "{event}");
+        let missing = lookup_body(&Lookup::One(HOSTILE, None)).into_string();
+        assert!(!missing.contains("<script>"), "{missing}");
+        assert!(missing.contains(&format!("name=\"user\" value=\"{ESCAPED}\"")), "{missing}");
+        let row = lookup_body(&Lookup::Latest(vec![serde_json::json!({ HOSTILE: HOSTILE })])).into_string();
+        assert!(row.contains(&format!("<dt>{ESCAPED}</dt><dd class=\"mono\">{ESCAPED}</dd>")), "{row}");
+    }
 }

@@ -5,13 +5,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use maud::{Markup, html};
 use subsync_queue::{JobRecord, JobState};
 
 use super::{FormPairs, PageResult, back_to, check_csrf, field, flash_message, form_pairs};
 use crate::AdminState;
 use crate::auth::Principal;
 use crate::error::AdminError;
-use crate::html::{self, html_escape, post_button, state_badge, time_cell, truncate, url_encode};
+use crate::html::{self, post_button, state_badge, time_cell, truncate, url_encode};
 use crate::ops::{self, Action, human_age};
 use crate::query::{JobQuery, ListQuery};
 
@@ -43,148 +44,150 @@ pub(super) async fn index(
         if qs.is_empty() { "/".to_string() } else { format!("/?{qs}") }
     };
 
-    let mut body = String::from("<h1>Jobs</h1>");
-    body.push_str(&flash);
-    body.push_str(&tiles(&stats, &filter.states));
-    body.push_str(&filter_form(&list.query));
-    body.push_str(&bulk_form(&list.query, &filter.states, total, csrf));
-    body.push_str(&jobs_table(&jobs, csrf, &here));
-    body.push_str(&pager(&list, page.offset, page.limit, jobs.len(), total));
-    Ok(html::respond(StatusCode::OK, html::page("Jobs", "jobs", csrf, &body)))
+    let body = html! {
+        h1 { "Jobs" }
+        (flash)
+        (tiles(&stats, &filter.states))
+        (filter_form(&list.query))
+        (bulk_form(&list.query, &filter.states, total, csrf))
+        (jobs_table(&jobs, csrf, &here))
+        (pager(&list, page.offset, page.limit, jobs.len(), total))
+    };
+    Ok(html::respond(StatusCode::OK, html::page("Jobs", "jobs", csrf, body)))
 }
 
-fn tiles(stats: &ops::Stats, selected: &[JobState]) -> String {
-    let mut out = String::from("<div class=\"tiles\">");
-    for s in JobState::ALL {
-        let n = stats.totals.get(s.as_str()).copied().unwrap_or(0);
-        let mut class = String::from("tile");
-        if s == JobState::Dead && n > 0 {
-            class.push_str(" alert");
-        }
-        if selected == [s] {
-            class.push_str(" selected");
-        }
-        out.push_str(&format!(
-            "<a class=\"{class}\" href=\"/?state={0}\" data-state=\"{0}\"><div class=\"n\">{n}</div><div class=\"l\">{0}</div></a>",
-            s.as_str()
-        ));
-    }
+fn tiles(stats: &ops::Stats, selected: &[JobState]) -> Markup {
     let per_min = stats.throughput.iter().find(|t| t.window_minutes == 5).map_or(0.0, |t| t.per_second * 60.0);
-    out.push_str(&format!(
-        "<div class=\"tile metric\"><div class=\"n\">{}</div><div class=\"l\">oldest due wait</div></div>\
-<a class=\"tile metric\" href=\"/groups\"><div class=\"n\">{}</div><div class=\"l\">running groups</div></a>\
-<div class=\"tile metric\"><div class=\"n\">{:.1}</div><div class=\"l\">done / min (5m)</div></div></div>",
-        human_age(stats.oldest_due_age_seconds),
-        stats.running_groups,
-        per_min
-    ));
-    out
+    html! {
+        div.tiles {
+            @for s in JobState::ALL {
+                @let n = stats.totals.get(s.as_str()).copied().unwrap_or(0);
+                a.tile.alert[s == JobState::Dead && n > 0].selected[selected == [s]]
+                    href={ "/?state=" (s.as_str()) } data-state=(s.as_str()) {
+                    div.n { (n) }
+                    div.l { (s.as_str()) }
+                }
+            }
+            div.tile.metric {
+                div.n { (human_age(stats.oldest_due_age_seconds)) }
+                div.l { "oldest due wait" }
+            }
+            a.tile.metric href="/groups" {
+                div.n { (stats.running_groups) }
+                div.l { "running groups" }
+            }
+            div.tile.metric {
+                div.n { (format!("{per_min:.1}")) }
+                div.l { "done / min (5m)" }
+            }
+        }
+    }
 }
 
-fn filter_form(q: &JobQuery) -> String {
+fn filter_form(q: &JobQuery) -> Markup {
     let current = q.state.first().map(String::as_str).unwrap_or("");
-    let mut options = String::from("<option value=\"\">any</option>");
-    for s in JobState::ALL {
-        let sel = if current == s.as_str() { " selected" } else { "" };
-        options.push_str(&format!("<option value=\"{0}\"{sel}>{0}</option>", s.as_str()));
+    let v = |o: &Option<String>| o.clone().unwrap_or_default();
+    html! {
+        form.filters method="get" action="/" {
+            label {
+                "State"
+                select name="state" {
+                    option value="" { "any" }
+                    @for s in JobState::ALL {
+                        option value=(s.as_str()) selected[current == s.as_str()] { (s.as_str()) }
+                    }
+                }
+            }
+            label { "Subscription (group)" input name="group" value=(v(&q.group)) placeholder="sub_…" size="22"; }
+            label { "Event id" input name="key" value=(v(&q.key)) placeholder="evt_…" size="24"; }
+            label { "Queue" input name="queue" value=(v(&q.queue)) size="10"; }
+            label { "Since" input name="since" value=(v(&q.since)) placeholder="2h or RFC 3339" size="14"; }
+            button.primary type="submit" { "Filter" }
+            a.btn href="/" { "Clear" }
+        }
     }
-    let v = |o: &Option<String>| html_escape(o.as_deref().unwrap_or(""));
-    format!(
-        "<form class=\"filters\" method=\"get\" action=\"/\">\
-<label>State<select name=\"state\">{options}</select></label>\
-<label>Subscription (group)<input name=\"group\" value=\"{}\" placeholder=\"sub_…\" size=\"22\"></label>\
-<label>Event id<input name=\"key\" value=\"{}\" placeholder=\"evt_…\" size=\"24\"></label>\
-<label>Queue<input name=\"queue\" value=\"{}\" size=\"10\"></label>\
-<label>Since<input name=\"since\" value=\"{}\" placeholder=\"2h or RFC 3339\" size=\"14\"></label>\
-<button type=\"submit\" class=\"primary\">Filter</button><a class=\"btn\" href=\"/\">Clear</a></form>",
-        v(&q.group),
-        v(&q.key),
-        v(&q.queue),
-        v(&q.since)
-    )
 }
 
 /// "Retry all N matching" for a filter on dead or cancelled jobs: the 2 a.m. replay, with a
 /// confirmation checkbox the browser enforces and the server checks again.
-fn bulk_form(q: &JobQuery, states: &[JobState], total: u64, csrf: Option<&str>) -> String {
+fn bulk_form(q: &JobQuery, states: &[JobState], total: u64, csrf: Option<&str>) -> Markup {
     if total == 0 || states.is_empty() || !states.iter().all(|s| matches!(s, JobState::Dead | JobState::Cancelled)) {
-        return String::new();
+        return html! {};
     }
-    let mut hidden = html::csrf_field(csrf);
-    for s in states {
-        hidden.push_str(&format!("<input type=\"hidden\" name=\"state\" value=\"{}\">", s.as_str()));
-    }
-    for (name, value) in
-        [("queue", &q.queue), ("group", &q.group), ("key", &q.key), ("since", &q.since), ("until", &q.until)]
-    {
-        if let Some(v) = value {
-            hidden.push_str(&format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", html_escape(v)));
+    let filters = [("queue", &q.queue), ("group", &q.group), ("key", &q.key), ("since", &q.since), ("until", &q.until)];
+    html! {
+        form.card.bulk method="post" action="/jobs/bulk" {
+            (html::csrf_field(csrf))
+            @for s in states {
+                input type="hidden" name="state" value=(s.as_str());
+            }
+            @for (name, value) in filters {
+                @if let Some(v) = value {
+                    input type="hidden" name=(name) value=(v);
+                }
+            }
+            input type="hidden" name="action" value="retry";
+            label {
+                input type="checkbox" name="confirm" value="yes" required;
+                " Retry all " strong { (total) } " matching job(s) (" (q.describe()) ")"
+            }
+            button.primary type="submit" { "Retry all" }
         }
     }
-    format!(
-        "<form class=\"card bulk\" method=\"post\" action=\"/jobs/bulk\">{hidden}<input type=\"hidden\" name=\"action\" value=\"retry\">\
-<label><input type=\"checkbox\" name=\"confirm\" value=\"yes\" required> Retry all <strong>{total}</strong> matching job(s) ({})</label>\
-<button type=\"submit\" class=\"primary\">Retry all</button></form>",
-        html_escape(&q.describe())
-    )
 }
 
-fn jobs_table(jobs: &[JobRecord], csrf: Option<&str>, here: &str) -> String {
+fn jobs_table(jobs: &[JobRecord], csrf: Option<&str>, here: &str) -> Markup {
     if jobs.is_empty() {
-        return "<div class=\"card empty\">No jobs match this filter.</div>".to_string();
+        return html! { div.card.empty { "No jobs match this filter." } };
     }
-    let mut rows = String::new();
-    for j in jobs {
-        let short = html::short_id(&j.id);
-        let key = j.unique_key.as_deref().unwrap_or("");
-        let error = j.last_error.as_deref().unwrap_or("");
-        let action = if matches!(j.state, JobState::Dead | JobState::Cancelled) {
-            post_button(&format!("/jobs/{}/retry", j.id), "Retry", "retry", csrf, here)
-        } else {
-            String::new()
-        };
-        rows.push_str(&format!(
-            "<tr data-job-id=\"{id}\" data-state=\"{state}\"><td class=\"mono\"><a href=\"/jobs/{id}\" title=\"{id}\">{short}</a></td>\
-<td class=\"mono\">{key}</td><td class=\"mono\"><a href=\"/?group={group_q}\">{group}</a></td><td>{queue}</td><td>{badge}</td>\
-<td class=\"num\">{attempts}/{max}</td><td>{created}</td><td class=\"err\" title=\"{error_full}\">{error}</td><td>{action}</td></tr>",
-            id = j.id,
-            state = j.state.as_str(),
-            key = html_escape(key),
-            group_q = url_encode(&j.group_key),
-            group = html_escape(&j.group_key),
-            queue = html_escape(&j.queue),
-            badge = state_badge(j.state),
-            attempts = j.attempts,
-            max = j.max_attempts,
-            created = html::time_cell_short(j.created_at),
-            error_full = html_escape(&truncate(error, 500)),
-            error = html_escape(&truncate(error, 80)),
-        ));
+    html! {
+        div.scroll { table {
+            thead { tr {
+                th { "Job" } th { "Event id" } th { "Subscription" } th { "Queue" } th { "State" }
+                th { "Attempts" } th { "Created (UTC)" } th { "Last error" } th {}
+            } }
+            tbody {
+                @for j in jobs {
+                    @let id = j.id.to_string();
+                    @let error = j.last_error.as_deref().unwrap_or("");
+                    tr data-job-id=(id) data-state=(j.state.as_str()) {
+                        td.mono { a href={ "/jobs/" (id) } title=(id) { (html::short_id(&j.id)) } }
+                        td.mono { (j.unique_key.as_deref().unwrap_or("")) }
+                        td.mono { a href={ "/?group=" (url_encode(&j.group_key)) } { (j.group_key) } }
+                        td { (j.queue) }
+                        td { (state_badge(j.state)) }
+                        td.num { (j.attempts) "/" (j.max_attempts) }
+                        td { (html::time_cell_short(j.created_at)) }
+                        td.err title=(truncate(error, 500)) { (truncate(error, 80)) }
+                        td {
+                            @if matches!(j.state, JobState::Dead | JobState::Cancelled) {
+                                (post_button(&format!("/jobs/{id}/retry"), "Retry", "retry", csrf, here))
+                            }
+                        }
+                    }
+                }
+            }
+        } }
     }
-    format!(
-        "<div class=\"scroll\"><table><thead><tr><th>Job</th><th>Event id</th><th>Subscription</th><th>Queue</th><th>State</th><th>Attempts</th><th>Created (UTC)</th><th>Last error</th><th></th></tr></thead><tbody>{rows}</tbody></table></div>"
-    )
 }
 
-fn pager(list: &ListQuery, offset: u64, limit: u32, shown: usize, total: u64) -> String {
+fn pager(list: &ListQuery, offset: u64, limit: u32, shown: usize, total: u64) -> Markup {
     if total == 0 {
-        return String::new();
+        return html! {};
     }
     let from = offset + 1;
     let to = offset + shown as u64;
-    let mut out = format!("<div class=\"pager\"><span class=\"muted\">Showing {from}–{to} of {total}</span>");
-    if offset > 0 {
-        let prev = offset.saturating_sub(u64::from(limit));
-        out.push_str(&format!("<a class=\"btn\" href=\"/?{}\">← Newer</a>", html_escape(&list.to_query_string(prev))));
+    html! {
+        div.pager {
+            span.muted { "Showing " (from) "–" (to) " of " (total) }
+            @if offset > 0 {
+                a.btn href={ "/?" (list.to_query_string(offset.saturating_sub(u64::from(limit)))) } { "← Newer" }
+            }
+            @if to < total {
+                a.btn href={ "/?" (list.to_query_string(offset + u64::from(limit))) } { "Older →" }
+            }
+        }
     }
-    if to < total {
-        out.push_str(&format!(
-            "<a class=\"btn\" href=\"/?{}\">Older →</a>",
-            html_escape(&list.to_query_string(offset + u64::from(limit)))
-        ));
-    }
-    out.push_str("</div>");
-    out
 }
 
 pub(super) async fn detail(
@@ -195,61 +198,64 @@ pub(super) async fn detail(
 ) -> PageResult {
     let job = ops::resolve_job(&state.store, &id, None).await?;
     let csrf = principal.csrf(&state.token);
-    let csrf = csrf.as_deref();
+    let body = detail_body(&job, csrf.as_deref(), state.events.is_some(), flash_message(&pairs));
+    Ok(html::respond(StatusCode::OK, html::page("Job", "jobs", csrf.as_deref(), body)))
+}
+
+/// The job page's content: facts, actions, last error and payload.
+fn detail_body(job: &JobRecord, csrf: Option<&str>, events: bool, flash: Markup) -> Markup {
     let here = format!("/jobs/{}", job.id);
-    let mut actions = String::new();
     // A pending job can only be "retried" (made due now) while it waits for its next attempt.
     let waiting = job.state != JobState::Pending || job.run_at > Utc::now();
-    if retryable(job.state) && waiting {
-        actions.push_str(&post_button(&format!("/jobs/{}/retry", job.id), "Retry now", "primary", csrf, &here));
-    }
-    if cancellable(job.state) {
-        actions.push_str(&post_button(&format!("/jobs/{}/cancel", job.id), "Cancel", "danger", csrf, &here));
-    }
-    if !job.group_key.is_empty() {
-        actions.push_str(&format!(
-            "<a class=\"btn\" href=\"/?group={}\">All jobs of this subscription</a>",
-            url_encode(&job.group_key)
-        ));
-    }
-    if let (Some(key), Some(_)) = (&job.unique_key, &state.events) {
-        actions.push_str(&format!("<a class=\"btn\" href=\"/events/{}\">Stored event</a>", url_encode(key)));
-    }
-    let dash = |s: Option<&str>| html_escape(s.filter(|s| !s.is_empty()).unwrap_or("—"));
-    let facts = format!(
-        "<dl class=\"kv\"><dt>State</dt><dd>{}</dd><dt>Queue</dt><dd>{}</dd><dt>Event id</dt><dd class=\"mono\">{}</dd>\
-<dt>Subscription (group)</dt><dd class=\"mono\">{}</dd><dt>Attempts</dt><dd>{} of {}</dd><dt>Next run at</dt><dd>{}</dd>\
-<dt>Created</dt><dd>{}</dd><dt>Last started</dt><dd>{}</dd><dt>Finished</dt><dd>{}</dd><dt>{}</dt><dd class=\"mono\">{}</dd>\
-<dt>Lease expires</dt><dd>{}</dd></dl>",
-        state_badge(job.state),
-        html_escape(&job.queue),
-        dash(job.unique_key.as_deref()),
-        dash(Some(&job.group_key)),
-        job.attempts,
-        job.max_attempts,
-        time_cell(Some(job.run_at)),
-        time_cell(Some(job.created_at)),
-        time_cell(job.started_at),
-        time_cell(job.finished_at),
-        if job.state == JobState::Running { "Lease holder" } else { "Last worker" },
-        dash(job.lease_owner.as_deref()),
-        time_cell(job.lease_expires_at),
-    );
-    let error = match &job.last_error {
-        Some(e) => format!("<pre class=\"error\">{}</pre>", html_escape(e)),
-        None => "<div class=\"card empty\">No error recorded.</div>".to_string(),
-    };
+    let dash = |s: Option<&str>| s.filter(|s| !s.is_empty()).unwrap_or("—").to_string();
     let payload = serde_json::to_string_pretty(&job.payload).unwrap_or_default();
-    let body = format!(
-        "<p><a href=\"/\">← All jobs</a></p><h1>Job <span class=\"mono\">{}</span> {}</h1>{}<div class=\"actions\">{actions}</div>\
-<div class=\"grid2\"><div><h2>Details</h2><div class=\"card\">{facts}</div></div><div><h2>Last error</h2>{error}</div></div>\
-<h2>Payload</h2><pre>{}</pre>",
-        job.id,
-        state_badge(job.state),
-        flash_message(&pairs),
-        html_escape(&payload)
-    );
-    Ok(html::respond(StatusCode::OK, html::page("Job", "jobs", csrf, &body)))
+    html! {
+        p { a href="/" { "← All jobs" } }
+        h1 { "Job " span.mono { (job.id.to_string()) } " " (state_badge(job.state)) }
+        (flash)
+        div.actions {
+            @if retryable(job.state) && waiting {
+                (post_button(&format!("{here}/retry"), "Retry now", "primary", csrf, &here))
+            }
+            @if cancellable(job.state) {
+                (post_button(&format!("{here}/cancel"), "Cancel", "danger", csrf, &here))
+            }
+            @if !job.group_key.is_empty() {
+                a.btn href={ "/?group=" (url_encode(&job.group_key)) } { "All jobs of this subscription" }
+            }
+            @if let (Some(key), true) = (&job.unique_key, events) {
+                a.btn href={ "/events/" (url_encode(key)) } { "Stored event" }
+            }
+        }
+        div.grid2 {
+            div {
+                h2 { "Details" }
+                div.card { dl.kv {
+                    dt { "State" } dd { (state_badge(job.state)) }
+                    dt { "Queue" } dd { (job.queue) }
+                    dt { "Event id" } dd.mono { (dash(job.unique_key.as_deref())) }
+                    dt { "Subscription (group)" } dd.mono { (dash(Some(&job.group_key))) }
+                    dt { "Attempts" } dd { (job.attempts) " of " (job.max_attempts) }
+                    dt { "Next run at" } dd { (time_cell(Some(job.run_at))) }
+                    dt { "Created" } dd { (time_cell(Some(job.created_at))) }
+                    dt { "Last started" } dd { (time_cell(job.started_at)) }
+                    dt { "Finished" } dd { (time_cell(job.finished_at)) }
+                    dt { (if job.state == JobState::Running { "Lease holder" } else { "Last worker" }) }
+                    dd.mono { (dash(job.lease_owner.as_deref())) }
+                    dt { "Lease expires" } dd { (time_cell(job.lease_expires_at)) }
+                } }
+            }
+            div {
+                h2 { "Last error" }
+                @match &job.last_error {
+                    Some(e) => pre.error { (e) },
+                    None => div.card.empty { "No error recorded." },
+                }
+            }
+        }
+        h2 { "Payload" }
+        pre { (payload) }
+    }
 }
 
 async fn act(state: AdminState, principal: Principal, id: String, form: FormPairs, action: Action) -> Response {
@@ -330,4 +336,73 @@ async fn bulk_inner(state: &AdminState, pairs: &[(String, String)]) -> Result<(A
     state.record_action(action, n);
     tracing::info!(action = action.verb(), matched = ids.len(), changed = n, filter = %list.query.describe(), via = "dashboard", "operator bulk action");
     Ok((action, n, list))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTILE: &str = "\"><script>alert(1)</script>";
+    const ESCAPED: &str = "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;";
+
+    fn hostile_job() -> JobRecord {
+        let now = Utc::now();
+        JobRecord {
+            id: uuid::Uuid::now_v7(),
+            queue: format!("q{HOSTILE}"),
+            unique_key: Some(format!("evt_{HOSTILE}")),
+            group_key: format!("sub_{HOSTILE}"),
+            payload: serde_json::json!({ "note": HOSTILE }),
+            state: JobState::Dead,
+            attempts: 12,
+            max_attempts: 12,
+            run_at: now,
+            created_at: now,
+            started_at: Some(now),
+            finished_at: Some(now),
+            lease_owner: Some(format!("w{HOSTILE}")),
+            lease_expires_at: None,
+            last_error: Some(format!("permanent: {HOSTILE}")),
+        }
+    }
+
+    fn assert_escaped(html: &str) {
+        assert!(!html.contains("<script>"), "raw script in {html}");
+        assert!(!html.contains(HOSTILE), "the raw string in {html}");
+        assert!(html.contains(ESCAPED), "escaped text missing in {html}");
+    }
+
+    #[test]
+    fn hostile_strings_are_escaped_in_the_jobs_table() {
+        let job = hostile_job();
+        let table = jobs_table(std::slice::from_ref(&job), Some("tok"), "/?group=x").into_string();
+        assert_escaped(&table);
+        assert!(table.contains(&format!("<td class=\"mono\">evt_{ESCAPED}</td>")), "{table}");
+        assert!(table.contains(&format!("href=\"/?group={}\"", url_encode(&job.group_key))), "{table}");
+        assert!(table.contains(&format!("title=\"permanent: {ESCAPED}\"")), "{table}");
+        assert!(table.contains("name=\"csrf\" value=\"tok\""), "{table}");
+    }
+
+    #[test]
+    fn hostile_strings_are_escaped_on_the_job_page() {
+        let job = hostile_job();
+        let body = html::page("Job", "jobs", Some("tok"), detail_body(&job, Some("tok"), true, html! {})).into_string();
+        assert_escaped(&body);
+        assert!(body.contains(&format!("<pre class=\"error\">permanent: {ESCAPED}</pre>")), "{body}");
+        assert!(body.contains(&format!("<dd class=\"mono\">evt_{ESCAPED}</dd>")), "{body}");
+        assert!(body.contains(&format!("href=\"/events/{}\"", url_encode(job.unique_key.as_deref().unwrap()))));
+        assert!(body.contains("Retry now") && body.contains("Cancel"), "a dead job can be retried and cancelled");
+    }
+
+    #[test]
+    fn a_hostile_filter_is_escaped_in_the_forms() {
+        let q = JobQuery { state: vec!["dead".into()], group: Some(HOSTILE.into()), ..JobQuery::default() };
+        let form = filter_form(&q).into_string();
+        assert_escaped(&form);
+        assert!(form.contains(&format!("name=\"group\" value=\"{ESCAPED}\"")), "{form}");
+        let bulk = bulk_form(&q, &[JobState::Dead], 3, Some("tok")).into_string();
+        assert_escaped(&bulk);
+        assert!(bulk.contains(&format!("name=\"group\" value=\"{ESCAPED}\"")), "{bulk}");
+        assert!(bulk.contains("Retry all <strong>3</strong> matching job(s)"), "{bulk}");
+    }
 }

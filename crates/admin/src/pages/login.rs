@@ -3,23 +3,33 @@
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
 
 use super::{FormPairs, field, form_pairs};
 use crate::AdminState;
 use crate::auth::{self, Principal, safe_next};
-use crate::html::{self, html_escape};
+use crate::html;
 
 fn login_page(status: StatusCode, next: &str, error: Option<&str>) -> Response {
-    let error = error.map(|e| format!("<div class=\"flash bad\">{}</div>", html_escape(e))).unwrap_or_default();
-    let body = format!(
-        "<div class=\"login card\"><h1>Sign in</h1>{error}\
-<p class=\"muted\">Paste the admin token (<span class=\"mono\">SUBSYNC_ADMIN_TOKEN</span>).</p>\
-<form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"next\" value=\"{}\">\
-<label for=\"token\">Admin token</label><input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" autofocus required>\
-<button type=\"submit\" class=\"primary\">Sign in</button></form></div>",
-        html_escape(next)
-    );
-    html::respond(status, html::bare_page("Sign in", &body))
+    html::respond(status, html::bare_page("Sign in", login_body(next, error)))
+}
+
+fn login_body(next: &str, error: Option<&str>) -> Markup {
+    html! {
+        div.login.card {
+            h1 { "Sign in" }
+            @if let Some(e) = error {
+                div.flash.bad { (e) }
+            }
+            p.muted { "Paste the admin token (" span.mono { "SUBSYNC_ADMIN_TOKEN" } ")." }
+            form method="post" action="/login" {
+                input type="hidden" name="next" value=(next);
+                label for="token" { "Admin token" }
+                input #token name="token" type="password" autocomplete="current-password" autofocus required;
+                button.primary type="submit" { "Sign in" }
+            }
+        }
+    }
 }
 
 pub(super) async fn form(Query(q): Query<Vec<(String, String)>>) -> Response {

@@ -11,6 +11,7 @@ use axum::extract::rejection::FormRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use maud::{Markup, html};
 
 use crate::AdminState;
 use crate::auth::{Principal, safe_next};
@@ -86,16 +87,16 @@ fn back_to(next: Option<&str>, flash: &str) -> Response {
 }
 
 /// The flash message for a known code; unknown codes show nothing (never reflected).
-fn flash_message(pairs: &[(String, String)]) -> String {
-    let Some(code) = field(pairs, "flash") else { return String::new() };
+fn flash_message(pairs: &[(String, String)]) -> Markup {
+    let Some(code) = field(pairs, "flash") else { return html! {} };
     let text = match code.split_once(':') {
         Some(("bulk-retry", n)) if n.parse::<u64>().is_ok() => format!("Retried {n} job(s)."),
         Some(("bulk-cancel", n)) if n.parse::<u64>().is_ok() => format!("Cancelled {n} job(s)."),
         _ => match code {
             "retried" => "Job queued for retry.".to_string(),
             "cancelled" => "Job cancelled.".to_string(),
-            _ => return String::new(),
+            _ => return html! {},
         },
     };
-    format!("<div class=\"flash\">{}</div>", html::html_escape(&text))
+    html! { div.flash { (text) } }
 }
