@@ -247,10 +247,8 @@ async fn get_entitlement(
 async fn get_event(
     State(state): State<AdminState>,
     Path(event_id): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
-    let view = state.events.as_ref().ok_or(AdminError::NotConfigured("events"))?;
-    let row = view
-        .get(&event_id)
+) -> ApiResult<Json<subsync_events::StoredEvent>> {
+    let row = subsync_events::get(&state.store, &event_id)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no stored event with id `{event_id}`")))?;
     Ok(Json(row))

@@ -48,7 +48,7 @@ use subsync_queue::Store;
 pub use auth::{AdminToken, TokenError};
 pub use cli::{CliError, Command, GroupsCommand, JobsCommand, OutputOptions, run, run_with};
 pub use error::AdminError;
-pub use views::{BoxFuture, EntitlementsView, EventsView, ViewError};
+pub use views::{BoxFuture, EntitlementsView, ViewError};
 
 /// The environment variable naming the admin listen address.
 pub const LISTEN_ENV: &str = "SUBSYNC_ADMIN_LISTEN";
@@ -64,7 +64,6 @@ pub struct AdminState {
     pub(crate) token: AdminToken,
     pub(crate) metrics: Arc<Registry>,
     pub(crate) entitlements: Option<Arc<dyn EntitlementsView>>,
-    pub(crate) events: Option<Arc<dyn EventsView>>,
     pub(crate) secure_cookies: bool,
 }
 
@@ -74,7 +73,6 @@ impl std::fmt::Debug for AdminState {
             .field("backend", &self.store.backend())
             .field("token", &self.token)
             .field("entitlements", &self.entitlements.is_some())
-            .field("events", &self.events.is_some())
             .field("secure_cookies", &self.secure_cookies)
             .finish()
     }
@@ -84,18 +82,12 @@ impl AdminState {
     /// The store to operate on, the token that guards it, and the process's metrics registry
     /// (rendered at `/metrics` together with queue depth read at scrape time).
     pub fn new(store: Store, token: AdminToken, metrics: Arc<Registry>) -> Self {
-        Self { store, token, metrics, entitlements: None, events: None, secure_cookies: false }
+        Self { store, token, metrics, entitlements: None, secure_cookies: false }
     }
 
     /// Enables `/api/entitlements` and the entitlement lookup page.
     pub fn with_entitlements(mut self, view: Arc<dyn EntitlementsView>) -> Self {
         self.entitlements = Some(view);
-        self
-    }
-
-    /// Enables `/api/events/{id}` and the stored-event page.
-    pub fn with_events(mut self, view: Arc<dyn EventsView>) -> Self {
-        self.events = Some(view);
         self
     }
 

@@ -1,6 +1,7 @@
-//! Read-only windows onto data that other crates own (entitlements, stored Stripe events).
-//! The admin crate defines the traits so it does not depend on those crates; `subsync serve`
-//! passes implementations in. Rows are JSON objects so a new column needs no change here.
+//! A read-only window onto entitlements, which the worker crate owns: the admin crate
+//! defines the trait so it does not depend on the worker; `subsync serve` passes an
+//! implementation in. (Stored events need no such window: the event log crate sits below
+//! the admin crate, which reads it directly.)
 
 use thiserror::Error;
 
@@ -25,10 +26,4 @@ pub trait EntitlementsView: Send + Sync {
     fn list(&self, limit: u32, offset: u64) -> BoxFuture<'_, Result<Vec<serde_json::Value>, ViewError>>;
     /// One user's entitlement, `None` when the user has none.
     fn get<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<Option<serde_json::Value>, ViewError>>;
-}
-
-/// Stored Stripe events, to see exactly what a job was asked to process.
-pub trait EventsView: Send + Sync {
-    /// The stored event (as received), `None` when unknown.
-    fn get<'a>(&'a self, event_id: &'a str) -> BoxFuture<'a, Result<Option<serde_json::Value>, ViewError>>;
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::http::{Method, StatusCode, header};
 use serde_json::{Value, json};
-use subsync_admin::{BoxFuture, EntitlementsView, EventsView, ViewError};
+use subsync_admin::{BoxFuture, EntitlementsView, ViewError};
 use subsync_queue::{JobFilter, JobState, Store};
 use support::{Backend, Q, TOKEN, TestDb, app, bearer, get, post_json, seed_dead, seed_many_dead, seed_pending, send};
 
@@ -481,26 +481,29 @@ impl EntitlementsView for FakeEntitlements {
     }
 }
 
-struct FakeEvents;
-
-impl EventsView for FakeEvents {
-    fn get<'a>(&'a self, event_id: &'a str) -> BoxFuture<'a, Result<Option<Value>, ViewError>> {
-        Box::pin(async move { Ok((event_id == "evt_1").then(|| json!({ "id": "evt_1", "type": "invoice.paid" }))) })
-    }
+/// Stores `evt_1` (an `invoice.paid`) in the event log, as the intake would.
+async fn store_event(store: &subsync_queue::Store) {
+    let body = json!({
+        "id": "evt_1", "object": "event", "type": "invoice.paid", "created": 1_700_000_000, "livemode": false,
+        "data": { "object": { "id": "in_1", "object": "invoice", "customer": "cus_1" } }
+    });
+    let record = subsync_events::EventRecord::from_body(body.to_string().as_bytes()).expect("event");
+    subsync_events::store_batch(store, &[&record]).await.expect("stored");
 }
 
 async fn views_answer_404_until_configured(b: Backend) {
     let t = TestDb::new(b).await;
     let bare = app(&t.store);
-    for uri in ["/api/entitlements", "/api/entitlements/u1", "/api/events/evt_1"] {
+    // Stored events are the event log's, which the admin crate reads directly: always there.
+    store_event(&t.store).await;
+    assert_eq!(get(&bare, "/api/events/evt_1").await.json()["event_type"], "invoice.paid");
+    for uri in ["/api/entitlements", "/api/entitlements/u1"] {
         let r = get(&bare, uri).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
         assert_eq!(r.json()["error"], "not_configured");
         assert!(r.json()["message"].as_str().unwrap().contains("view is not configured"), "{}", r.body);
     }
-    let full = subsync_admin::router(
-        support::state(&t.store).with_entitlements(Arc::new(FakeEntitlements)).with_events(Arc::new(FakeEvents)),
-    );
+    let full = subsync_admin::router(support::state(&t.store).with_entitlements(Arc::new(FakeEntitlements)));
     let list = get(&full, "/api/entitlements?limit=5&offset=10").await.json();
     assert_eq!(list["entitlements"][0]["limit"], 5);
     assert_eq!(list["entitlements"][0]["offset"], 10);
@@ -511,7 +514,7 @@ async fn views_answer_404_until_configured(b: Backend) {
     assert_eq!(none.json()["message"], "no entitlement for user `u2`");
     let broken = get(&full, "/api/entitlements/broken").await;
     assert_eq!(broken.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(get(&full, "/api/events/evt_1").await.json()["type"], "invoice.paid");
+    assert_eq!(get(&full, "/api/events/evt_1").await.json()["event_type"], "invoice.paid");
     assert_eq!(get(&full, "/api/events/evt_2").await.status, StatusCode::NOT_FOUND);
 
     let login = send(

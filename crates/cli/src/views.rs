@@ -1,22 +1,8 @@
-//! Adapters that let the admin surface read what other crates store, without those crates
-//! depending on the admin crate.
+//! The adapter that lets the admin surface read entitlements (the worker crate's), without
+//! either crate depending on the other.
 
-use subsync_admin::{BoxFuture, EntitlementsView, EventsView, ViewError};
+use subsync_admin::{BoxFuture, EntitlementsView, ViewError};
 use subsync_queue::Store;
-
-/// Stored Stripe events, read from the event log.
-pub struct StoredEvents(pub Store);
-
-impl EventsView for StoredEvents {
-    fn get<'a>(&'a self, event_id: &'a str) -> BoxFuture<'a, Result<Option<serde_json::Value>, ViewError>> {
-        Box::pin(async move {
-            let event = subsync_events::get(&self.0, event_id).await.map_err(|e| {
-                if e.is_transient() { ViewError::Unavailable(e.to_string()) } else { ViewError::Failed(e.to_string()) }
-            })?;
-            event.map(|e| serde_json::to_value(e).map_err(|e| ViewError::Failed(e.to_string()))).transpose()
-        })
-    }
-}
 
 /// Current entitlements, read through the worker crate.
 pub struct Entitlements(pub Store);

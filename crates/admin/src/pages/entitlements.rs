@@ -5,6 +5,7 @@ use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use maud::{Markup, html};
+use subsync_events::StoredEvent;
 
 use super::{PageResult, field};
 use crate::AdminState;
@@ -90,9 +91,7 @@ pub(super) async fn event(
     Extension(principal): Extension<Principal>,
     Path(event_id): Path<String>,
 ) -> PageResult {
-    let view = state.events.as_ref().ok_or(AdminError::NotConfigured("events"))?;
-    let event = view
-        .get(&event_id)
+    let event = subsync_events::get(&state.store, &event_id)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no stored event with id `{event_id}`")))?;
     let csrf = principal.csrf(&state.token);
@@ -100,7 +99,7 @@ pub(super) async fn event(
 }
 
 /// The stored event as received, with a link to its job.
-fn event_body(event_id: &str, event: &serde_json::Value) -> Markup {
+fn event_body(event_id: &str, event: &StoredEvent) -> Markup {
     html! {
         h1 { "Event " span.mono { (event_id) } }
         p { a href={ "/jobs/" (url_encode(event_id)) } { "Its job" } }
@@ -117,7 +116,19 @@ mod tests {
 
     #[test]
     fn a_hostile_event_id_and_user_are_escaped() {
-        let event = event_body(HOSTILE, &serde_json::json!({ "id": HOSTILE })).into_string();
+        let stored = StoredEvent {
+            event_id: HOSTILE.into(),
+            event_type: HOSTILE.into(),
+            created: None,
+            livemode: false,
+            api_version: None,
+            object_kind: "event".into(),
+            group_key: HOSTILE.into(),
+            disposition: subsync_events::Disposition::Ignored,
+            job_id: None,
+            payload: serde_json::json!({ "id": HOSTILE }).to_string(),
+        };
+        let event = event_body(HOSTILE, &stored).into_string();
         assert!(!event.contains("<script>"), "{event}");
         assert!(event.contains(&format!("<span class=\"mono\">{ESCAPED}</span>")), "{event}");
         assert!(event.contains("href=\"/jobs/%22%3E%3Cscript%3Ealert%281%29%3C%2Fscript%3E\""), "{event}");

@@ -198,12 +198,12 @@ pub(super) async fn detail(
 ) -> PageResult {
     let job = ops::resolve_job(&state.store, &id, None).await?;
     let csrf = principal.csrf(&state.token);
-    let body = detail_body(&job, csrf.as_deref(), state.events.is_some(), flash_message(&pairs));
+    let body = detail_body(&job, csrf.as_deref(), flash_message(&pairs));
     Ok(html::respond(StatusCode::OK, html::page("Job", "jobs", csrf.as_deref(), body)))
 }
 
 /// The job page's content: facts, actions, last error and payload.
-fn detail_body(job: &JobRecord, csrf: Option<&str>, events: bool, flash: Markup) -> Markup {
+fn detail_body(job: &JobRecord, csrf: Option<&str>, flash: Markup) -> Markup {
     let here = format!("/jobs/{}", job.id);
     // A pending job can only be "retried" (made due now) while it waits for its next attempt.
     let waiting = job.state != JobState::Pending || job.run_at > Utc::now();
@@ -223,7 +223,8 @@ fn detail_body(job: &JobRecord, csrf: Option<&str>, events: bool, flash: Markup)
             @if !job.group_key.is_empty() {
                 a.btn href={ "/?group=" (url_encode(&job.group_key)) } { "All jobs of this subscription" }
             }
-            @if let (Some(key), true) = (&job.unique_key, events) {
+            // A job's unique key is its Stripe event id: link the stored event.
+            @if let Some(key) = &job.unique_key {
                 a.btn href={ "/events/" (url_encode(key)) } { "Stored event" }
             }
         }
@@ -386,7 +387,7 @@ mod tests {
     #[test]
     fn hostile_strings_are_escaped_on_the_job_page() {
         let job = hostile_job();
-        let body = html::page("Job", "jobs", Some("tok"), detail_body(&job, Some("tok"), true, html! {})).into_string();
+        let body = html::page("Job", "jobs", Some("tok"), detail_body(&job, Some("tok"), html! {})).into_string();
         assert_escaped(&body);
         assert!(body.contains(&format!("<pre class=\"error\">permanent: {ESCAPED}</pre>")), "{body}");
         assert!(body.contains(&format!("<dd class=\"mono\">evt_{ESCAPED}</dd>")), "{body}");

@@ -91,7 +91,6 @@ impl AdminArgs {
         let token = subsync_admin::AdminToken::new(raw.to_string()).context("SUBSYNC_ADMIN_TOKEN")?;
         let listen = parse_listen("--admin-listen (SUBSYNC_ADMIN_LISTEN)", &self.admin_listen)?;
         let state = subsync_admin::AdminState::new(store.clone(), token, registry)
-            .with_events(Arc::new(crate::views::StoredEvents(store.clone())))
             .with_entitlements(Arc::new(crate::views::Entitlements(store.clone())))
             .with_secure_cookies(self.admin_secure_cookies);
         let listener = tokio::net::TcpListener::bind(listen)
