@@ -21,23 +21,33 @@ both_backends!(intake_and_admin_metrics_parse_as_prometheus_text);
 const ADMIN_TOKEN: &str = "metrics-test-admin-token-0123";
 const INSTALL_HINT: &str = "run `bash tests/prometheus/install.sh` from the workspace root";
 
-/// Families both pages show (one registry per process), with their Prometheus type. The
+/// Families both pages show (one registry per process): name, Prometheus type, HELP. The
 /// parser names a counter family without its `_total`, as OpenMetrics does.
-const SHARED: &[(&str, &str)] = &[
-    ("subsync_intake_requests", "counter"),
-    ("subsync_intake_request_seconds", "histogram"),
-    ("subsync_intake_commit_batch_size", "histogram"),
-    ("subsync_jobs_started", "counter"),
-    ("subsync_jobs_finished", "counter"),
-    ("subsync_job_duration_seconds", "histogram"),
+const SHARED: &[(&str, &str, &str)] = &[
+    ("subsync_intake_requests", "counter", "Webhook requests by outcome."),
+    ("subsync_intake_request_seconds", "histogram", "Time to verify, store and answer one webhook."),
+    ("subsync_intake_commit_batch_size", "histogram", "Webhooks stored per database commit."),
+    ("subsync_jobs_started", "counter", "Job runs started, by queue."),
+    (
+        "subsync_jobs_finished",
+        "counter",
+        "Job runs ended, by queue and outcome (succeeded, retrying = failed and will retry, dead, lease_lost, released).",
+    ),
+    ("subsync_job_duration_seconds", "histogram", "Job run time, by queue."),
+    // Shown from the first operator action on (the test makes one).
+    ("subsync_operator_jobs", "counter", "Jobs retried or cancelled by an operator, by action."),
 ];
 
 /// Families only the admin page shows: read from the queue database at scrape time.
-const ADMIN_ONLY: &[(&str, &str)] = &[
-    ("subsync_queue_jobs", "gauge"),
-    ("subsync_queue_oldest_due_age_seconds", "gauge"),
-    ("subsync_queue_running_groups", "gauge"),
-    ("subsync_queue_store_up", "gauge"),
+const ADMIN_ONLY: &[(&str, &str, &str)] = &[
+    ("subsync_queue_jobs", "gauge", "Jobs in the queue database by queue and state."),
+    (
+        "subsync_queue_oldest_due_age_seconds",
+        "gauge",
+        "How long the oldest due pending job has waited, per queue (0 when none is due).",
+    ),
+    ("subsync_queue_running_groups", "gauge", "Groups (subscriptions) with a job running now."),
+    ("subsync_queue_store_up", "gauge", "1 when the admin server could read the queue database at this scrape."),
 ];
 
 /// Parses `text` with the official parser (through `check.py`); panics with the reason if it
@@ -109,6 +119,16 @@ async fn intake_and_admin_metrics_parse_as_prometheus_text(b: Backend) {
     assert_eq!(post(&client, &server.base, Some(&sign(SECRET, now(), &body)), body).await.0, 200);
     assert_eq!(post(&client, &server.base, None, b"{}".to_vec()).await.0, 400);
 
+    let retry = client
+        .post(format!("http://127.0.0.1:{admin_port}/api/jobs/retry"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body(r#"{"state":"dead","confirm":true}"#)
+        .send()
+        .await
+        .expect("bulk retry");
+    assert_eq!(retry.status().as_u16(), 200);
+
     let admin_url = format!("http://127.0.0.1:{admin_port}/metrics");
     let mut admin = Vec::new();
     for _ in 0..200 {
@@ -116,8 +136,10 @@ async fn intake_and_admin_metrics_parse_as_prometheus_text(b: Backend) {
         assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
         admin = parse(&text);
         let done = [("queue", "stripe"), ("outcome", "succeeded")];
+        // The job's counter and its row: the observer may hear of the end before the row reads so.
         if admin.iter().any(|f| f["name"] == "subsync_jobs_finished")
             && sample(&admin, "subsync_jobs_finished_total", &done) == 1.0
+            && sample(&admin, "subsync_queue_jobs", &[("queue", "stripe"), ("state", "succeeded")]) == 1.0
         {
             break;
         }
@@ -128,8 +150,9 @@ async fn intake_and_admin_metrics_parse_as_prometheus_text(b: Backend) {
     let intake = parse(&text);
 
     for (families, expected) in [(&intake, SHARED.to_vec()), (&admin, [SHARED, ADMIN_ONLY].concat())] {
-        for (name, kind) in expected {
+        for (name, kind, help) in expected {
             assert_eq!(family(families, name)["type"], kind, "{name}");
+            assert_eq!(family(families, name)["help"], help, "{name}");
         }
         for (outcome, n) in [("accepted", 1.0), ("duplicate", 1.0), ("rejected_signature", 1.0)] {
             assert_eq!(sample(families, "subsync_intake_requests_total", &[("outcome", outcome)]), n, "{outcome}");
@@ -138,6 +161,7 @@ async fn intake_and_admin_metrics_parse_as_prometheus_text(b: Backend) {
         assert_eq!(sample(families, "subsync_intake_request_seconds_bucket", &[("le", "+Inf")]), 3.0);
         assert_eq!(sample(families, "subsync_jobs_started_total", &[("queue", "stripe")]), 1.0);
         assert_eq!(sample(families, "subsync_job_duration_seconds_count", &[("queue", "stripe")]), 1.0);
+        assert_eq!(sample(families, "subsync_operator_jobs_total", &[("action", "retry")]), 0.0);
     }
     assert_eq!(sample(&admin, "subsync_queue_jobs", &[("queue", "stripe"), ("state", "succeeded")]), 1.0);
     assert_eq!(sample(&admin, "subsync_queue_running_groups", &[]), 0.0);
