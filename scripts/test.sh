@@ -13,6 +13,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 bash tests/official-stripe/install.sh
+bash tests/prometheus/install.sh
 bash scripts/ensure-chromium.sh
 
 if cargo nextest --version >/dev/null 2>&1; then

@@ -1,6 +1,8 @@
 //! The JSON API: the same operations as the CLI, for scripts and other tools. Documented in
 //! `docs/admin-api.md`. Every error is `{"error": <code>, "message": <sentence>}`.
 
+use std::sync::atomic::AtomicU64;
+
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
@@ -10,9 +12,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use serde::Deserialize;
 use serde_json::json;
-use subsync_metrics::GaugeFamily;
+use subsync_metrics::Registry;
 use subsync_queue::JobState;
 
 use crate::AdminState;
@@ -258,61 +262,60 @@ async fn get_event(
 /// now (so they are never stale). If the database is down the registry is still served and
 /// `subsync_queue_store_up` is 0, so the scrape itself does not fail.
 async fn metrics(State(state): State<AdminState>) -> Response {
-    let mut out = state.metrics.render();
-    match queue_families(&state).await {
-        Ok(families) => {
-            for f in families {
-                f.render_into(&mut out);
-            }
-            push_up(&mut out, 1.0);
-        }
+    let (now, up) = match queue_families(&state).await {
+        Ok(families) => (families, 1),
         Err(e) => {
             tracing::warn!(error = %e, "metrics: cannot read queue state");
-            push_up(&mut out, 0.0);
+            (Registry::new(), 0)
+        }
+    };
+    let store_up = Gauge::<i64>::default();
+    store_up.set(up);
+    let help = "1 when the admin server could read the queue database at this scrape.";
+    let text = now
+        .register("subsync_queue_store_up", help, store_up)
+        .and_then(|()| Ok(state.metrics.render()? + &now.render()?));
+    match text {
+        Ok(text) => {
+            let mut res = text.into_response();
+            res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(subsync_metrics::CONTENT_TYPE));
+            res
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "metrics: cannot render");
+            json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "cannot render the metrics")
         }
     }
-    let mut res = out.into_response();
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
-    res
 }
 
-fn push_up(out: &mut String, value: f64) {
-    if let Ok(mut f) = GaugeFamily::new(
-        "subsync_queue_store_up",
-        "1 when the admin server could read the queue database at this scrape.",
-    ) && f.sample(&[], value).is_ok()
-    {
-        f.render_into(out);
-    }
-}
-
-async fn queue_families(state: &AdminState) -> Result<Vec<GaugeFamily>, AdminError> {
+/// Queue depth, lag and running groups, read now, in a registry of their own (all or none).
+async fn queue_families(state: &AdminState) -> Result<Registry, AdminError> {
     let metric = |e: subsync_metrics::MetricsError| AdminError::InvalidInput(e.to_string());
     let counts = state.store.counts().await?;
     let mut queues: Vec<String> = counts.iter().map(|c| c.queue.clone()).collect();
     queues.sort();
     queues.dedup();
 
-    let mut jobs =
-        GaugeFamily::new("subsync_queue_jobs", "Jobs in the queue database by queue and state.").map_err(metric)?;
+    let now = Registry::new();
+    let jobs = Family::<[(&'static str, String); 2], Gauge>::default();
     for queue in &queues {
         for s in JobState::ALL {
             let n = counts.iter().find(|c| &c.queue == queue && c.state == s).map_or(0, |c| c.count);
-            jobs.sample(&[("queue", queue), ("state", s.as_str())], n as f64).map_err(metric)?;
+            let labels = [("queue", queue.clone()), ("state", s.as_str().to_string())];
+            jobs.get_or_create(&labels).set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
-    let mut age = GaugeFamily::new(
-        "subsync_queue_oldest_due_age_seconds",
-        "How long the oldest due pending job has waited, per queue (0 when none is due).",
-    )
-    .map_err(metric)?;
+    now.register("subsync_queue_jobs", "Jobs in the queue database by queue and state.", jobs).map_err(metric)?;
+    let age = Family::<[(&'static str, String); 1], Gauge<f64, AtomicU64>>::default();
     for queue in &queues {
         let d = state.store.oldest_due_age(Some(queue)).await?;
-        age.sample(&[("queue", queue)], d.as_secs_f64()).map_err(metric)?;
+        age.get_or_create(&[("queue", queue.clone())]).set(d.as_secs_f64());
     }
-    let mut groups = GaugeFamily::new("subsync_queue_running_groups", "Groups (subscriptions) with a job running now.")
-        .map_err(metric)?;
-    groups.sample(&[], state.store.running_groups().await?.len() as f64).map_err(metric)?;
-    Ok(vec![jobs, age, groups])
+    let help = "How long the oldest due pending job has waited, per queue (0 when none is due).";
+    now.register("subsync_queue_oldest_due_age_seconds", help, age).map_err(metric)?;
+    let groups = Gauge::<i64>::default();
+    groups.set(i64::try_from(state.store.running_groups().await?.len()).unwrap_or(i64::MAX));
+    let help = "Groups (subscriptions) with a job running now.";
+    now.register("subsync_queue_running_groups", help, groups).map_err(metric)?;
+    Ok(now)
 }

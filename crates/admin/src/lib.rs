@@ -42,6 +42,8 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use subsync_metrics::Registry;
 use subsync_queue::Store;
 
@@ -63,6 +65,8 @@ pub struct AdminState {
     pub(crate) store: Store,
     pub(crate) token: AdminToken,
     pub(crate) metrics: Arc<Registry>,
+    /// `subsync_operator_jobs_total{action}`, registered in `metrics`.
+    operator_jobs: Family<[(&'static str, &'static str); 1], Counter>,
     pub(crate) entitlements: Option<Arc<dyn EntitlementsView>>,
     pub(crate) secure_cookies: bool,
 }
@@ -82,7 +86,13 @@ impl AdminState {
     /// The store to operate on, the token that guards it, and the process's metrics registry
     /// (rendered at `/metrics` together with queue depth read at scrape time).
     pub fn new(store: Store, token: AdminToken, metrics: Arc<Registry>) -> Self {
-        Self { store, token, metrics, entitlements: None, secure_cookies: false }
+        let operator_jobs = Family::default();
+        // Exposed as `subsync_operator_jobs_total`: the client appends `_total`.
+        let help = "Jobs retried or cancelled by an operator, by action.";
+        if let Err(e) = metrics.register("subsync_operator_jobs", help, operator_jobs.clone()) {
+            tracing::warn!(error = %e, "operator actions will not be counted");
+        }
+        Self { store, token, metrics, operator_jobs, entitlements: None, secure_cookies: false }
     }
 
     /// Enables `/api/entitlements` and the entitlement lookup page.
@@ -147,13 +157,6 @@ impl AdminState {
     /// Counts jobs changed by an operator (retried or cancelled) through the API or the
     /// dashboard, as `subsync_operator_jobs_total{action}`.
     pub(crate) fn record_action(&self, action: ops::Action, changed: u64) {
-        match self.metrics.counter(
-            "subsync_operator_jobs_total",
-            "Jobs retried or cancelled by an operator, by action.",
-            &[("action", action.verb())],
-        ) {
-            Ok(counter) => counter.inc_by(changed),
-            Err(e) => tracing::warn!(error = %e, "cannot count an operator action"),
-        }
+        self.operator_jobs.get_or_create(&[("action", action.verb())]).inc_by(changed);
     }
 }

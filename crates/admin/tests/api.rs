@@ -7,6 +7,8 @@ mod support;
 use std::sync::Arc;
 
 use axum::http::{Method, StatusCode, header};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde_json::{Value, json};
 use subsync_admin::{BoxFuture, EntitlementsView, ViewError};
 use subsync_queue::{JobFilter, JobState, Store};
@@ -241,10 +243,9 @@ async fn bulk_retry_and_cancel_300_jobs(b: Backend) {
 async fn stats_groups_and_metrics(b: Backend) {
     let t = TestDb::new(b).await;
     let registry = Arc::new(subsync_metrics::Registry::new());
-    registry
-        .counter("subsync_intake_requests_total", "Webhook requests by outcome.", &[("outcome", "accepted")])
-        .unwrap()
-        .inc_by(7);
+    let requests = Family::<[(&str, &str); 1], Counter>::default();
+    registry.register("subsync_intake_requests", "Webhook requests by outcome.", requests.clone()).unwrap();
+    requests.get_or_create(&[("outcome", "accepted")]).inc_by(7);
     let state =
         subsync_admin::AdminState::new(t.store.clone(), subsync_admin::AdminToken::new(TOKEN).unwrap(), registry);
     let app = subsync_admin::router(state);

@@ -95,7 +95,7 @@ async fn webhook(State(state): State<Arc<IntakeState>>, headers: HeaderMap, body
         }
     };
     state.metrics.count(outcome);
-    state.metrics.latency.observe_duration(started.elapsed());
+    state.metrics.latency.observe(started.elapsed().as_secs_f64());
     response
 }
 
@@ -210,5 +210,11 @@ async fn readyz(State(state): State<Arc<IntakeState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<IntakeState>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.registry.render()).into_response()
+    match state.registry.render() {
+        Ok(text) => ([(header::CONTENT_TYPE, subsync_metrics::CONTENT_TYPE)], text).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "metrics: cannot render");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }

@@ -101,7 +101,13 @@ pub async fn run(global: &Global, args: Args) -> Result<()> {
             "/metrics",
             axum::routing::get(move || {
                 let registry = registry.clone();
-                async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], registry.render()) }
+                async move {
+                    let text = registry.render().map_err(|_| axum::http::StatusCode::INTERNAL_SERVER_ERROR)?;
+                    Ok::<_, axum::http::StatusCode>((
+                        [(axum::http::header::CONTENT_TYPE, subsync_metrics::CONTENT_TYPE)],
+                        text,
+                    ))
+                }
             }),
         );
         tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(shutdown::wait(stop.clone())).into_future());
