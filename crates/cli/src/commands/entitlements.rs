@@ -1,8 +1,8 @@
 //! `subsync entitlements list|show`: what each user may do right now.
 
+use crate::commands::operator::OutputOptions;
 use anyhow::{Result, bail};
 use clap::Subcommand;
-use subsync_admin::OutputOptions;
 use subsync_worker::entitlements::{self, EntitlementRow};
 
 use crate::options::Global;

@@ -1,9 +1,9 @@
 //! `subsync events show|replay`: what Stripe sent, and a deliberate re-run of its sync.
 
+use crate::commands::operator::OutputOptions;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::json;
-use subsync_admin::OutputOptions;
 use subsync_intake::SYNC_QUEUE;
 use subsync_queue::NewJob;
 

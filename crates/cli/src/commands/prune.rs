@@ -1,8 +1,8 @@
 //! `subsync prune`: delete finished jobs and their events past the retention window. Event
 //! ids inside the window stay, so a late Stripe redelivery is still recognised.
 
+use crate::commands::operator::OutputOptions;
 use anyhow::Result;
-use subsync_admin::OutputOptions;
 
 use crate::options::Global;
 
