@@ -81,7 +81,7 @@ fn main() -> ExitCode {
             Command::Entitlements(cmd) => commands::entitlements::run(&cli.global, cmd, &cli.output).await,
             Command::Events(cmd) => commands::events::run(&cli.global, cmd, &cli.output).await,
             Command::Operator(cmd) => {
-                let store = cli.global.connect_and_migrate().await?;
+                let store = cli.global.connect_migrated().await?;
                 let mut stdout = std::io::stdout();
                 return Ok(commands::operator::run(&store, cmd, &mut stdout, cli.output).await);
             }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use subsync_queue::schema::{self, SchemaStatus};
 use subsync_queue::{QueueConfig, Store, StoreOptions, redact_url};
 
 /// Options every command takes.
@@ -37,7 +38,8 @@ pub struct Global {
 }
 
 impl Global {
-    /// Connects to the database, with a clear error when it is unusable.
+    /// Connects to the database without touching its schema, with a clear error when it is
+    /// unusable.
     pub async fn connect(&self) -> Result<Store> {
         if self.db_pool == 0 {
             bail!("--db-pool (SUBSYNC_DB_POOL) must be at least 1");
@@ -50,6 +52,26 @@ impl Global {
         Store::connect(&self.database_url, options)
             .await
             .with_context(|| format!("cannot open the database {}", redact_url(&self.database_url)))
+    }
+
+    /// [`Global::connect`] for the operator commands: never migrates (a production schema
+    /// changes only through `subsync migrate`) and refuses a schema that is missing or older
+    /// than this binary, saying to run `subsync migrate`, before any query can fail on it.
+    pub async fn connect_migrated(&self) -> Result<Store> {
+        let store = self.connect().await?;
+        let db = redact_url(&self.database_url);
+        match schema::status(&store).await.with_context(|| format!("cannot read the schema version of {db}"))? {
+            SchemaStatus::Current => Ok(store),
+            SchemaStatus::Missing => {
+                bail!(
+                    "the database {db} has no subsync schema: run `subsync migrate` first (with the same DATABASE_URL)"
+                )
+            }
+            SchemaStatus::Behind { pending } => bail!(
+                "the database {db} is older than this subsync ({} migration(s) not applied): run `subsync migrate` first",
+                pending.len()
+            ),
+        }
     }
 
     /// The queue settings these flags describe.

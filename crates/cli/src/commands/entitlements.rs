@@ -28,7 +28,7 @@ pub enum EntitlementsCommand {
 
 /// Runs an entitlements command.
 pub async fn run(global: &Global, cmd: EntitlementsCommand, output: &OutputOptions) -> Result<()> {
-    let store = global.connect_and_migrate().await?;
+    let store = global.connect_migrated().await?;
     match cmd {
         EntitlementsCommand::List { limit, offset } => {
             if limit == 0 || limit > 1000 {

@@ -27,7 +27,7 @@ pub enum EventsCommand {
 
 /// Runs an events command.
 pub async fn run(global: &Global, cmd: EventsCommand, output: &OutputOptions) -> Result<()> {
-    let store = global.connect_and_migrate().await?;
+    let store = global.connect_migrated().await?;
     match cmd {
         EventsCommand::Show { event_id } => {
             let Some(event) = subsync_intake::events::get(&store, &event_id).await? else {

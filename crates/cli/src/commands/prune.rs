@@ -8,7 +8,7 @@ use crate::options::Global;
 
 /// Runs the prune once.
 pub async fn run(global: &Global, include_dead: bool, output: &OutputOptions) -> Result<()> {
-    let store = global.connect_and_migrate().await?;
+    let store = global.connect_migrated().await?;
     let retention = chrono::Duration::from_std(store.config().retention)?;
     let before = chrono::Utc::now() - retention;
     let jobs = store.prune_before(before, include_dead).await?;
