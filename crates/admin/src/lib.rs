@@ -5,7 +5,8 @@
 //!
 //! - a JSON API for scripts (`/api/...`, documented in `docs/admin-api.md`),
 //! - a server-rendered dashboard for people (no JavaScript, no build step),
-//! - CLI commands ([`cli`]) the `subsync` binary mounts as subcommands,
+//! - the `subsync` binary's operator commands (`jobs`, `groups`, `stats`), which live in
+//!   the binary crate and call [`ops`] and [`query`],
 //!
 //! plus Prometheus `/metrics`. Unlike River UI, nothing is served without the admin token,
 //! and the server is meant for its own private address (`SUBSYNC_ADMIN_LISTEN`, default
@@ -26,7 +27,6 @@
 
 mod api;
 pub mod auth;
-pub mod cli;
 pub mod error;
 pub mod html;
 pub mod ops;
@@ -48,7 +48,6 @@ use subsync_metrics::Registry;
 use subsync_queue::Store;
 
 pub use auth::{AdminToken, TokenError};
-pub use cli::{CliError, Command, GroupsCommand, JobsCommand, OutputOptions, run, run_with};
 pub use error::AdminError;
 pub use views::{BoxFuture, EntitlementsView, ViewError};
 

@@ -19,7 +19,7 @@ struct Cli {
     #[command(flatten)]
     global: options::Global,
     #[command(flatten)]
-    output: subsync_admin::OutputOptions,
+    output: commands::operator::OutputOptions,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,7 +44,7 @@ enum Command {
     },
     /// Operator commands: jobs, running groups, stats.
     #[command(flatten)]
-    Operator(subsync_admin::Command),
+    Operator(commands::operator::Command),
     /// Stored Stripe events: show one, or replay its sync.
     #[command(subcommand)]
     Events(commands::events::EventsCommand),
@@ -81,9 +81,9 @@ fn main() -> ExitCode {
             Command::Entitlements(cmd) => commands::entitlements::run(&cli.global, cmd, &cli.output).await,
             Command::Events(cmd) => commands::events::run(&cli.global, cmd, &cli.output).await,
             Command::Operator(cmd) => {
-                let store = cli.global.connect_and_migrate().await?;
+                let store = cli.global.connect_migrated().await?;
                 let mut stdout = std::io::stdout();
-                return Ok(subsync_admin::run(&store, cmd, &mut stdout, cli.output).await);
+                return Ok(commands::operator::run(&store, cmd, &mut stdout, cli.output).await);
             }
         }
         .map(|()| Ok(()))

@@ -1,12 +1,22 @@
-//! Flags shared by every command, each with an environment fallback, validated before any
-//! work starts so a misconfiguration fails at once with a message that says what to do.
+//! Flags shared by every command, each with an environment fallback, and the value parsers
+//! every command's flags use. Values are checked by clap while it parses, before any work
+//! starts, so a misconfiguration fails at once with a message that names the flag and its
+//! environment variable (read from the `#[arg]` definition, so they are written once) and
+//! says what to do.
 
+use std::ffi::OsStr;
+use std::fmt::Display;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::builder::TypedValueParser;
+use clap::error::ErrorKind;
+use clap::{Arg, Args};
+use subsync_queue::schema::{self, SchemaStatus};
 use subsync_queue::{QueueConfig, Store, StoreOptions, redact_url};
+use subsync_stripe::signature::Secrets;
 
 /// Options every command takes.
 #[derive(Debug, Clone, Args)]
@@ -15,18 +25,30 @@ pub struct Global {
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite:subsync.db", global = true)]
     pub database_url: String,
     /// Database connections per process.
-    #[arg(long, env = "SUBSYNC_DB_POOL", default_value_t = 16, global = true)]
+    #[arg(
+        long, env = "SUBSYNC_DB_POOL", default_value_t = 16, global = true,
+        value_parser = Bounded::<u32>::at_least(1),
+    )]
     pub db_pool: u32,
     /// Seconds to wait for a database connection (or SQLite's write lock) before giving up:
     /// the intake then answers 503 and Stripe retries.
-    #[arg(long, env = "SUBSYNC_DB_TIMEOUT", default_value_t = 5, global = true)]
+    #[arg(
+        long, env = "SUBSYNC_DB_TIMEOUT", default_value_t = 5, global = true,
+        value_parser = Bounded::<u64>::at_least(1).unit(" second"),
+    )]
     pub db_timeout: u64,
     /// Seconds a worker holds a job without renewing it; a crashed worker's jobs are taken
     /// over after this. Heartbeats renew it every third of it.
-    #[arg(long, env = "SUBSYNC_LEASE", default_value_t = 30, global = true)]
+    #[arg(
+        long, env = "SUBSYNC_LEASE", default_value_t = 30, global = true,
+        value_parser = Bounded::<u64>::at_least(1).unit(" second"),
+    )]
     pub lease: u64,
     /// Days finished jobs (and so their event ids) are kept for deduplication.
-    #[arg(long, env = "SUBSYNC_RETENTION_DAYS", default_value_t = 30, global = true)]
+    #[arg(
+        long, env = "SUBSYNC_RETENTION_DAYS", default_value_t = 30, global = true,
+        value_parser = Bounded::<u64>::at_least(4).why(": Stripe retries deliveries for 3 days"),
+    )]
     pub retention_days: u64,
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, env = "SUBSYNC_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
@@ -37,31 +59,46 @@ pub struct Global {
 }
 
 impl Global {
-    /// Connects to the database, with a clear error when it is unusable.
+    /// Connects to the database without touching its schema, with a clear error when it is
+    /// unusable. The flags were checked by clap already.
     pub async fn connect(&self) -> Result<Store> {
-        if self.db_pool == 0 {
-            bail!("--db-pool (SUBSYNC_DB_POOL) must be at least 1");
-        }
         let options = StoreOptions {
             max_connections: self.db_pool,
-            acquire_timeout: positive_secs("--db-timeout (SUBSYNC_DB_TIMEOUT)", self.db_timeout)?,
-            config: self.queue_config()?,
+            acquire_timeout: Duration::from_secs(self.db_timeout),
+            config: self.queue_config(),
         };
         Store::connect(&self.database_url, options)
             .await
             .with_context(|| format!("cannot open the database {}", redact_url(&self.database_url)))
     }
 
-    /// The queue settings these flags describe.
-    pub fn queue_config(&self) -> Result<QueueConfig> {
-        if self.retention_days < 4 {
-            bail!("--retention-days (SUBSYNC_RETENTION_DAYS) must be at least 4: Stripe retries deliveries for 3 days");
+    /// [`Global::connect`] for the operator commands: never migrates (a production schema
+    /// changes only through `subsync migrate`) and refuses a schema that is missing or older
+    /// than this binary, saying to run `subsync migrate`, before any query can fail on it.
+    pub async fn connect_migrated(&self) -> Result<Store> {
+        let store = self.connect().await?;
+        let db = redact_url(&self.database_url);
+        match schema::status(&store).await.with_context(|| format!("cannot read the schema version of {db}"))? {
+            SchemaStatus::Current => Ok(store),
+            SchemaStatus::Missing => {
+                bail!(
+                    "the database {db} has no subsync schema: run `subsync migrate` first (with the same DATABASE_URL)"
+                )
+            }
+            SchemaStatus::Behind { pending } => bail!(
+                "the database {db} is older than this subsync ({} migration(s) not applied): run `subsync migrate` first",
+                pending.len()
+            ),
         }
-        Ok(QueueConfig {
-            lease: positive_secs("--lease (SUBSYNC_LEASE)", self.lease)?,
+    }
+
+    /// The queue settings these flags describe.
+    pub fn queue_config(&self) -> QueueConfig {
+        QueueConfig {
+            lease: Duration::from_secs(self.lease),
             retention: Duration::from_secs(self.retention_days.saturating_mul(86_400)),
             ..QueueConfig::default()
-        })
+        }
     }
 
     /// Connects and applies pending migrations (safe to run from several processes at once).
@@ -72,15 +109,157 @@ impl Global {
     }
 }
 
-/// Parses `host:port` with a message naming the flag.
-pub fn parse_listen(flag: &str, value: &str) -> Result<SocketAddr> {
-    value.parse().with_context(|| format!("{flag} `{value}` is not an address like 127.0.0.1:8080"))
+/// How a flag is named in messages: `--flag (ENV)`, from its clap definition.
+fn flag_name(arg: Option<&Arg>) -> String {
+    let Some(arg) = arg else { return "a value".to_string() };
+    let flag = match arg.get_long() {
+        Some(long) => format!("--{long}"),
+        None => arg.get_id().to_string(),
+    };
+    match arg.get_env() {
+        Some(env) => format!("{flag} ({})", env.to_string_lossy()),
+        None => flag,
+    }
 }
 
-/// Seconds as a duration, refusing zero where zero makes no sense.
-pub fn positive_secs(flag: &str, secs: u64) -> Result<Duration> {
-    if secs == 0 {
-        bail!("{flag} must be at least 1 second");
+/// A value clap refused, with our message (clap prefixes `error: `).
+fn invalid(cmd: &clap::Command, message: impl Display) -> clap::Error {
+    clap::Error::raw(ErrorKind::ValueValidation, format!("{message}\n")).with_cmd(cmd)
+}
+
+/// A whole-number flag that must lie in `min..=max`: `value_parser = Bounded::<u32>::at_least(1)`.
+/// Its error keeps the wording operators know (`--lease (SUBSYNC_LEASE) must be at least 1
+/// second`) and can say why the bound exists.
+#[derive(Debug)]
+pub struct Bounded<T> {
+    min: u64,
+    max: u64,
+    unit: &'static str,
+    why: &'static str,
+    ty: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Bounded<T> {
+    fn clone(&self) -> Self {
+        Self { ty: PhantomData, ..*self }
     }
-    Ok(Duration::from_secs(secs))
+}
+
+impl<T> Bounded<T> {
+    /// At least `min`.
+    pub const fn at_least(min: u64) -> Self {
+        Self { min, max: u64::MAX, unit: "", why: "", ty: PhantomData }
+    }
+
+    /// At most `max`.
+    pub const fn at_most(max: u64) -> Self {
+        Self { min: 0, max, unit: "", why: "", ty: PhantomData }
+    }
+
+    /// `min..=max`.
+    pub const fn between(min: u64, max: u64) -> Self {
+        Self { min, max, unit: "", why: "", ty: PhantomData }
+    }
+
+    /// The unit after the bound in messages, with its leading space (`" second"`).
+    pub const fn unit(mut self, unit: &'static str) -> Self {
+        self.unit = unit;
+        self
+    }
+
+    /// Why the bound exists, appended to the message (`": every request may wait that long"`).
+    pub const fn why(mut self, why: &'static str) -> Self {
+        self.why = why;
+        self
+    }
+
+    fn check(&self, name: &str, text: &str) -> Result<u64, String> {
+        let (min, max, unit, why) = (self.min, self.max, self.unit, self.why);
+        let n: u64 = text.trim().parse().map_err(|_| format!("{name} `{text}` is not a whole number"))?;
+        if (min..=max).contains(&n) {
+            Ok(n)
+        } else if max == u64::MAX {
+            Err(format!("{name} must be at least {min}{unit}{why}"))
+        } else if min == 0 {
+            Err(format!("{name} must be at most {max}{unit}{why}"))
+        } else {
+            Err(format!("{name} must be between {min} and {max}{unit}{why}"))
+        }
+    }
+}
+
+impl<T: TryFrom<u64> + Clone + Send + Sync + 'static> TypedValueParser for Bounded<T> {
+    type Value = T;
+
+    fn parse_ref(&self, cmd: &clap::Command, arg: Option<&Arg>, value: &OsStr) -> Result<T, clap::Error> {
+        let name = flag_name(arg);
+        let text = value.to_string_lossy();
+        let n = self.check(&name, &text).map_err(|m| invalid(cmd, m))?;
+        T::try_from(n).map_err(|_| invalid(cmd, format!("{name} `{text}` is too large")))
+    }
+}
+
+/// A `host:port` listen address flag: `value_parser = ListenAddr`.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenAddr;
+
+impl TypedValueParser for ListenAddr {
+    type Value = SocketAddr;
+
+    fn parse_ref(&self, cmd: &clap::Command, arg: Option<&Arg>, value: &OsStr) -> Result<SocketAddr, clap::Error> {
+        let text = value.to_string_lossy();
+        text.parse()
+            .map_err(|_| invalid(cmd, format!("{} `{text}` is not an address like 127.0.0.1:8080", flag_name(arg))))
+    }
+}
+
+/// The webhook signing secret(s) flag: `value_parser = WebhookSecrets`. The error says what is
+/// wrong without ever echoing the value (a wrongly pasted value may be an API key).
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookSecrets;
+
+impl TypedValueParser for WebhookSecrets {
+    type Value = Secrets;
+
+    fn parse_ref(&self, cmd: &clap::Command, arg: Option<&Arg>, value: &OsStr) -> Result<Secrets, clap::Error> {
+        Secrets::parse(&value.to_string_lossy()).map_err(|e| invalid(cmd, format!("{}: {e}", flag_name(arg))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Flags {
+        #[arg(
+            long, env = "SUBSYNC_TEST_BOUNDED", default_value_t = 2,
+            value_parser = Bounded::<u32>::between(1, 10).unit(" rows"),
+        )]
+        n: u32,
+        #[arg(long, default_value_t = 0, value_parser = Bounded::<u8>::at_most(1000).why(": too slow"))]
+        small: u8,
+        #[arg(long, value_parser = ListenAddr)]
+        listen: Option<SocketAddr>,
+    }
+
+    fn error(args: &[&str]) -> String {
+        let mut argv = vec!["t"];
+        argv.extend_from_slice(args);
+        Flags::try_parse_from(argv).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn messages_name_the_flag_and_its_environment_variable() {
+        assert_eq!(Flags::try_parse_from(["t", "--n", "10"]).unwrap().n, 10);
+        assert!(error(&["--n", "0"]).contains("--n (SUBSYNC_TEST_BOUNDED) must be between 1 and 10 rows"));
+        assert!(error(&["--n", "x"]).contains("--n (SUBSYNC_TEST_BOUNDED) `x` is not a whole number"));
+        assert!(error(&["--small", "1001"]).contains("--small must be at most 1000: too slow"));
+        assert!(error(&["--small", "300"]).contains("--small `300` is too large"));
+        assert!(error(&["--listen", "8080"]).contains("--listen `8080` is not an address like 127.0.0.1:8080"));
+        let flags = Flags::try_parse_from(["t", "--listen", "127.0.0.1:9"]).unwrap();
+        assert_eq!(flags.listen, Some("127.0.0.1:9".parse().unwrap()));
+    }
 }

@@ -8,6 +8,10 @@ use std::borrow::Cow;
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
+use crate::dialect::Dialect;
+use crate::error::QueueError;
+use crate::store::Store;
+
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 }
@@ -57,6 +61,70 @@ pub fn migrator(backend: Backend) -> Migrator {
     migrator
 }
 
+/// How a database's schema compares with the migrations this binary embeds. Commands that
+/// must not change a production schema (the operator commands; `subsync migrate` does that)
+/// check it first, so an unmigrated database gets "run `subsync migrate`" rather than a
+/// missing-table error halfway through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaStatus {
+    /// Every embedded migration is applied. Newer ones may be too (a newer binary migrated
+    /// the database first, as in a rolling upgrade): forward-only migrations keep the old
+    /// tables working.
+    Current,
+    /// No subsync migration was ever applied: an empty or foreign database.
+    Missing,
+    /// Migrated by an older binary: these embedded versions are not applied yet.
+    Behind {
+        /// The versions still to apply, oldest first.
+        pending: Vec<i64>,
+    },
+}
+
+impl SchemaStatus {
+    /// True when this binary can use the database as it is.
+    pub fn is_current(&self) -> bool {
+        *self == SchemaStatus::Current
+    }
+}
+
+/// Compares the database's applied migrations with the embedded ones. Reads only: it
+/// creates nothing, not even the migrations table, so it is safe on any database.
+pub async fn status(store: &Store) -> Result<SchemaStatus, QueueError> {
+    let list = sqlx::AssertSqlSafe(format!("SELECT version FROM {MIGRATIONS_TABLE} WHERE success"));
+    let applied: Vec<i64> = match store.pool() {
+        Dialect::Sqlite(pool) => {
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)")
+                    .bind(MIGRATIONS_TABLE)
+                    .fetch_one(pool)
+                    .await?;
+            if !exists {
+                return Ok(SchemaStatus::Missing);
+            }
+            sqlx::query_scalar(list).fetch_all(pool).await?
+        }
+        Dialect::Postgres(pool) => {
+            // `to_regclass` resolves the name through the search path, like the queries do.
+            let exists: bool =
+                sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(MIGRATIONS_TABLE).fetch_one(pool).await?;
+            if !exists {
+                return Ok(SchemaStatus::Missing);
+            }
+            sqlx::query_scalar(list).fetch_all(pool).await?
+        }
+    };
+    Ok(compare(&migrator(store.backend()), &applied))
+}
+
+/// [`status`] given the versions recorded as applied.
+fn compare(migrator: &Migrator, applied: &[i64]) -> SchemaStatus {
+    if applied.is_empty() {
+        return SchemaStatus::Missing;
+    }
+    let pending: Vec<i64> = migrator.iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect();
+    if pending.is_empty() { SchemaStatus::Current } else { SchemaStatus::Behind { pending } }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +135,18 @@ mod tests {
         let sqlite = versions(Backend::Sqlite);
         assert!(!sqlite.is_empty());
         assert_eq!(sqlite, versions(Backend::Postgres));
+    }
+
+    #[test]
+    fn status_compares_applied_versions_with_the_embedded_ones() {
+        let m = migrator(Backend::Sqlite);
+        let all: Vec<i64> = m.iter().map(|m| m.version).collect();
+        assert_eq!(compare(&m, &[]), SchemaStatus::Missing);
+        assert_eq!(compare(&m, &all), SchemaStatus::Current);
+        let mut newer = all.clone();
+        newer.push(i64::MAX);
+        assert!(compare(&m, &newer).is_current(), "a newer binary's extra migrations are fine");
+        let last = *all.last().expect("at least one migration");
+        assert_eq!(compare(&m, &all[..all.len() - 1]), SchemaStatus::Behind { pending: vec![last] });
     }
 }

@@ -1,11 +1,11 @@
 //! `subsync entitlements list|show`: what each user may do right now.
 
+use crate::commands::operator::OutputOptions;
 use anyhow::{Result, bail};
 use clap::Subcommand;
-use subsync_admin::OutputOptions;
 use subsync_worker::entitlements::{self, EntitlementRow};
 
-use crate::options::Global;
+use crate::options::{Bounded, Global};
 
 /// Entitlement commands.
 #[derive(Debug, Clone, Subcommand)]
@@ -13,7 +13,7 @@ pub enum EntitlementsCommand {
     /// Every user's current tier, most recently changed first.
     List {
         /// Rows to show (1..=1000).
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = Bounded::<u32>::between(1, 1000))]
         limit: u32,
         /// Rows to skip.
         #[arg(long, default_value_t = 0)]
@@ -28,12 +28,9 @@ pub enum EntitlementsCommand {
 
 /// Runs an entitlements command.
 pub async fn run(global: &Global, cmd: EntitlementsCommand, output: &OutputOptions) -> Result<()> {
-    let store = global.connect_and_migrate().await?;
+    let store = global.connect_migrated().await?;
     match cmd {
         EntitlementsCommand::List { limit, offset } => {
-            if limit == 0 || limit > 1000 {
-                bail!("--limit must be between 1 and 1000");
-            }
             let rows = entitlements::list(&store, limit, offset).await?;
             if output.json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);

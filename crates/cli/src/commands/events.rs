@@ -1,9 +1,9 @@
 //! `subsync events show|replay`: what Stripe sent, and a deliberate re-run of its sync.
 
+use crate::commands::operator::OutputOptions;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::json;
-use subsync_admin::OutputOptions;
 use subsync_events::{Disposition, SyncJob};
 
 use crate::options::Global;
@@ -26,7 +26,7 @@ pub enum EventsCommand {
 
 /// Runs an events command.
 pub async fn run(global: &Global, cmd: EventsCommand, output: &OutputOptions) -> Result<()> {
-    let store = global.connect_and_migrate().await?;
+    let store = global.connect_migrated().await?;
     match cmd {
         EventsCommand::Show { event_id } => {
             let Some(event) = subsync_events::get(&store, &event_id).await? else {

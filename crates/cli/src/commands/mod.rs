@@ -1,9 +1,16 @@
-//! One module per command.
+//! One module per command. The operator commands (`jobs`, `groups`, `stats`, `events`,
+//! `entitlements`, `prune`) all live here; `operator` holds what they share (`--json`,
+//! `--yes`, the one-line error) and `table` their terminal output.
 
 pub mod demo;
 pub mod entitlements;
 pub mod events;
+pub mod groups;
+pub mod jobs;
 pub mod migrate;
+pub mod operator;
 pub mod prune;
 pub mod serve;
+pub mod stats;
+pub mod table;
 pub mod worker;

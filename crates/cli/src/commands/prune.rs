@@ -1,14 +1,14 @@
 //! `subsync prune`: delete finished jobs and their events past the retention window. Event
 //! ids inside the window stay, so a late Stripe redelivery is still recognised.
 
+use crate::commands::operator::OutputOptions;
 use anyhow::Result;
-use subsync_admin::OutputOptions;
 
 use crate::options::Global;
 
 /// Runs the prune once.
 pub async fn run(global: &Global, include_dead: bool, output: &OutputOptions) -> Result<()> {
-    let store = global.connect_and_migrate().await?;
+    let store = global.connect_migrated().await?;
     let retention = chrono::Duration::from_std(store.config().retention)?;
     let before = chrono::Utc::now() - retention;
     let jobs = store.prune_before(before, include_dead).await?;

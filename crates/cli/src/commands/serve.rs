@@ -3,39 +3,57 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
 use anyhow::{Context, Result, bail};
 use clap::Args as ClapArgs;
 use subsync_intake::Batching;
 use subsync_intake::{IntakeConfig, IntakeState};
 use subsync_stripe::signature::Secrets;
 
-use crate::options::{Global, parse_listen, positive_secs};
+use crate::options::{Bounded, Global, ListenAddr, WebhookSecrets};
 use crate::shutdown;
 
 /// Flags of the webhook intake.
 #[derive(Debug, Clone, ClapArgs)]
 pub struct IntakeArgs {
     /// Webhook signing secret(s), `whsec_…`, comma-separated during a secret roll.
-    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
-    pub stripe_webhook_secret: Option<String>,
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true, value_parser = WebhookSecrets)]
+    pub stripe_webhook_secret: Option<Secrets>,
     /// Address for Stripe's webhook calls.
-    #[arg(long, env = "SUBSYNC_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: String,
+    #[arg(long, env = "SUBSYNC_LISTEN", default_value = "127.0.0.1:8080", value_parser = ListenAddr)]
+    pub listen: SocketAddr,
     /// Oldest accepted signature timestamp, in seconds.
-    #[arg(long, env = "SUBSYNC_SIGNATURE_TOLERANCE", default_value_t = 300)]
+    #[arg(
+        long, env = "SUBSYNC_SIGNATURE_TOLERANCE", default_value_t = 300,
+        value_parser = Bounded::<u64>::at_least(1).unit(" second"),
+    )]
     pub signature_tolerance: u64,
     /// Largest accepted webhook body, in bytes.
-    #[arg(long, env = "SUBSYNC_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    #[arg(
+        long, env = "SUBSYNC_BODY_LIMIT", default_value_t = 1024 * 1024,
+        value_parser = Bounded::<usize>::at_least(1024).unit(" bytes"),
+    )]
     pub body_limit: usize,
     /// Concurrent group-commit writers (PostgreSQL; SQLite always uses one).
-    #[arg(long, env = "SUBSYNC_INTAKE_COMMITTERS", default_value_t = subsync_intake::DEFAULT_COMMITTERS)]
+    #[arg(
+        long, env = "SUBSYNC_INTAKE_COMMITTERS", default_value_t = subsync_intake::DEFAULT_COMMITTERS,
+        value_parser = Bounded::<usize>::at_least(1),
+    )]
     pub committers: usize,
     /// Most webhooks stored per commit.
-    #[arg(long, env = "SUBSYNC_INTAKE_BATCH", default_value_t = subsync_intake::DEFAULT_MAX_BATCH)]
+    #[arg(
+        long, env = "SUBSYNC_INTAKE_BATCH", default_value_t = subsync_intake::DEFAULT_MAX_BATCH,
+        value_parser = Bounded::<usize>::at_least(1),
+    )]
     pub max_batch: usize,
     /// Longest a committer waits, in milliseconds, to fill a batch as large as its previous
     /// one (0: commit whatever is queued at once).
-    #[arg(long, env = "SUBSYNC_INTAKE_COMMIT_LINGER_MS", default_value_t = subsync_intake::DEFAULT_COMMIT_LINGER.as_millis() as u64)]
+    #[arg(
+        long, env = "SUBSYNC_INTAKE_COMMIT_LINGER_MS",
+        default_value_t = subsync_intake::DEFAULT_COMMIT_LINGER.as_millis() as u64,
+        value_parser = Bounded::<u64>::at_most(1000).why(": every request may wait that long"),
+    )]
     pub commit_linger_ms: u64,
     /// Do not apply migrations at start (when a one-shot `subsync migrate` does it).
     #[arg(long, env = "SUBSYNC_NO_MIGRATE")]
@@ -46,8 +64,8 @@ pub struct IntakeArgs {
 #[derive(Debug, Clone, ClapArgs)]
 pub struct AdminArgs {
     /// Private address of the admin API and dashboard (never the public webhook address).
-    #[arg(long, env = "SUBSYNC_ADMIN_LISTEN", default_value = subsync_admin::DEFAULT_LISTEN)]
-    pub admin_listen: String,
+    #[arg(long, env = "SUBSYNC_ADMIN_LISTEN", default_value = subsync_admin::DEFAULT_LISTEN, value_parser = ListenAddr)]
+    pub admin_listen: SocketAddr,
     /// Bearer token for the admin API (16+ characters). Without it the admin listener does not start.
     #[arg(long, env = "SUBSYNC_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -89,7 +107,7 @@ impl AdminArgs {
             return Ok(None);
         };
         let token = subsync_admin::AdminToken::new(raw.to_string()).context("SUBSYNC_ADMIN_TOKEN")?;
-        let listen = parse_listen("--admin-listen (SUBSYNC_ADMIN_LISTEN)", &self.admin_listen)?;
+        let listen = self.admin_listen;
         let state = subsync_admin::AdminState::new(store.clone(), token, registry)
             .with_entitlements(Arc::new(crate::views::Entitlements(store.clone())))
             .with_secure_cookies(self.admin_secure_cookies);
@@ -101,30 +119,20 @@ impl AdminArgs {
 }
 
 impl IntakeArgs {
-    /// Validates the flags into an intake configuration (before anything is opened).
+    /// The intake configuration these flags describe (clap checked each value already).
     fn config(&self) -> Result<IntakeConfig> {
-        let Some(raw) = self.stripe_webhook_secret.as_deref() else {
+        // Required by `serve` and `intake` only, and clap's "required" error cannot say where
+        // to get a secret: so this one check stays here.
+        let Some(secrets) = self.stripe_webhook_secret.clone() else {
             bail!(
                 "STRIPE_WEBHOOK_SECRET is not set. It is the endpoint's signing secret (whsec_…): \
                  for development, `stripe listen --forward-to localhost:8080/webhooks/stripe` prints one; \
                  in production the Stripe Dashboard shows it under Developers → Webhooks → your endpoint → Signing secret"
             );
         };
-        let secrets = Secrets::parse(raw).context("STRIPE_WEBHOOK_SECRET")?;
-        if self.body_limit < 1024 {
-            bail!("--body-limit (SUBSYNC_BODY_LIMIT) must be at least 1024 bytes");
-        }
-        if self.committers == 0 || self.max_batch == 0 {
-            bail!("--committers and --max-batch must be at least 1");
-        }
         let mut config = IntakeConfig::new(secrets);
-        config.tolerance = positive_secs("--signature-tolerance", self.signature_tolerance)?;
+        config.tolerance = Duration::from_secs(self.signature_tolerance);
         config.body_limit = self.body_limit;
-        if self.commit_linger_ms > 1000 {
-            bail!(
-                "--commit-linger-ms (SUBSYNC_INTAKE_COMMIT_LINGER_MS) must be at most 1000: every request may wait that long"
-            );
-        }
         config.batching = Batching {
             committers: self.committers,
             max_batch: self.max_batch,
@@ -151,7 +159,7 @@ async fn run(
     admin: AdminArgs,
     worker: Option<super::worker::WorkerSetup>,
 ) -> Result<()> {
-    let listen = parse_listen("--listen (SUBSYNC_LISTEN)", &intake.listen)?;
+    let listen = intake.listen;
     let config = intake.config()?;
     let store = if intake.no_migrate { global.connect().await? } else { global.connect_and_migrate().await? };
     let registry = Arc::new(subsync_metrics::Registry::new());

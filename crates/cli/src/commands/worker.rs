@@ -1,27 +1,34 @@
 //! `subsync worker`: the subscription sync worker (also run in-process by `subsync serve`).
 
 use std::future::IntoFuture;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args as ClapArgs;
 use subsync_domain::{AccessPolicy, TierConfig};
 use subsync_queue::Store;
 use subsync_worker::{SyncContext, WorkerConfig};
 
-use crate::options::{Global, positive_secs};
+use crate::options::{Bounded, Global, ListenAddr};
 use crate::shutdown;
 
 /// Flags of the worker.
 #[derive(Debug, Clone, ClapArgs)]
 pub struct WorkerArgs {
     /// Jobs run at once by this process.
-    #[arg(long, env = "SUBSYNC_WORKER_CONCURRENCY", default_value_t = 16)]
+    #[arg(
+        long, env = "SUBSYNC_WORKER_CONCURRENCY", default_value_t = 16,
+        value_parser = Bounded::<usize>::between(1, 1024),
+    )]
     pub concurrency: usize,
     /// Seconds a job may run before it is abandoned and retried.
-    #[arg(long, env = "SUBSYNC_JOB_TIMEOUT", default_value_t = 60)]
+    #[arg(
+        long, env = "SUBSYNC_JOB_TIMEOUT", default_value_t = 60,
+        value_parser = Bounded::<u64>::at_least(1).unit(" second"),
+    )]
     pub job_timeout: u64,
     /// Seconds in-flight jobs may still run after SIGTERM before they are released.
     #[arg(long, env = "SUBSYNC_SHUTDOWN_GRACE", default_value_t = 20)]
@@ -53,17 +60,15 @@ impl WorkerSetup {
 }
 
 impl WorkerArgs {
-    /// Validates the flags (and reads the tier file) into a worker set-up.
+    /// Validates the flags (clap checked each value already) and reads the tier file into a
+    /// worker set-up.
     pub fn setup(&self) -> Result<WorkerSetup> {
-        if self.concurrency == 0 || self.concurrency > 1024 {
-            bail!("--concurrency (SUBSYNC_WORKER_CONCURRENCY) must be 1..=1024");
-        }
         let tiers = match &self.tiers {
             Some(path) => TierConfig::load(path).with_context(|| format!("tier mapping {}", path.display()))?,
             None => TierConfig::default_config(),
         };
         let mut config = WorkerConfig::default().with_concurrency(self.concurrency);
-        config.job_timeout = positive_secs("--job-timeout (SUBSYNC_JOB_TIMEOUT)", self.job_timeout)?;
+        config.job_timeout = Duration::from_secs(self.job_timeout);
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace);
         Ok(WorkerSetup { config, tiers, policy: AccessPolicy::with_grace_days(self.past_due_grace_days) })
     }
@@ -78,18 +83,14 @@ pub struct Args {
     #[arg(long, env = "SUBSYNC_NO_MIGRATE")]
     pub no_migrate: bool,
     /// Address to serve this worker's `/metrics` and `/healthz` on; none when unset.
-    #[arg(long, env = "SUBSYNC_METRICS_LISTEN")]
-    pub metrics_listen: Option<String>,
+    #[arg(long, env = "SUBSYNC_METRICS_LISTEN", value_parser = ListenAddr)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Runs the worker until SIGTERM/SIGINT.
 pub async fn run(global: &Global, args: Args) -> Result<()> {
     let mut setup = args.worker.setup()?;
-    let metrics_listen = args
-        .metrics_listen
-        .as_deref()
-        .map(|a| crate::options::parse_listen("--metrics-listen (SUBSYNC_METRICS_LISTEN)", a))
-        .transpose()?;
+    let metrics_listen = args.metrics_listen;
     let store = if args.no_migrate { global.connect().await? } else { global.connect_and_migrate().await? };
     let registry = Arc::new(subsync_metrics::Registry::new());
     setup.config.queue.observer =

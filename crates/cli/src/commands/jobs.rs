@@ -1,44 +1,26 @@
-//! The operator CLI as a library: clap types the `subsync` binary mounts as subcommands, and
-//! [`run`], which executes one against a [`Store`]. Tables by default, `--json` for scripts;
-//! every failure is one line in a [`CliError`].
+//! `subsync jobs list|show|retry|cancel`: inspect and fix jobs. The rules (how an id is
+//! resolved, what retry refuses, bulk chunking, the filter words) are the admin crate's
+//! [`ops`] and [`query`], shared with the API and the dashboard; this module is the command
+//! line and the terminal output.
 //!
 //! ```text
 //! subsync jobs list --state dead --since 2h
 //! subsync jobs show evt_1MqLx2…
 //! subsync jobs retry 0193…  evt_1MqLx2…
 //! subsync jobs retry --state dead --group sub_123 --yes
-//! subsync groups running
-//! subsync stats --json
 //! ```
-
-mod table;
 
 use std::io::{BufRead, Write};
 
 use chrono::Utc;
 use serde_json::json;
-use subsync_queue::{JobRecord, JobState, QueueError, Selection, Store};
-use thiserror::Error;
+use subsync_admin::AdminError;
+use subsync_admin::ops::{self, Action};
+use subsync_admin::query::{JobQuery, ListQuery};
+use subsync_queue::{JobRecord, JobState, Selection, Store};
 
-pub use table::{Table, clean};
-
-use crate::error::AdminError;
-use crate::ops::{self, Action, human_age};
-use crate::query::{JobQuery, ListQuery};
-
-/// The admin commands, to mount in the `subsync` binary (e.g. `#[command(flatten)]` in its
-/// own command enum, or as variants).
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum Command {
-    /// List, show, retry and cancel jobs.
-    #[command(subcommand)]
-    Jobs(JobsCommand),
-    /// Subscription groups and who holds them.
-    #[command(subcommand)]
-    Groups(GroupsCommand),
-    /// Queue health: jobs per state, oldest due job, running groups, throughput.
-    Stats,
-}
+use super::operator::{CliError, OutputOptions};
+use super::table::{Table, clean, dash, time, truncate, write_json};
 
 /// `subsync jobs …`
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -51,13 +33,6 @@ pub enum JobsCommand {
     Retry(ActionArgs),
     /// Stop pending or dead jobs from running: by id, or by filter (asks first unless --yes).
     Cancel(ActionArgs),
-}
-
-/// `subsync groups …`
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum GroupsCommand {
-    /// Groups (subscriptions) with a job running now, and which worker holds them.
-    Running,
 }
 
 /// Filter flags shared by `list`, `retry` and `cancel`.
@@ -132,87 +107,22 @@ pub struct ActionArgs {
     pub filter: FilterArgs,
 }
 
-/// Output switches; flatten into the binary's top-level arguments.
-#[derive(Debug, Clone, Copy, Default, clap::Args)]
-pub struct OutputOptions {
-    /// Print JSON instead of tables (for scripts).
-    #[arg(long, global = true)]
-    pub json: bool,
-    /// Do not ask before bulk actions.
-    #[arg(long, short = 'y', global = true)]
-    pub yes: bool,
-}
-
-/// A command that failed; its `Display` is the one line to print.
-#[derive(Debug, Error)]
-pub enum CliError {
-    /// The command line is incomplete or contradictory.
-    #[error("{0}")]
-    Usage(String),
-    /// The operation failed (unknown id, bad filter, database error…).
-    #[error(transparent)]
-    Admin(#[from] AdminError),
-    /// The operator did not confirm a bulk action.
-    #[error("aborted: {0}")]
-    NotConfirmed(String),
-    /// Writing the output failed (closed pipe…).
-    #[error("cannot write output: {0}")]
-    Io(#[from] std::io::Error),
-    /// The JSON output could not be encoded.
-    #[error("cannot encode JSON: {0}")]
-    Json(#[from] serde_json::Error),
-}
-
-impl From<QueueError> for CliError {
-    fn from(e: QueueError) -> Self {
-        CliError::Admin(AdminError::Queue(e))
-    }
-}
-
-impl CliError {
-    /// The process exit code: 2 for a wrong command line or input, 1 otherwise.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            CliError::Usage(_) => 2,
-            CliError::Admin(e) if e.code() == "bad_request" => 2,
-            _ => 1,
-        }
-    }
-}
-
-/// Runs `cmd`: results to `out`; confirmation questions and progress to stderr; answers from
-/// stdin.
-pub async fn run(store: &Store, cmd: Command, out: &mut impl Write, opts: OutputOptions) -> Result<(), CliError> {
-    let mut err = std::io::stderr();
-    let mut input = std::io::BufReader::new(std::io::stdin());
-    run_with(store, cmd, out, &mut err, &mut input, opts).await
-}
-
-/// [`run`] with explicit streams, for tests and for embedding.
-pub async fn run_with(
+/// Runs a jobs command: results to `out`; confirmation questions and progress to `err`;
+/// answers from `input`.
+pub async fn run(
     store: &Store,
-    cmd: Command,
+    cmd: JobsCommand,
     out: &mut impl Write,
     err: &mut impl Write,
     input: &mut impl BufRead,
     opts: OutputOptions,
 ) -> Result<(), CliError> {
     match cmd {
-        Command::Jobs(JobsCommand::List(args)) => list(store, args, out, opts).await,
-        Command::Jobs(JobsCommand::Show(args)) => show(store, args, out, opts).await,
-        Command::Jobs(JobsCommand::Retry(args)) => act(store, Action::Retry, args, out, err, input, opts).await,
-        Command::Jobs(JobsCommand::Cancel(args)) => act(store, Action::Cancel, args, out, err, input, opts).await,
-        Command::Groups(GroupsCommand::Running) => groups(store, out, opts).await,
-        Command::Stats => stats(store, out, opts).await,
+        JobsCommand::List(args) => list(store, args, out, opts).await,
+        JobsCommand::Show(args) => show(store, args, out, opts).await,
+        JobsCommand::Retry(args) => act(store, Action::Retry, args, out, err, input, opts).await,
+        JobsCommand::Cancel(args) => act(store, Action::Cancel, args, out, err, input, opts).await,
     }
-}
-
-fn time(t: Option<chrono::DateTime<Utc>>) -> String {
-    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into())
-}
-
-fn dash(s: &str) -> String {
-    if s.is_empty() { "-".into() } else { s.to_string() }
 }
 
 async fn list(store: &Store, args: ListArgs, out: &mut impl Write, opts: OutputOptions) -> Result<(), CliError> {
@@ -226,12 +136,7 @@ async fn list(store: &Store, args: ListArgs, out: &mut impl Write, opts: OutputO
     let jobs = store.list(&filter, page).await?;
     let total = store.count(&filter).await?;
     if opts.json {
-        serde_json::to_writer_pretty(
-            &mut *out,
-            &json!({ "jobs": jobs, "total": total, "limit": page.limit, "offset": page.offset }),
-        )?;
-        writeln!(out)?;
-        return Ok(());
+        return write_json(out, &json!({ "jobs": jobs, "total": total, "limit": page.limit, "offset": page.offset }));
     }
     if jobs.is_empty() {
         writeln!(out, "no jobs match ({}); {total} in total", list.query.describe())?;
@@ -247,7 +152,7 @@ async fn list(store: &Store, args: ListArgs, out: &mut impl Write, opts: OutputO
             dash(j.unique_key.as_deref().unwrap_or("")),
             format!("{}/{}", j.attempts, j.max_attempts),
             time(Some(j.created_at)),
-            crate::html::truncate(j.last_error.as_deref().unwrap_or(""), 60),
+            truncate(j.last_error.as_deref().unwrap_or(""), 60),
         ]);
     }
     t.write(out)?;
@@ -298,8 +203,7 @@ fn write_job(out: &mut impl Write, j: &JobRecord) -> std::io::Result<()> {
 async fn show(store: &Store, args: ShowArgs, out: &mut impl Write, opts: OutputOptions) -> Result<(), CliError> {
     let job = ops::resolve_job(store, &args.id, args.queue.as_deref()).await?;
     if opts.json {
-        serde_json::to_writer_pretty(&mut *out, &job)?;
-        writeln!(out)?;
+        write_json(out, &job)?;
     } else {
         write_job(out, &job)?;
     }
@@ -428,75 +332,4 @@ fn not_applicable(action: Action, state: JobState) -> &'static str {
         (Action::Cancel, JobState::Running) => "a running job belongs to its worker until it finishes",
         (Action::Cancel, _) => "only pending or dead jobs can be cancelled",
     }
-}
-
-async fn groups(store: &Store, out: &mut impl Write, opts: OutputOptions) -> Result<(), CliError> {
-    let groups = store.running_groups().await?;
-    if opts.json {
-        serde_json::to_writer_pretty(&mut *out, &json!({ "groups": groups }))?;
-        writeln!(out)?;
-        return Ok(());
-    }
-    if groups.is_empty() {
-        writeln!(out, "no group is running a job")?;
-        return Ok(());
-    }
-    let mut t = Table::new(&["GROUP", "QUEUE", "JOB", "WORKER", "STARTED (UTC)", "LEASE EXPIRES (UTC)"]);
-    for g in &groups {
-        t.row(vec![
-            dash(&g.group_key),
-            g.queue.clone(),
-            g.job_id.to_string(),
-            dash(g.lease_owner.as_deref().unwrap_or("")),
-            time(g.started_at),
-            time(g.lease_expires_at),
-        ]);
-    }
-    t.write(out)?;
-    Ok(())
-}
-
-async fn stats(store: &Store, out: &mut impl Write, opts: OutputOptions) -> Result<(), CliError> {
-    let s = ops::stats(store, Utc::now()).await?;
-    if opts.json {
-        serde_json::to_writer_pretty(&mut *out, &s)?;
-        writeln!(out)?;
-        return Ok(());
-    }
-    let mut headers = vec!["QUEUE"];
-    headers.extend(JobState::ALL.iter().map(|s| s.as_str()));
-    let upper: Vec<String> = headers.iter().map(|h| h.to_ascii_uppercase()).collect();
-    let upper_refs: Vec<&str> = upper.iter().map(String::as_str).collect();
-    let mut t = Table::new(&upper_refs);
-    let mut queues: Vec<&str> = s.counts.iter().map(|c| c.queue.as_str()).collect();
-    queues.dedup();
-    for q in &queues {
-        let mut row = vec![q.to_string()];
-        for state in JobState::ALL {
-            let n = s.counts.iter().find(|c| c.queue == *q && c.state == state).map_or(0, |c| c.count);
-            row.push(n.to_string());
-        }
-        t.row(row);
-    }
-    let mut total_row = vec!["(all)".to_string()];
-    total_row.extend(JobState::ALL.iter().map(|st| s.totals.get(st.as_str()).copied().unwrap_or(0).to_string()));
-    t.row(total_row);
-    t.write(out)?;
-    writeln!(out)?;
-    writeln!(out, "oldest due job waiting: {}", human_age(s.oldest_due_age_seconds))?;
-    writeln!(out, "running groups:         {}", s.running_groups)?;
-    let rates: Vec<String> = s
-        .throughput
-        .iter()
-        .map(|t| format!("{}m {:.2}/s ({} ok, {} dead)", t.window_minutes, t.per_second, t.succeeded, t.dead))
-        .collect();
-    writeln!(out, "finished jobs:          {}", rates.join("  "))?;
-    if !s.throughput_exact {
-        writeln!(
-            out,
-            "note: more than {} jobs finished recently; throughput is a lower bound",
-            ops::THROUGHPUT_SCAN_LIMIT
-        )?;
-    }
-    Ok(())
 }

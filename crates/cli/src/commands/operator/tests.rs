@@ -1,14 +1,16 @@
-//! The CLI commands through `run_with`, on SQLite and on PostgreSQL. Also checks that the clap
-//! types parse the documented command lines when mounted in a binary.
+//! The operator commands through `run_with`, on SQLite and on PostgreSQL. Also checks that the
+//! clap types parse the documented command lines when mounted in a binary.
 
 mod support;
 
 use clap::Parser;
 use serde_json::Value;
-use subsync_admin::cli::{ActionArgs, FilterArgs, ListArgs, ShowArgs};
-use subsync_admin::{CliError, Command, GroupsCommand, JobsCommand, OutputOptions, run_with};
 use subsync_queue::{JobFilter, JobState, Store};
-use support::{Backend, Q, TestDb, seed_dead, seed_many_dead, seed_pending};
+use support::{Backend, Q, TestDb, both_backends, seed_dead, seed_many_dead, seed_pending};
+
+use super::{CliError, Command, OutputOptions, run_with};
+use crate::commands::groups::GroupsCommand;
+use crate::commands::jobs::{ActionArgs, FilterArgs, JobsCommand, ListArgs, ShowArgs};
 
 both_backends!(
     list_tables_and_json,

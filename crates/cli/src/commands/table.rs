@@ -1,8 +1,42 @@
-//! Aligned plain-text tables for the terminal, and sanitising of attacker-influenced text
+//! The operator commands' output: aligned plain-text tables for the terminal, the cell
+//! formatting they share, pretty JSON for `--json`, and sanitising of attacker-influenced text
 //! (payload fields, error messages) so it cannot send escape sequences to the operator's
 //! terminal.
 
 use std::io::Write;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// Writes `value` as pretty JSON and a line feed: the `--json` form of a command's answer.
+pub fn write_json(out: &mut impl Write, value: &impl Serialize) -> Result<(), super::operator::CliError> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// A UTC time as a table cell (`2026-11-24 02:00:00`), `-` when absent.
+pub fn time(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// A possibly empty text as a table cell: `-` when empty.
+pub fn dash(s: &str) -> String {
+    if s.is_empty() { "-".into() } else { s.to_string() }
+}
+
+/// One line of at most `max` characters (whitespace runs collapsed, `…` when cut): long error
+/// messages in a table column.
+pub fn truncate(s: &str, max: usize) -> String {
+    let line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() <= max {
+        line
+    } else {
+        let mut t: String = line.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
 
 /// Replaces control characters (ESC, CR, BEL…) with their `\u{…}` escape; keeps line feeds
 /// and tabs only when `multiline`.
@@ -85,5 +119,13 @@ mod tests {
              longer-id  pending\n"
         );
         assert_eq!(clean("a\nb\x07", true), "a\nb\\u{7}");
+    }
+
+    #[test]
+    fn cells_dash_empty_values_and_cut_long_ones() {
+        assert_eq!(dash(""), "-");
+        assert_eq!(time(None), "-");
+        assert_eq!(truncate("a  b\nc", 10), "a b c");
+        assert_eq!(truncate("abcdef", 4), "abc…");
     }
 }
