@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::http::{Method, StatusCode, header};
 use serde_json::{Value, json};
 use subsync_admin::{BoxFuture, EntitlementsView, EventsView, ViewError};
+use subsync_queue::both_backends;
 use subsync_queue::{JobFilter, JobState, Store};
 use support::{Backend, Q, TOKEN, TestDb, app, bearer, get, post_json, seed_dead, seed_many_dead, seed_pending, send};
 

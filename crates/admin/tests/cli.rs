@@ -7,6 +7,7 @@ use clap::Parser;
 use serde_json::Value;
 use subsync_admin::cli::{ActionArgs, FilterArgs, ListArgs, ShowArgs};
 use subsync_admin::{CliError, Command, GroupsCommand, JobsCommand, OutputOptions, run_with};
+use subsync_queue::both_backends;
 use subsync_queue::{JobFilter, JobState, Store};
 use support::{Backend, Q, TestDb, seed_dead, seed_many_dead, seed_pending};
 
