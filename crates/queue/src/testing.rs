@@ -127,6 +127,12 @@ impl TestDb {
         Self::with_options(backend, TestDbOptions::default()).await
     }
 
+    /// A database for a `subsync` child process, which migrates it itself: created and
+    /// scoped like [`TestDb::new`], but not migrated.
+    pub async fn unmigrated(backend: Backend) -> Self {
+        Self::with_options(backend, TestDbOptions { migrate: false, ..TestDbOptions::default() }).await
+    }
+
     /// [`TestDb::new`] with these queue settings.
     pub async fn with_config(backend: Backend, config: QueueConfig) -> Self {
         Self::with_options(backend, TestDbOptions::with_config(config)).await
