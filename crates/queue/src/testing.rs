@@ -147,17 +147,17 @@ impl TestDb {
                 Err(e) => Err(e),
             },
         };
-        made.unwrap_or_else(|e| panic!("cannot make a {} test database: {e}", backend.as_str()))
+        made.unwrap_or_else(|e| match backend {
+            Backend::Sqlite => panic!("cannot make a SQLite test database: {e}"),
+            Backend::Postgres => panic!("cannot make a PostgreSQL test database (server: {POSTGRES_URL_ENV}): {e}"),
+        })
     }
 
     /// A temp SQLite file.
     pub async fn open_sqlite(options: TestDbOptions) -> Result<Self, TestDbError> {
         let path = std::env::temp_dir().join(format!("{}-{}.db", options.prefix, uuid::Uuid::new_v4()));
         let url = format!("sqlite:{}", path.display());
-        // Registered before connecting, so a failure below still removes the file.
-        let mut db = Self::connected(Backend::Sqlite, url, Cleanup::File(path), &options).await?;
-        db.prepare(&options).await?;
-        Ok(db)
+        Self::open(Backend::Sqlite, url, Cleanup::File(path), &options).await
     }
 
     /// A fresh schema on the PostgreSQL server at `server_url`.
@@ -169,31 +169,34 @@ impl TestDb {
         created.map_err(|source| TestDbError::CreateSchema { schema: schema.clone(), source })?;
         let url = scoped_url(server_url, &schema);
         let cleanup = Cleanup::Schema { server_url: server_url.to_string(), schema };
-        let mut db = Self::connected(Backend::Postgres, url, cleanup, &options).await?;
-        db.prepare(&options).await?;
-        Ok(db)
+        Self::open(Backend::Postgres, url, cleanup, &options).await
     }
 
-    async fn connected(
+    /// Opens the store on a database just made, and migrates it; removes the database if
+    /// either fails.
+    async fn open(
         backend: Backend,
         url: String,
         cleanup: Cleanup,
         options: &TestDbOptions,
     ) -> Result<Self, TestDbError> {
-        match Store::connect(&url, options.store.clone()).await {
-            Ok(store) => Ok(Self { backend, url, store, cleanup: Some(cleanup) }),
+        let store = match Store::connect(&url, options.store.clone()).await {
+            Ok(store) => store,
             Err(e) => {
                 clean(cleanup).await;
-                Err(e.into())
+                return Err(e.into());
             }
+        };
+        let mut db = Self { backend, url, store, cleanup: Some(cleanup) };
+        if options.migrate
+            && let Err(e) = db.store.migrate().await
+        {
+            if let Some(cleanup) = db.cleanup.take() {
+                clean(cleanup).await;
+            }
+            return Err(e.into());
         }
-    }
-
-    async fn prepare(&mut self, options: &TestDbOptions) -> Result<(), TestDbError> {
-        if options.migrate {
-            self.store.migrate().await?;
-        }
-        Ok(())
+        Ok(db)
     }
 
     /// Another store on the same database with its own pool: another process, in effect.
@@ -329,14 +332,22 @@ async fn clean(cleanup: Cleanup) {
             }
         }
         Cleanup::Schema { server_url, schema } => {
+            let deadline = tokio::time::Instant::now() + ADMIN_TIMEOUT;
             let dropping = async {
                 let mut admin = admin_connection(&server_url).await.ok()?;
-                let _ =
-                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&mut admin).await;
+                // A worker the test left running may still hold locks on the schema's tables,
+                // and the server may pick our DROP as a deadlock victim: try again.
+                while sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
+                    .execute(&mut admin)
+                    .await
+                    .is_err()
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
                 let _ = admin.close().await;
                 Some(())
             };
-            let _ = tokio::time::timeout(ADMIN_TIMEOUT, dropping).await;
+            let _ = tokio::time::timeout_at(deadline, dropping).await;
         }
     }
 }
