@@ -30,6 +30,7 @@ use common::{Backend, SECRET, Server, TestDb, now, sign, subscription_event};
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::json;
+use subsync_queue::both_backends;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 both_backends!(
@@ -460,7 +461,7 @@ async fn stored_event_ids(db: &TestDb) -> HashSet<String> {
 }
 
 async fn hostile_corpus_is_refused_while_valid_traffic_is_served(b: Backend) {
-    let db = TestDb::new(b).await;
+    let db = TestDb::unmigrated(b).await;
     let server = Server::start(
         &["intake"],
         &[
@@ -616,7 +617,7 @@ async fn hostile_corpus_is_refused_while_valid_traffic_is_served(b: Backend) {
 /// database cannot store (NUL in its id, a 64 KiB subscription id) must fail only itself:
 /// the valid events that happen to share its batch are documented to get 200.
 async fn a_poison_event_does_not_fail_the_valid_events_committed_with_it(b: Backend) {
-    let db = TestDb::new(b).await;
+    let db = TestDb::unmigrated(b).await;
     let server = Server::start(
         &["intake"],
         &[

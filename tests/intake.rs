@@ -7,8 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backend, SECRET, Server, TestDb, event, now, post, sign, subscription_event};
+use common::{Backend, SECRET, Server, TestDb, ViaProxy, event, now, post, sign, subscription_event};
 use serde_json::json;
+use subsync_queue::both_backends;
 
 both_backends!(
     stores_once_and_answers_duplicates_with_the_first_job,
@@ -34,7 +35,7 @@ async fn intake(db: &TestDb, extra: &[(&str, String)]) -> Server {
 }
 
 async fn stores_once_and_answers_duplicates_with_the_first_job(b: Backend) {
-    let db = TestDb::new(b).await;
+    let db = TestDb::unmigrated(b).await;
     let server = intake(&db, &[]).await;
     let client = reqwest::Client::new();
     let body = subscription_event("evt_once", "sub_once");
@@ -58,7 +59,7 @@ async fn stores_once_and_answers_duplicates_with_the_first_job(b: Backend) {
 }
 
 async fn every_signature_failure_has_its_own_code_and_stores_nothing(b: Backend) {
-    let db = TestDb::new(b).await;
+    let db = TestDb::unmigrated(b).await;
     let server = intake(&db, &[]).await;
     let client = reqwest::Client::new();
     let body = subscription_event("evt_sig", "sub_sig");
@@ -88,7 +89,7 @@ async fn every_signature_failure_has_its_own_code_and_stores_nothing(b: Backend)
 }
 
 async fn secret_roll_and_whitespace_in_config(b: Backend) {
-    let db = TestDb::new(b).await;
+    let db = TestDb::unmigrated(b).await;
     let old = "whsec_old_secret_value";
     let server = intake(&db, &[("STRIPE_WEBHOOK_SECRET", format!("  {old} ,\t{SECRET}  "))]).await;
     let client = reqwest::Client::new();
@@ -110,7 +111,7 @@ async fn secret_roll_and_whitespace_in_config(b: Backend) {
 }
 
 async fn bad_bodies_are_refused_and_store_nothing(b: Backend) {
-    let db = TestDb::new(b).await;
+    let db = TestDb::unmigrated(b).await;
     let server = intake(&db, &[]).await;
     let client = reqwest::Client::new();
     let t = now();
@@ -157,7 +158,7 @@ async fn bad_bodies_are_refused_and_store_nothing(b: Backend) {
 }
 
 async fn fifty_concurrent_duplicates_make_one_job(b: Backend) {
-    let db = TestDb::new(b).await;
+    let db = TestDb::unmigrated(b).await;
     let server = intake(&db, &[]).await;
     let client = reqwest::Client::new();
     let body = subscription_event("evt_dup50", "sub_dup50");
@@ -191,7 +192,7 @@ async fn fifty_concurrent_duplicates_make_one_job(b: Backend) {
 /// same group commits: each event is stored once, exactly one of its deliveries is answered
 /// as the first, and every answer names that event's one job.
 async fn mixed_concurrent_traffic_is_stored_once_per_event(b: Backend) {
-    let db = TestDb::new(b).await;
+    let db = TestDb::unmigrated(b).await;
     let server = intake(&db, &[]).await;
     let client = reqwest::Client::new();
     let mut deliveries: Vec<(String, Vec<u8>)> = Vec::new();
@@ -254,7 +255,7 @@ async fn mixed_concurrent_traffic_is_stored_once_per_event(b: Backend) {
 }
 
 async fn routes_events_to_their_subscription(b: Backend) {
-    let db = TestDb::new(b).await;
+    let db = TestDb::unmigrated(b).await;
     let server = intake(&db, &[]).await;
     let client = reqwest::Client::new();
     let cases = vec![
@@ -306,7 +307,7 @@ async fn routes_events_to_their_subscription(b: Backend) {
 }
 
 async fn unhandled_and_thin_events_are_stored_but_not_queued(b: Backend) {
-    let db = TestDb::new(b).await;
+    let db = TestDb::unmigrated(b).await;
     let server = intake(&db, &[]).await;
     let client = reqwest::Client::new();
     let ignored =
@@ -336,7 +337,7 @@ async fn unhandled_and_thin_events_are_stored_but_not_queued(b: Backend) {
 }
 
 async fn database_unavailable_means_503_and_nothing_lost(b: Backend) {
-    let db = TestDb::new(b).await;
+    let db = TestDb::unmigrated(b).await;
     let client = reqwest::Client::new();
     let body = subscription_event("evt_outage", "sub_outage");
     match b {
@@ -413,7 +414,7 @@ async fn database_unavailable_means_503_and_nothing_lost(b: Backend) {
 }
 
 async fn health_readiness_and_metrics(b: Backend) {
-    let db = TestDb::new(b).await;
+    let db = TestDb::unmigrated(b).await;
     let server = intake(&db, &[]).await;
     let client = reqwest::Client::new();
     let body = subscription_event("evt_metrics", "sub_metrics");
@@ -437,7 +438,7 @@ async fn health_readiness_and_metrics(b: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_stripe_node_signatures_are_accepted() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/official-stripe/sign.js");
-    let db = TestDb::new(Backend::Sqlite).await;
+    let db = TestDb::unmigrated(Backend::Sqlite).await;
     let server = intake(&db, &[]).await;
     let client = reqwest::Client::new();
     let body = subscription_event("evt_node", "sub_node");

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use common::{Backend, SECRET, Server, TestDb, now, post, sign, subscription_event};
 use serde_json::Value;
+use subsync_queue::both_backends;
 
 both_backends!(intake_and_admin_metrics_parse_as_prometheus_text);
 
@@ -101,7 +102,7 @@ async fn scrape(client: &reqwest::Client, url: String, token: Option<&str>) -> (
 }
 
 async fn intake_and_admin_metrics_parse_as_prometheus_text(b: Backend) {
-    let db = TestDb::new(b).await;
+    let db = TestDb::unmigrated(b).await;
     let admin_port = common::free_port();
     let server = Server::start(
         &["serve"],

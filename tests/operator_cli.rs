@@ -7,6 +7,7 @@
 mod common;
 
 use common::{Backend, TestDb};
+use subsync_queue::both_backends;
 
 both_backends!(operator_commands_refuse_an_unmigrated_database, operator_commands_refuse_an_older_schema);
 
@@ -43,7 +44,7 @@ async fn tables(db: &TestDb) -> i64 {
 }
 
 async fn operator_commands_refuse_an_unmigrated_database(b: Backend) {
-    let db = TestDb::new(b).await;
+    let db = TestDb::unmigrated(b).await;
     if let Backend::Sqlite = b {
         // A fresh, empty SQLite file: a valid database without a single table.
         let path = db.url.strip_prefix("sqlite:").expect("sqlite url");
@@ -66,7 +67,7 @@ async fn operator_commands_refuse_an_unmigrated_database(b: Backend) {
 }
 
 async fn operator_commands_refuse_an_older_schema(b: Backend) {
-    let db = TestDb::new(b).await;
+    let db = TestDb::unmigrated(b).await;
     assert!(run(&db, &["migrate"]).await.status.success());
     let latest = db.text("SELECT CAST(max(version) AS TEXT) FROM subsync_migrations").await.expect("a migration");
     db.exec(&format!("DELETE FROM subsync_migrations WHERE version = {latest}")).await;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::{Backend, SECRET, Server, TestDb, event, now, post, sign};
 use serde_json::json;
+use subsync_queue::both_backends;
 
 both_backends!(
     checkout_and_subscription_created_racing_both_apply_without_retry,
@@ -58,7 +59,7 @@ async fn entitlement(db: &TestDb, user: &str) -> Option<serde_json::Value> {
 }
 
 async fn checkout_and_subscription_created_racing_both_apply_without_retry(b: Backend) {
-    let db = TestDb::new(b).await;
+    let db = TestDb::unmigrated(b).await;
     let admin_port = common::free_port();
     let server = Server::start(
         &["serve"],
@@ -166,7 +167,7 @@ async fn demo_prints_the_expected_entitlements() {
 }
 
 async fn prune_forgets_only_what_is_past_retention(b: Backend) {
-    let db = TestDb::new(b).await;
+    let db = TestDb::unmigrated(b).await;
     let run = |args: &'static [&'static str]| {
         let url = db.url.clone();
         async move {

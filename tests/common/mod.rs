@@ -1,6 +1,7 @@
-//! Fixtures for tests that run the real `subsync` binary: throwaway databases on both
-//! backends, a child-process server, Stripe-signed requests, and a TCP proxy that can cut
-//! the database off.
+//! Fixtures for tests that run the real `subsync` binary: a child-process server,
+//! Stripe-signed requests, and a TCP proxy that can cut the database off. Throwaway databases
+//! (`TestDb::unmigrated`: the binary migrates them) and `both_backends!` come from
+//! `subsync_queue::testing` (feature `testing`).
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -13,170 +14,23 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
-/// Runs each named `async fn(Backend)` scenario twice, as `sqlite::name` and `postgres::name`,
-/// each bounded to two minutes: one scenario body, both backends.
-#[allow(unused_macros)]
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    tokio::time::timeout(std::time::Duration::from_secs(120), super::$name(super::Backend::Sqlite))
-                        .await
-                        .expect("test timed out");
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    tokio::time::timeout(std::time::Duration::from_secs(120), super::$name(super::Backend::Postgres))
-                        .await
-                        .expect("test timed out");
-                }
-            )*
-        }
-    };
-}
+#[allow(unused_imports)] // not every test binary that includes this module names a backend
+pub use subsync_queue::Backend;
+pub use subsync_queue::testing::TestDb;
 
-/// Environment variable naming the PostgreSQL server the suite runs against.
-pub const PG_ENV: &str = "SUBSYNC_TEST_POSTGRES_URL";
 /// The webhook secret test servers are started with.
 pub const SECRET: &str = "whsec_test_subsync_integration";
 
-#[derive(Clone, Copy, Debug)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
+/// The test database's PostgreSQL URL through a [`Proxy`] instead of the server.
+pub trait ViaProxy {
+    /// The schema's URL, connecting to `proxy` (PostgreSQL only).
+    fn via_proxy(&self, proxy: &Proxy) -> String;
 }
 
-/// A throwaway database: a temp SQLite file, or a fresh schema on the test PostgreSQL.
-pub struct TestDb {
-    pub backend: Backend,
-    /// URL for the binary (PostgreSQL: scoped to the schema).
-    pub url: String,
-    /// PostgreSQL schema and admin URL, SQLite path.
-    schema: Option<(String, String)>,
-    path: Option<std::path::PathBuf>,
-}
-
-impl TestDb {
-    pub async fn new(backend: Backend) -> Self {
-        match backend {
-            Backend::Sqlite => {
-                let path = std::env::temp_dir().join(format!("subsync-it-{}.db", uuid::Uuid::new_v4()));
-                Self { backend, url: format!("sqlite:{}", path.display()), schema: None, path: Some(path) }
-            }
-            Backend::Postgres => {
-                let admin = pg_admin_url();
-                let schema = format!("it_{}", uuid::Uuid::new_v4().simple());
-                let pool = sqlx::PgPool::connect(&admin).await.expect("connect to PostgreSQL");
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                    .execute(&pool)
-                    .await
-                    .expect("schema");
-                pool.close().await;
-                let url = scoped(&admin, &schema);
-                Self { backend, url, schema: Some((admin, schema)), path: None }
-            }
-        }
+impl ViaProxy for TestDb {
+    fn via_proxy(&self, proxy: &Proxy) -> String {
+        self.url_via(&proxy.addr.to_string()).expect("via_proxy is for PostgreSQL databases only")
     }
-
-    /// A PostgreSQL URL for this schema that goes through `proxy` instead of the server.
-    pub fn via_proxy(&self, proxy: &Proxy) -> String {
-        let (admin, schema) = self.schema.as_ref().expect("postgres only");
-        let rewired = admin.replacen("127.0.0.1:5432", &proxy.addr.to_string(), 1).replacen(
-            "localhost:5432",
-            &proxy.addr.to_string(),
-            1,
-        );
-        scoped(&rewired, schema)
-    }
-
-    /// Counts rows of `table` (optionally with a WHERE clause).
-    pub async fn count(&self, table: &str, condition: &str) -> i64 {
-        let sql = format!("SELECT count(*) FROM {table} {condition}");
-        match self.backend {
-            Backend::Sqlite => {
-                let pool = sqlx::SqlitePool::connect(&self.url).await.expect("sqlite");
-                let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&pool).await.expect("count");
-                pool.close().await;
-                n
-            }
-            Backend::Postgres => {
-                let pool = sqlx::PgPool::connect(&self.url).await.expect("pg");
-                let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&pool).await.expect("count");
-                pool.close().await;
-                n
-            }
-        }
-    }
-
-    /// Runs one statement.
-    pub async fn exec(&self, sql: &str) {
-        match self.backend {
-            Backend::Sqlite => {
-                let pool = sqlx::SqlitePool::connect(&self.url).await.expect("sqlite");
-                sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&pool).await.expect("exec");
-                pool.close().await;
-            }
-            Backend::Postgres => {
-                let pool = sqlx::PgPool::connect(&self.url).await.expect("pg");
-                sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&pool).await.expect("exec");
-                pool.close().await;
-            }
-        }
-    }
-
-    /// One text column of one row.
-    pub async fn text(&self, sql: &str) -> Option<String> {
-        match self.backend {
-            Backend::Sqlite => {
-                let pool = sqlx::SqlitePool::connect(&self.url).await.expect("sqlite");
-                let v = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
-                    .fetch_optional(&pool)
-                    .await
-                    .expect("query");
-                pool.close().await;
-                v
-            }
-            Backend::Postgres => {
-                let pool = sqlx::PgPool::connect(&self.url).await.expect("pg");
-                let v = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
-                    .fetch_optional(&pool)
-                    .await
-                    .expect("query");
-                pool.close().await;
-                v
-            }
-        }
-    }
-
-    pub async fn close(self) {
-        if let Some((admin, schema)) = &self.schema
-            && let Ok(pool) = sqlx::PgPool::connect(admin).await
-        {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&pool).await;
-        }
-        if let Some(path) = &self.path {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
-        }
-    }
-}
-
-pub fn pg_admin_url() -> String {
-    std::env::var(PG_ENV).unwrap_or_else(|_| {
-        panic!("{PG_ENV} is not set: these tests need PostgreSQL. Run `bash scripts/test.sh`, which sets it.")
-    })
-}
-
-fn scoped(url: &str, schema: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options=-c%20search_path%3D{schema}")
 }
 
 /// The `subsync` binary under test.

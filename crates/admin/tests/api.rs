@@ -11,6 +11,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use serde_json::{Value, json};
 use subsync_admin::{BoxFuture, EntitlementsView, ViewError};
+use subsync_queue::both_backends;
 use subsync_queue::{JobFilter, JobState, Store};
 use support::{Backend, Q, TOKEN, TestDb, app, bearer, get, post_json, seed_dead, seed_many_dead, seed_pending, send};
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use subsync_queue::{JobState, NewJob};
-use support::{Q, TOKEN, TestDb, seed_dead, seed_pending};
+use support::{Backend, Q, TOKEN, TestDb, seed_dead, seed_pending};
 
 fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -32,7 +32,7 @@ async fn operator_retries_a_dead_job_in_chromium() {
     );
     assert!(spec.exists(), "{} is missing", spec.display());
 
-    let t = TestDb::sqlite().await;
+    let t = TestDb::new(Backend::Sqlite).await;
     // A realistic board: one of each state, plus the dead job the browser will retry.
     let done = seed_pending(&t.store, "evt_1QaZ0kSucceeded", "sub_1QaZ0kAlpha").await;
     let claimed = t.store.claim(Q, "worker-a", 1).await.unwrap().remove(0);

@@ -19,7 +19,7 @@ struct Cli {
     #[command(flatten)]
     global: options::Global,
     #[command(flatten)]
-    output: commands::operator::OutputOptions,
+    output: commands::output::OutputOptions,
     #[command(subcommand)]
     command: Command,
 }

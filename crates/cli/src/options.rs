@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use clap::builder::TypedValueParser;
 use clap::error::ErrorKind;
 use clap::{Arg, Args};
-use subsync_queue::schema::{self, SchemaStatus};
+use subsync_queue::schema::SchemaStatus;
 use subsync_queue::{QueueConfig, Store, StoreOptions, redact_url};
 use subsync_stripe::signature::Secrets;
 
@@ -78,7 +78,7 @@ impl Global {
     pub async fn connect_migrated(&self) -> Result<Store> {
         let store = self.connect().await?;
         let db = redact_url(&self.database_url);
-        match schema::status(&store).await.with_context(|| format!("cannot read the schema version of {db}"))? {
+        match store.schema_status().await.with_context(|| format!("cannot read the schema version of {db}"))? {
             SchemaStatus::Current => Ok(store),
             SchemaStatus::Missing => {
                 bail!(

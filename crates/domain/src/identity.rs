@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::access::UnixSeconds;
-use crate::state::OrderKey;
+use crate::order::OrderKey;
 
 /// Where the resolved user id came from, weakest first; kept so callers can tell a real
 /// app user id from a fallback.

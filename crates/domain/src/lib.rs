@@ -18,6 +18,8 @@
 
 pub mod access;
 pub mod identity;
+pub mod input;
+pub mod order;
 pub mod state;
 pub mod tiers;
 

@@ -28,128 +28,12 @@ use crate::access::{
     AccessFacts, AccessPolicy, AccessReason, Entitlement, SubscriptionStatus, UnixSeconds, evaluate_access,
 };
 use crate::identity::{Identity, UserRef};
+pub use crate::input::{Input, Link, PaymentHealth, Snapshot};
+pub use crate::order::OrderKey;
 use crate::tiers::{PriceRef, TierConfig, TierName, UnmappedPrice};
 
 #[cfg(test)]
 mod tests;
-
-/// Links a user to a customer and subscription; built from `checkout.session.completed`
-/// (or a customer's metadata). May arrive before or after the subscription's state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Link {
-    /// `sub_…`
-    pub subscription_id: String,
-    /// `cus_…`
-    pub customer_id: String,
-    /// `metadata.app_user_id` of the session or customer.
-    pub app_user_id: Option<String>,
-    /// The checkout session's `client_reference_id`.
-    pub client_reference_id: Option<String>,
-    /// Event `created` (unix seconds).
-    pub event_created: UnixSeconds,
-}
-
-/// A subscription's state as of one event; built from `customer.subscription.*`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Snapshot {
-    /// `sub_…`
-    pub subscription_id: String,
-    /// `cus_…`
-    pub customer_id: String,
-    /// Stripe status.
-    pub status: SubscriptionStatus,
-    /// Prices of all subscription items.
-    pub prices: Vec<PriceRef>,
-    /// Whether it cancels at the period end.
-    pub cancel_at_period_end: bool,
-    /// End of the current period (items' `current_period_end` on new API versions,
-    /// top-level on old ones), if known.
-    pub current_period_end: Option<UnixSeconds>,
-    /// The subscription's `metadata.app_user_id`.
-    pub app_user_id: Option<String>,
-    /// Event `created` (unix seconds).
-    pub event_created: UnixSeconds,
-    /// Event id (`evt_…`), the final tie-break.
-    pub event_id: String,
-}
-
-/// Outcome of an invoice payment; built from `invoice.paid` / `invoice.payment_failed`.
-/// Recorded for support and dunning, but never changes the tier by itself (status does).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PaymentHealth {
-    /// `sub_…` the invoice belongs to.
-    pub subscription_id: String,
-    /// `true` for `invoice.paid`, `false` for `invoice.payment_failed`.
-    pub paid: bool,
-    /// Event `created` (unix seconds).
-    pub event_created: UnixSeconds,
-    /// `in_…`
-    pub invoice_id: String,
-}
-
-/// Any input to [`apply`]; one per relevant Stripe event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Input {
-    /// From `checkout.session.completed`.
-    Link(Link),
-    /// From `customer.subscription.*`.
-    Snapshot(Snapshot),
-    /// From `invoice.paid` / `invoice.payment_failed`.
-    Payment(PaymentHealth),
-}
-
-impl Input {
-    /// The subscription this input belongs to: the key the worker serializes on.
-    pub fn subscription_id(&self) -> &str {
-        match self {
-            Input::Link(l) => &l.subscription_id,
-            Input::Snapshot(s) => &s.subscription_id,
-            Input::Payment(p) => &p.subscription_id,
-        }
-    }
-}
-
-impl From<Link> for Input {
-    fn from(v: Link) -> Self {
-        Input::Link(v)
-    }
-}
-impl From<Snapshot> for Input {
-    fn from(v: Snapshot) -> Self {
-        Input::Snapshot(v)
-    }
-}
-impl From<PaymentHealth> for Input {
-    fn from(v: PaymentHealth) -> Self {
-        Input::Payment(v)
-    }
-}
-
-/// Total order of snapshots: (`created`, status tie-break rank, `event_id`). Field order is
-/// the comparison order (derived `Ord`). See the module docs.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct OrderKey {
-    /// Event `created` (unix seconds).
-    pub created: UnixSeconds,
-    /// [`SubscriptionStatus::tie_break_rank`].
-    pub status_rank: u8,
-    /// Event id.
-    pub event_id: String,
-}
-
-impl OrderKey {
-    /// The key of a snapshot.
-    pub fn of(s: &Snapshot) -> Self {
-        Self { created: s.event_created, status_rank: s.status.tie_break_rank(), event_id: s.event_id.clone() }
-    }
-}
-
-impl fmt::Display for OrderKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}#{}", self.event_id, self.created, self.status_rank)
-    }
-}
 
 /// The newest snapshot applied: what access is computed from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -447,7 +331,7 @@ pub fn apply(
     let mut stale = None;
     match input {
         Input::Snapshot(s) => {
-            let key = OrderKey::of(s);
+            let key = OrderKey::new(s.event_created, &s.status, &s.event_id);
             match &old.current {
                 Some(cur) if key <= cur.key => {
                     if key < cur.key {

@@ -44,6 +44,8 @@ pub mod model;
 pub mod runtime;
 pub mod schema;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::{QueueConfig, RetryPolicy};
 pub use dialect::{Conn, Dialect, Pool};

@@ -8,10 +8,6 @@ use std::borrow::Cow;
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
-use crate::dialect::Dialect;
-use crate::error::QueueError;
-use crate::store::Store;
-
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 }
@@ -87,33 +83,13 @@ impl SchemaStatus {
     }
 }
 
-/// Compares the database's applied migrations with the embedded ones. Reads only: it
-/// creates nothing, not even the migrations table, so it is safe on any database.
-pub async fn status(store: &Store) -> Result<SchemaStatus, QueueError> {
-    let list = sqlx::AssertSqlSafe(format!("SELECT version FROM {MIGRATIONS_TABLE} WHERE success"));
-    let applied: Vec<i64> = match store.pool() {
-        Dialect::Sqlite(pool) => {
-            let exists: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)")
-                    .bind(MIGRATIONS_TABLE)
-                    .fetch_one(pool)
-                    .await?;
-            if !exists {
-                return Ok(SchemaStatus::Missing);
-            }
-            sqlx::query_scalar(list).fetch_all(pool).await?
-        }
-        Dialect::Postgres(pool) => {
-            // `to_regclass` resolves the name through the search path, like the queries do.
-            let exists: bool =
-                sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(MIGRATIONS_TABLE).fetch_one(pool).await?;
-            if !exists {
-                return Ok(SchemaStatus::Missing);
-            }
-            sqlx::query_scalar(list).fetch_all(pool).await?
-        }
-    };
-    Ok(compare(&migrator(store.backend()), &applied))
+/// The status of a database whose recorded migrations are `applied` (`None`: it has no
+/// migrations table at all). Read by [`crate::Store::schema_status`].
+pub(crate) fn status(backend: Backend, applied: Option<&[i64]>) -> SchemaStatus {
+    match applied {
+        None => SchemaStatus::Missing,
+        Some(applied) => compare(&migrator(backend), applied),
+    }
 }
 
 /// [`status`] given the versions recorded as applied.

@@ -10,38 +10,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
+use subsync_queue::both_backends;
 use subsync_queue::{
-    Conn, Dialect, EnqueueOutcome, FailOutcome, JobError, JobFilter, JobState, NewJob, Page, QueueConfig, QueueError,
-    Selection, Store,
+    Backend, Conn, Dialect, EnqueueOutcome, FailOutcome, JobError, JobFilter, JobState, NewJob, Page, QueueConfig,
+    QueueError, Selection, Store,
 };
 use support::{TestDb, fast_config, spawn_worker, wait_for_count, worker_options};
 
 const Q: &str = "conformance";
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let run = super::$name(super::Backend::Sqlite);
-                    tokio::time::timeout(std::time::Duration::from_secs(90), run).await.expect("test timed out");
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let run = super::$name(super::Backend::Postgres);
-                    tokio::time::timeout(std::time::Duration::from_secs(90), run).await.expect("test timed out");
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+both_backends!(90;
     enqueue_returns_created_then_duplicate,
     concurrent_duplicate_enqueues_create_one_job,
     rolled_back_enqueue_leaves_nothing,
@@ -70,17 +48,8 @@ conformance!(
     killed_worker_loses_its_jobs_to_another,
 );
 
-#[derive(Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
 async fn db(backend: Backend, config: QueueConfig) -> TestDb {
-    match backend {
-        Backend::Sqlite => TestDb::sqlite(config).await,
-        Backend::Postgres => TestDb::postgres(config).await,
-    }
+    TestDb::with_config(backend, config).await
 }
 
 fn job(key: &str, group: &str) -> NewJob {
@@ -860,7 +829,7 @@ async fn killed_worker_loses_its_jobs_to_another(b: Backend) {
 /// costs no group-row version (and index entries) per event; an earlier job still lowers it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_group_row_is_rewritten_only_when_it_becomes_due_earlier() {
-    let t = TestDb::postgres(fast_config()).await;
+    let t = TestDb::with_config(Backend::Postgres, fast_config()).await;
     let Dialect::Postgres(pool) = t.store.pool() else { unreachable!("a PostgreSQL store") };
     let pool = pool.clone();
     let row = |group: &'static str| {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use subsync_domain::{AccessPolicy, TierConfig};
+use subsync_queue::both_backends;
 use subsync_queue::{Job, JobFilter, JobState, QueueConfig, Store};
 use subsync_testkit::{
     DeliveryOptions, GeneratorOptions, Lifecycle, delivery_plan, expected_entitlements, final_states,
@@ -169,7 +170,7 @@ async fn generated_traffic_matches_the_oracle(b: Backend) {
     let now = at(options.start + 75 * DAY);
     let started = Instant::now();
 
-    let t = TestDb::new(b, lease_config(b)).await;
+    let t = TestDb::with_config(b, lease_config(b)).await;
     let overlaps = Arc::new(Overlaps::default());
     let victim = Arc::new(Counting { inner: overlaps.clone(), inflight: Default::default() });
     let mut workers = Vec::new();

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use subsync_domain::{AccessPolicy, SubscriptionStatus as S, TierConfig};
 
+use subsync_queue::both_backends;
 use subsync_queue::{JobState, Selection, Store};
 use subsync_worker::{SyncContext, entitlements};
 use support::{
@@ -39,7 +40,7 @@ fn ent_now() -> chrono::DateTime<chrono::Utc> {
 }
 
 async fn checkout_and_subscription_grant_the_tier(b: Backend) {
-    let t = TestDb::new(b, fast_config()).await;
+    let t = TestDb::with_config(b, fast_config()).await;
     let sub = Sub::new("a1", "pro_monthly");
     let events = [
         sub.checkout("evt_a1_checkout", T0, Some("usr_alice"), Some("usr_alice")),
@@ -89,7 +90,7 @@ async fn checkout_and_subscription_grant_the_tier(b: Backend) {
 }
 
 async fn subscription_before_checkout_moves_the_user(b: Backend) {
-    let t = TestDb::new(b, fast_config()).await;
+    let t = TestDb::with_config(b, fast_config()).await;
     let sub = Sub::new("b1", "basic_yearly").legacy();
     let w = default_worker(&t.store, ent_now());
     // Stripe delivers the subscription first: the user is only known by the customer id.
@@ -127,7 +128,7 @@ async fn subscription_before_checkout_moves_the_user(b: Backend) {
 }
 
 async fn stale_snapshot_is_recorded_as_skipped(b: Backend) {
-    let t = TestDb::new(b, fast_config()).await;
+    let t = TestDb::with_config(b, fast_config()).await;
     let mut sub = Sub::new("c1", "agent_monthly");
     sub.meta_user = Some("usr_carl".into());
     let newer = sub.event("evt_c1_new", "updated", T0 + 100, S::Active, false);
@@ -150,7 +151,7 @@ async fn stale_snapshot_is_recorded_as_skipped(b: Backend) {
 }
 
 async fn past_due_grace_lapses_at_read_time(b: Backend) {
-    let t = TestDb::new(b, fast_config()).await;
+    let t = TestDb::with_config(b, fast_config()).await;
     let mut sub = Sub::new("d1", "pro_yearly");
     sub.meta_user = Some("usr_dora".into());
     let active = sub.event("evt_d1_active", "created", T0, S::Active, false);
@@ -184,7 +185,7 @@ async fn past_due_grace_lapses_at_read_time(b: Backend) {
 }
 
 async fn cancel_at_period_end_and_deletion(b: Backend) {
-    let t = TestDb::new(b, fast_config()).await;
+    let t = TestDb::with_config(b, fast_config()).await;
     let mut sub = Sub::new("e1", "basic_monthly");
     sub.meta_user = Some("usr_eve".into());
     let now = at(T0 + 5 * DAY);
@@ -220,7 +221,7 @@ async fn cancel_at_period_end_and_deletion(b: Backend) {
 }
 
 async fn invoices_and_ignored_events(b: Backend) {
-    let t = TestDb::new(b, fast_config()).await;
+    let t = TestDb::with_config(b, fast_config()).await;
     let mut sub = Sub::new("f1", "pro_monthly");
     sub.meta_user = Some("usr_finn".into());
     let active = sub.event("evt_f1_active", "created", T0, S::Active, false);
@@ -282,7 +283,7 @@ async fn invoices_and_ignored_events(b: Backend) {
 }
 
 async fn unmapped_price_is_dead_until_the_mapping_is_fixed(b: Backend) {
-    let t = TestDb::new(b, fast_config()).await;
+    let t = TestDb::with_config(b, fast_config()).await;
     let mut sub = Sub::new("g1", "enterprise_monthly");
     sub.meta_user = Some("usr_gina".into());
     let created = sub.event("evt_g1_created", "created", T0, S::Active, false);
@@ -337,7 +338,7 @@ async fn snapshot_tables(t: &TestDb, users: &[&str], subs: &[&str], events: &[&s
 }
 
 async fn rerunning_jobs_changes_nothing(b: Backend) {
-    let t = TestDb::new(b, fast_config()).await;
+    let t = TestDb::with_config(b, fast_config()).await;
     let sub = Sub::new("h1", "pro_monthly");
     let events = [
         sub.event("evt_h1_created", "created", T0, S::Active, false),
@@ -374,7 +375,7 @@ async fn rerunning_jobs_changes_nothing(b: Backend) {
 }
 
 async fn checkout_and_created_race_without_retries(b: Backend) {
-    let t = TestDb::new(b, fast_config()).await;
+    let t = TestDb::with_config(b, fast_config()).await;
     let w = default_worker(&t.store, ent_now());
     // Several subscriptions, each with its checkout and created events arriving in the
     // same instant (two concurrent webhook requests).
@@ -402,7 +403,7 @@ async fn checkout_and_created_race_without_retries(b: Backend) {
 }
 
 async fn missing_event_row_is_permanent(b: Backend) {
-    let t = TestDb::new(b, fast_config()).await;
+    let t = TestDb::with_config(b, fast_config()).await;
     let job = t
         .store
         .enqueue_one(
@@ -465,7 +466,7 @@ async fn second_event_queued(t: &TestDb, n: &str) -> subsync_queue::JobId {
 }
 
 async fn slow_job_times_out_and_is_retried(b: Backend) {
-    let t = TestDb::new(b, fast_config()).await;
+    let t = TestDb::with_config(b, fast_config()).await;
     let job = second_event_queued(&t, "s1").await;
     let mut cfg = worker_config(2);
     cfg.job_timeout = Duration::from_millis(300);
@@ -481,7 +482,7 @@ async fn slow_job_times_out_and_is_retried(b: Backend) {
 }
 
 async fn shutdown_releases_in_flight_jobs(b: Backend) {
-    let t = TestDb::new(b, fast_config()).await;
+    let t = TestDb::with_config(b, fast_config()).await;
     let job = second_event_queued(&t, "u1").await;
     let mut cfg = worker_config(2);
     cfg.shutdown_grace = Duration::from_millis(200);

@@ -1,6 +1,6 @@
 //! `subsync entitlements list|show`: what each user may do right now.
 
-use crate::commands::operator::OutputOptions;
+use crate::commands::output::OutputOptions;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use subsync_worker::entitlements::{self, EntitlementRow};

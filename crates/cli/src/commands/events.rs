@@ -1,6 +1,6 @@
 //! `subsync events show|replay`: what Stripe sent, and a deliberate re-run of its sync.
 
-use crate::commands::operator::OutputOptions;
+use crate::commands::output::OutputOptions;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::json;

@@ -6,7 +6,7 @@ use std::io::Write;
 use serde_json::json;
 use subsync_queue::Store;
 
-use super::operator::{CliError, OutputOptions};
+use super::output::{CliError, OutputOptions};
 use super::table::{Table, dash, time, write_json};
 
 /// `subsync groups …`

@@ -19,7 +19,7 @@ use subsync_admin::ops::{self, Action};
 use subsync_admin::query::{JobQuery, ListQuery};
 use subsync_queue::{JobRecord, JobState, Selection, Store};
 
-use super::operator::{CliError, OutputOptions};
+use super::output::{CliError, OutputOptions};
 use super::table::{Table, clean, dash, time, truncate, write_json};
 
 /// `subsync jobs …`

@@ -1,6 +1,6 @@
 //! One module per command. The operator commands (`jobs`, `groups`, `stats`, `events`,
-//! `entitlements`, `prune`) all live here; `operator` holds what they share (`--json`,
-//! `--yes`, the one-line error) and `table` their terminal output.
+//! `entitlements`, `prune`) all live here; `operator` mounts the queue's, `output` holds what
+//! they all share (`--json`, `--yes`, the one-line error) and `table` their terminal output.
 
 pub mod demo;
 pub mod entitlements;
@@ -9,6 +9,7 @@ pub mod groups;
 pub mod jobs;
 pub mod migrate;
 pub mod operator;
+pub mod output;
 pub mod prune;
 pub mod serve;
 pub mod stats;

@@ -1,7 +1,7 @@
 //! `subsync prune`: delete finished jobs and their events past the retention window. Event
 //! ids inside the window stay, so a late Stripe redelivery is still recognised.
 
-use crate::commands::operator::OutputOptions;
+use crate::commands::output::OutputOptions;
 use anyhow::Result;
 
 use crate::options::Global;

@@ -7,7 +7,7 @@ use chrono::Utc;
 use subsync_admin::ops::{self, human_age};
 use subsync_queue::{JobState, Store};
 
-use super::operator::{CliError, OutputOptions};
+use super::output::{CliError, OutputOptions};
 use super::table::{Table, write_json};
 
 /// Runs `subsync stats`, writing to `out`.

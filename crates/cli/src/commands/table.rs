@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 /// Writes `value` as pretty JSON and a line feed: the `--json` form of a command's answer.
-pub fn write_json(out: &mut impl Write, value: &impl Serialize) -> Result<(), super::operator::CliError> {
+pub fn write_json(out: &mut impl Write, value: &impl Serialize) -> Result<(), super::output::CliError> {
     serde_json::to_writer_pretty(&mut *out, value)?;
     writeln!(out)?;
     Ok(())

@@ -137,6 +137,10 @@ pub(crate) trait Driver: Send + Sync {
     /// asked), and group rows with nothing left. Returns jobs deleted.
     fn prune(&self, before: DateTime<Utc>, include_dead: bool) -> impl Future<Output = Result<u64, QueueError>> + Send;
 
+    /// The migration versions recorded as applied; `None` when the migrations table does not
+    /// exist. Reads only: creates nothing.
+    fn applied_migrations(&self) -> impl Future<Output = Result<Option<Vec<i64>>, QueueError>> + Send;
+
     /// A round trip, for readiness probes.
     fn ping(&self) -> impl Future<Output = Result<(), QueueError>> + Send;
 }

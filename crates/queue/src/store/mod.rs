@@ -384,6 +384,14 @@ impl Store {
         dispatch!(self, d => d.prune(before, include_dead).await)
     }
 
+    /// How the database's schema compares with the migrations this binary embeds. Reads
+    /// only: it creates nothing, not even the migrations table, so it is safe on any
+    /// database (operator commands check it instead of migrating).
+    pub async fn schema_status(&self) -> Result<schema::SchemaStatus, QueueError> {
+        let applied = dispatch!(self, d => d.applied_migrations().await)?;
+        Ok(schema::status(self.backend(), applied.as_deref()))
+    }
+
     /// Checks the database answers.
     pub async fn ping(&self) -> Result<(), QueueError> {
         dispatch!(self, d => d.ping().await)

@@ -17,6 +17,7 @@ use crate::model::{
     ClaimedJob, EnqueueOutcome, FailOutcome, JobFilter, JobId, JobRecord, JobState, Lease, NewJob, Page, RunningGroup,
     StateCount,
 };
+use crate::schema::MIGRATIONS_TABLE;
 
 #[derive(Debug)]
 pub(crate) struct PgDriver {
@@ -590,6 +591,19 @@ impl Driver for PgDriver {
             .execute(&self.pool)
             .await?;
         Ok(total)
+    }
+
+    async fn applied_migrations(&self) -> Result<Option<Vec<i64>>, QueueError> {
+        // `to_regclass` resolves the name through the search path, like the queries do.
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(MIGRATIONS_TABLE)
+            .fetch_one(&self.pool)
+            .await?;
+        if !exists {
+            return Ok(None);
+        }
+        let list = sqlx::AssertSqlSafe(format!("SELECT version FROM {MIGRATIONS_TABLE} WHERE success"));
+        Ok(Some(sqlx::query_scalar(list).fetch_all(&self.pool).await?))
     }
 
     async fn ping(&self) -> Result<(), QueueError> {

@@ -24,6 +24,7 @@ use crate::model::{
     ClaimedJob, EnqueueOutcome, FailOutcome, JobFilter, JobId, JobRecord, JobState, Lease, NewJob, Page, RunningGroup,
     StateCount,
 };
+use crate::schema::MIGRATIONS_TABLE;
 
 #[derive(Debug)]
 pub(crate) struct SqliteDriver {
@@ -580,6 +581,19 @@ impl Driver for SqliteDriver {
             .await?;
         tx.commit().await?;
         Ok(total)
+    }
+
+    async fn applied_migrations(&self) -> Result<Option<Vec<i64>>, QueueError> {
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)")
+                .bind(MIGRATIONS_TABLE)
+                .fetch_one(&self.pool)
+                .await?;
+        if !exists {
+            return Ok(None);
+        }
+        let list = sqlx::AssertSqlSafe(format!("SELECT version FROM {MIGRATIONS_TABLE} WHERE success"));
+        Ok(Some(sqlx::query_scalar(list).fetch_all(&self.pool).await?))
     }
 
     async fn ping(&self) -> Result<(), QueueError> {

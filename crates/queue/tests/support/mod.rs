@@ -1,4 +1,5 @@
-//! Shared test fixtures: a fresh database per test on either backend, and apalis workers.
+//! Shared test fixtures: apalis workers and waits. The database per test comes from
+//! `subsync_queue::testing` (feature `testing`), shared with every crate's tests.
 #![allow(dead_code)]
 
 use std::future::Future;
@@ -6,87 +7,10 @@ use std::time::Duration;
 
 use apalis::layers::WorkerBuilderExt;
 use apalis_core::worker::builder::WorkerBuilder;
-use subsync_queue::{
-    Job, JobError, JobFilter, JobState, QueueBackend, QueueConfig, Store, StoreOptions, WorkerOptions,
-};
+use subsync_queue::{Job, JobError, JobFilter, JobState, QueueBackend, Store, WorkerOptions};
 use tokio::sync::oneshot;
 
-/// Environment variable naming the PostgreSQL server the suite runs against.
-pub const PG_ENV: &str = "SUBSYNC_TEST_POSTGRES_URL";
-
-/// A throwaway database: a temp SQLite file, or a fresh schema on the test PostgreSQL.
-pub struct TestDb {
-    pub url: String,
-    pub store: Store,
-    cleanup: Cleanup,
-}
-
-enum Cleanup {
-    File(std::path::PathBuf),
-    Schema { admin_url: String, schema: String },
-}
-
-pub fn fast_config() -> QueueConfig {
-    let mut cfg = QueueConfig::default();
-    cfg.retry.base = Duration::from_millis(20);
-    cfg.retry.cap = Duration::from_millis(200);
-    cfg
-}
-
-impl TestDb {
-    pub async fn sqlite(config: QueueConfig) -> Self {
-        let path = std::env::temp_dir().join(format!("subsync-test-{}.db", uuid::Uuid::new_v4()));
-        let url = format!("sqlite:{}", path.display());
-        let store = connect(&url, config).await;
-        store.migrate().await.expect("migrate sqlite");
-        Self { url, store, cleanup: Cleanup::File(path) }
-    }
-
-    pub async fn postgres(config: QueueConfig) -> Self {
-        let admin_url = std::env::var(PG_ENV).unwrap_or_else(|_| {
-            panic!(
-                "{PG_ENV} is not set: the conformance suite needs PostgreSQL (e.g. \
-                 postgres://postgres@127.0.0.1:5432/test). Run `bash .ci/run`, which sets it."
-            )
-        });
-        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-        let admin = sqlx::PgPool::connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {PG_ENV}: {e}"));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&admin)
-            .await
-            .expect("create schema");
-        admin.close().await;
-        let sep = if admin_url.contains('?') { '&' } else { '?' };
-        let url = format!("{admin_url}{sep}options=-c%20search_path%3D{schema}");
-        let store = connect(&url, config).await;
-        store.migrate().await.expect("migrate postgres");
-        Self { url, store, cleanup: Cleanup::Schema { admin_url, schema } }
-    }
-
-    /// Another handle on the same database, with its own pool: a second process, in effect.
-    pub async fn another_process(&self, config: QueueConfig) -> Store {
-        connect(&self.url, config).await
-    }
-
-    pub async fn close(self) {
-        if let Cleanup::Schema { admin_url, schema } = &self.cleanup
-            && let Ok(admin) = sqlx::PgPool::connect(admin_url).await
-        {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await;
-        }
-        if let Cleanup::File(path) = &self.cleanup {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
-        }
-    }
-}
-
-pub async fn connect(url: &str, config: QueueConfig) -> Store {
-    Store::connect(url, StoreOptions { config, ..StoreOptions::default() }).await.expect("connect")
-}
+pub use subsync_queue::testing::{TestDb, fast_config};
 
 /// A running apalis worker over our backend; stop it with [`RunningWorker::stop`].
 pub struct RunningWorker {

@@ -1,5 +1,6 @@
-//! Shared fixtures: a throwaway database per test on either backend, the intake's contract
-//! (event row + job in one transaction), realistic event bodies, and running workers.
+//! Shared fixtures: the intake's contract (event row + job in one transaction), realistic
+//! event bodies, and running workers. The throwaway database per test and `both_backends!`
+//! come from `subsync_queue::testing` (feature `testing`).
 #![allow(dead_code)]
 
 use std::future::Future;
@@ -9,125 +10,14 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 use subsync_domain::{AccessPolicy, SubscriptionStatus, TierConfig};
 use subsync_events::{EventRecord, SyncJob};
-use subsync_queue::{JobFilter, JobId, JobRecord, JobState, QueueConfig, Store, StoreOptions};
+use subsync_queue::{JobFilter, JobId, JobRecord, JobState, Store};
 use subsync_stripe::Envelope;
 use subsync_testkit::{ApiVersion, CatalogPrice, EventFact, GeneratedEvent, Interval, ItemFact};
 use subsync_worker::{SyncContext, WorkerConfig, run};
 use tokio::sync::oneshot;
 
-/// Environment variable naming the PostgreSQL server the suite runs against.
-pub const PG_ENV: &str = "SUBSYNC_TEST_POSTGRES_URL";
-
-/// Which database a test body runs on.
-#[derive(Clone, Copy, Debug)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Runs each named `async fn(Backend)` once per backend, with a time limit.
-#[macro_export]
-macro_rules! both_backends {
-    ($limit:expr; $($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let run = super::$name(super::support::Backend::Sqlite);
-                    tokio::time::timeout(std::time::Duration::from_secs($limit), run).await.expect("test timed out");
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let run = super::$name(super::support::Backend::Postgres);
-                    tokio::time::timeout(std::time::Duration::from_secs($limit), run).await.expect("test timed out");
-                }
-            )*
-        }
-    };
-}
-
-/// A throwaway database: a temp SQLite file, or a fresh schema on the test PostgreSQL.
-pub struct TestDb {
-    pub url: String,
-    pub store: Store,
-    cleanup: Cleanup,
-}
-
-enum Cleanup {
-    File(std::path::PathBuf),
-    Schema { admin_url: String, schema: String },
-}
-
-/// Fast retries so failure paths finish within a test.
-pub fn fast_config() -> QueueConfig {
-    let mut cfg = QueueConfig::default();
-    cfg.retry.base = Duration::from_millis(20);
-    cfg.retry.cap = Duration::from_millis(200);
-    cfg
-}
-
-impl TestDb {
-    pub async fn new(backend: Backend, config: QueueConfig) -> Self {
-        match backend {
-            Backend::Sqlite => Self::sqlite(config).await,
-            Backend::Postgres => Self::postgres(config).await,
-        }
-    }
-
-    async fn sqlite(config: QueueConfig) -> Self {
-        let path = std::env::temp_dir().join(format!("subsync-worker-test-{}.db", uuid::Uuid::new_v4()));
-        let url = format!("sqlite:{}", path.display());
-        let store = connect(&url, config).await;
-        store.migrate().await.expect("migrate sqlite");
-        Self { url, store, cleanup: Cleanup::File(path) }
-    }
-
-    async fn postgres(config: QueueConfig) -> Self {
-        let admin_url = std::env::var(PG_ENV).unwrap_or_else(|_| {
-            panic!("{PG_ENV} is not set: these tests need PostgreSQL (e.g. postgres://postgres@127.0.0.1:5432/test)")
-        });
-        let schema = format!("w_{}", uuid::Uuid::new_v4().simple());
-        let admin = sqlx::PgPool::connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {PG_ENV}: {e}"));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&admin)
-            .await
-            .expect("create schema");
-        admin.close().await;
-        let sep = if admin_url.contains('?') { '&' } else { '?' };
-        let url = format!("{admin_url}{sep}options=-c%20search_path%3D{schema}");
-        let store = connect(&url, config).await;
-        store.migrate().await.expect("migrate postgres");
-        Self { url, store, cleanup: Cleanup::Schema { admin_url, schema } }
-    }
-
-    /// Another handle on the same database with its own pool: another process, in effect.
-    pub async fn another_process(&self, config: QueueConfig) -> Store {
-        connect(&self.url, config).await
-    }
-
-    pub async fn close(self) {
-        if let Cleanup::Schema { admin_url, schema } = &self.cleanup
-            && let Ok(admin) = sqlx::PgPool::connect(admin_url).await
-        {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await;
-        }
-        if let Cleanup::File(path) = &self.cleanup {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
-        }
-    }
-}
-
-pub async fn connect(url: &str, config: QueueConfig) -> Store {
-    Store::connect(url, StoreOptions { config, ..StoreOptions::default() }).await.expect("connect")
-}
+pub use subsync_queue::Backend;
+pub use subsync_queue::testing::{TestDb, fast_config};
 
 /// Stores an event exactly as the intake does (through the event log's own store: one
 /// event row and, for handled events, its sync job, atomically). A duplicate delivery
