@@ -26,17 +26,8 @@ pub fn dash(s: &str) -> String {
 }
 
 /// One line of at most `max` characters (whitespace runs collapsed, `…` when cut): long error
-/// messages in a table column.
-pub fn truncate(s: &str, max: usize) -> String {
-    let line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if line.chars().count() <= max {
-        line
-    } else {
-        let mut t: String = line.chars().take(max.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    }
-}
+/// messages in a table column, shortened as the dashboard shortens them.
+pub use subsync_admin::html::truncate;
 
 /// Replaces control characters (ESC, CR, BEL…) with their `\u{…}` escape; keeps line feeds
 /// and tabs only when `multiline`.
