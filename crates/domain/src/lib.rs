@@ -33,5 +33,5 @@ pub use state::{
 };
 pub use tiers::{
     AgentFeatures, ConfigError, ConfigErrorKind, DEFAULT_TIERS_TOML, Features, ItsaFeatures, ObligationFeatures,
-    PriceRef, SourceFeatures, SourceLimit, TierConfig, TierName, UnmappedPrice, VatFeatures,
+    PlanTier, PriceRef, SourceFeatures, SourceLimit, TierConfig, TierName, UnmappedPolicy, UnmappedPrice, VatFeatures,
 };

@@ -268,9 +268,35 @@ pub enum ConfigErrorKind {
     OrderMismatch(String),
 }
 
+/// What to do with a subscription none of whose prices the tier file maps (`unmapped = …`).
+/// A subscription with at least one mapped price never needs this: its unmapped extras (an
+/// add-on nobody mapped) are ignored for access and reported as a warning instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnmappedPolicy {
+    /// The sync job fails permanently (`dead`) naming the price, for an operator to map it
+    /// and retry: guessing would silently grant or deny paid access. The default.
+    #[default]
+    Dead,
+    /// The subscription grants `free` (and the unmapped prices are reported as a warning).
+    Free,
+}
+
+/// The tier a subscription's prices pay for, and the prices that played no part in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanTier {
+    /// The highest-ranked tier among the mapped prices (`free` when none is mapped and the
+    /// tier file says `unmapped = "free"`, or when there are no prices).
+    pub tier: TierName,
+    /// Prices the tier file does not map, ignored for access: a warning for operators.
+    pub ignored: Vec<UnmappedPrice>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    #[serde(default)]
+    unmapped: UnmappedPolicy,
     order: Vec<Spanned<String>>,
     tiers: BTreeMap<String, Spanned<Features>>,
     #[serde(default)]
@@ -289,6 +315,7 @@ struct RawPrice {
 /// mapping. Immutable after load so every decision made with it is reproducible.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TierConfig {
+    unmapped: UnmappedPolicy,
     order: Vec<TierName>,
     features: BTreeMap<TierName, Features>,
     by_lookup_key: BTreeMap<String, TierName>,
@@ -388,7 +415,7 @@ impl TierConfig {
                 map.insert(value, tier.clone());
             }
         }
-        Ok(Self { order, features, by_lookup_key, by_price_id })
+        Ok(Self { unmapped: raw.unmapped, order, features, by_lookup_key, by_price_id })
     }
 
     /// All tiers, lowest rank first.
@@ -421,18 +448,57 @@ impl TierConfig {
             .ok_or_else(|| UnmappedPrice { price_id: price.id.clone(), lookup_key: price.lookup_key.clone() })
     }
 
-    /// The tier a subscription's prices grant: the highest-ranked among its items. Any
-    /// unmapped price is an error (the first in input order), never skipped. No prices
-    /// means nothing is paid for: `free`.
-    pub fn tier_for_prices(&self, prices: &[PriceRef]) -> Result<TierName, UnmappedPrice> {
-        let mut best = TierName::free();
+    /// The tier a subscription's prices grant: the highest-ranked among its mapped items.
+    /// Unmapped prices beside a mapped one (an add-on nobody mapped) are ignored for access,
+    /// so they can never lock a paying user out; they come back in [`PlanTier::ignored`].
+    /// When no price maps, the tier file's [`UnmappedPolicy`] decides: an error naming the
+    /// first unmapped price (the default), or `free`. No prices means nothing is paid for:
+    /// `free`.
+    pub fn plan_for_prices(&self, prices: &[PriceRef]) -> Result<PlanTier, UnmappedPrice> {
+        let mut best: Option<TierName> = None;
+        let mut ignored = Vec::new();
         for price in prices {
-            let tier = self.tier_for_price(price)?;
-            if self.rank(&tier) > self.rank(&best) {
-                best = tier;
+            match self.tier_for_price(price) {
+                Ok(tier) => {
+                    if best.as_ref().is_none_or(|b| self.rank(&tier) > self.rank(b)) {
+                        best = Some(tier);
+                    }
+                }
+                Err(unmapped) => ignored.push(unmapped),
             }
         }
-        Ok(best)
+        match best {
+            Some(tier) => Ok(PlanTier { tier: self.higher(&TierName::free(), &tier).clone(), ignored }),
+            None if ignored.is_empty() || self.unmapped == UnmappedPolicy::Free => {
+                Ok(PlanTier { tier: TierName::free(), ignored })
+            }
+            None => Err(ignored.swap_remove(0)),
+        }
+    }
+
+    /// [`TierConfig::plan_for_prices`]'s tier.
+    pub fn tier_for_prices(&self, prices: &[PriceRef]) -> Result<TierName, UnmappedPrice> {
+        self.plan_for_prices(prices).map(|plan| plan.tier)
+    }
+
+    /// What the tier file does with a subscription none of whose prices map.
+    pub fn unmapped_policy(&self) -> UnmappedPolicy {
+        self.unmapped
+    }
+
+    /// The mapped lookup key closest to `key` (edit distance, at most a third of its length
+    /// and at least 2), to suggest in a warning. Only ever a suggestion: a near miss such as
+    /// `pro-monthly` stays unmapped.
+    pub fn closest_lookup_key(&self, key: &str) -> Option<&str> {
+        let norm = |k: &str| k.trim().to_lowercase();
+        let key = norm(key);
+        let budget = (key.chars().count() / 3).max(2);
+        self.by_lookup_key
+            .keys()
+            .map(|k| (strsim::levenshtein(&norm(k), &key), k))
+            .filter(|(d, _)| *d <= budget)
+            .min()
+            .map(|(_, k)| k.as_str())
     }
 
     /// The higher-ranked of two tiers (ties and unknown tiers keep `a`). Used to combine
@@ -516,11 +582,72 @@ tier = "pro"
     #[test]
     fn unmapped_price_is_an_error_naming_the_price() {
         let cfg = TierConfig::default_config();
-        let e = cfg.tier_for_prices(&[p("price_a", Some("pro_monthly")), p("price_zz", Some("nope"))]).unwrap_err();
+        // Only when no price of the subscription maps (an unmapped extra beside a plan is
+        // ignored instead: see `an_unmapped_extra_never_locks_out_a_paying_user`).
+        let e = cfg.tier_for_prices(&[p("price_zz", Some("nope")), p("price_zy", None)]).unwrap_err();
         assert_eq!(e, UnmappedPrice { price_id: "price_zz".into(), lookup_key: Some("nope".into()) });
         assert!(e.to_string().contains("price_zz") && e.to_string().contains("nope"));
         let e = cfg.tier_for_price(&p("price_q", None)).unwrap_err();
         assert!(e.to_string().contains("<none>"));
+    }
+
+    #[test]
+    fn an_unmapped_extra_never_locks_out_a_paying_user() {
+        let cfg = TierConfig::default_config();
+        let plan = p("price_agent", Some("agent_yearly"));
+        let extra = p("price_extra_client", Some("extra_client"));
+        let decided = cfg.plan_for_prices(&[extra.clone(), plan]).unwrap();
+        assert_eq!(decided.tier.as_str(), "agent");
+        assert_eq!(
+            decided.ignored,
+            vec![UnmappedPrice { price_id: "price_extra_client".into(), lookup_key: Some("extra_client".into()) }]
+        );
+        // Only unmapped prices: today's rule (an error for an operator) unless the file says free.
+        assert!(cfg.plan_for_prices(std::slice::from_ref(&extra)).is_err());
+        let lenient =
+            TierConfig::from_toml_str(&DEFAULT_TIERS_TOML.replace("unmapped = \"dead\"", "unmapped = \"free\""))
+                .unwrap();
+        assert_eq!(lenient.unmapped_policy(), UnmappedPolicy::Free);
+        let decided = lenient.plan_for_prices(std::slice::from_ref(&extra)).unwrap();
+        assert_eq!((decided.tier, decided.ignored.len()), (TierName::free(), 1));
+        let e = TierConfig::from_toml_str(&DEFAULT_TIERS_TOML.replace("unmapped = \"dead\"", "unmapped = \"grant\""))
+            .unwrap_err();
+        assert!(e.to_string().contains("expected `dead` or `free`") && e.line.is_some(), "{e}");
+    }
+
+    proptest::proptest! {
+        /// Whatever unmapped extras a subscription carries, wherever they sit among its items,
+        /// access is what its mapped prices alone grant.
+        #[test]
+        fn unmapped_extras_never_change_access(
+            mapped in proptest::collection::vec(0usize..6, 1..4),
+            extras in proptest::collection::vec(("[a-z_]{1,12}", proptest::option::of("[a-z_-]{1,12}")), 0..4),
+            seed in 0u64..1000,
+        ) {
+            let cfg = TierConfig::default_config();
+            let keys = ["basic_monthly", "basic_yearly", "pro_monthly", "pro_yearly", "agent_monthly", "agent_yearly"];
+            let plan: Vec<PriceRef> = mapped.iter().map(|&i| p(&format!("price_{i}"), Some(keys[i]))).collect();
+            let expected = cfg.tier_for_prices(&plan).unwrap();
+            let mut items = plan.clone();
+            for (n, (id, key)) in extras.iter().enumerate() {
+                let key = key.as_deref().filter(|k| !keys.contains(k));
+                let at = (seed as usize + n * 7) % (items.len() + 1);
+                items.insert(at, p(&format!("price_extra_{id}"), key));
+            }
+            let decided = cfg.plan_for_prices(&items).unwrap();
+            proptest::prop_assert_eq!(decided.tier, expected);
+            proptest::prop_assert_eq!(decided.ignored.len(), extras.len());
+        }
+    }
+
+    #[test]
+    fn near_misses_stay_unmapped_but_suggest_the_closest_key() {
+        let cfg = TierConfig::default_config();
+        for near in ["pro-monthly", "PRO_MONTHLY", " pro_monthly"] {
+            assert!(cfg.tier_for_price(&p("price_x", Some(near))).is_err(), "{near:?} must not be fuzzy-matched");
+            assert_eq!(cfg.closest_lookup_key(near), Some("pro_monthly"), "{near:?}");
+        }
+        assert_eq!(cfg.closest_lookup_key("extra_client"), None, "nothing close enough");
     }
 
     #[test]

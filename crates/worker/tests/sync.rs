@@ -12,6 +12,7 @@ use subsync_domain::{AccessPolicy, SubscriptionStatus as S, TierConfig};
 
 use subsync_queue::both_backends;
 use subsync_queue::{JobState, Selection, Store};
+use subsync_testkit::{CatalogPrice, Interval};
 use subsync_worker::{SyncContext, entitlements};
 use support::{
     Backend, DAY, Sub, T0, TestDb, at, default_worker, deliver, fast_config, replay, retype, spawn_worker,
@@ -28,6 +29,7 @@ both_backends!(90;
     cancel_at_period_end_and_deletion,
     invoices_and_ignored_events,
     unmapped_price_is_dead_until_the_mapping_is_fixed,
+    an_unmapped_add_on_beside_a_plan_grants_the_plan_with_a_warning,
     rerunning_jobs_changes_nothing,
     checkout_and_created_race_without_retries,
     missing_event_row_is_permanent,
@@ -314,6 +316,33 @@ async fn unmapped_price_is_dead_until_the_mapping_is_fixed(b: Backend) {
     assert_eq!(done.state, JobState::Succeeded, "{done:?}");
     let e = entitlements::get_at(&t.store, "usr_gina", ent_now()).await.unwrap().unwrap();
     assert_eq!(e.tier, "agent");
+    t.close().await;
+}
+
+async fn an_unmapped_add_on_beside_a_plan_grants_the_plan_with_a_warning(b: Backend) {
+    let t = TestDb::with_config(b, fast_config()).await;
+    let mut sub = Sub::new("x1", "agent_yearly");
+    sub.meta_user = Some("usr_xavi".into());
+    // An "extra client" add-on nobody mapped, its key a near miss of nothing mapped.
+    sub.extras.push(CatalogPrice {
+        id: "price_extra_client".into(),
+        lookup_key: "extra_client".into(),
+        product: "prod_extra_client".into(),
+        amount: 500,
+        interval: Interval::Year,
+    });
+    let created = sub.event("evt_x1_created", "created", T0, S::Active, false);
+    let job = deliver(&t.store, &created.body).await.unwrap();
+    let w = default_worker(&t.store, ent_now());
+    let done = wait_finished(&t.store, job, STEP).await;
+    w.stop().await;
+    assert_eq!(done.state, JobState::Succeeded, "a paying user is never locked out by an add-on: {done:?}");
+    let e = entitlements::get_at(&t.store, "usr_xavi", ent_now()).await.unwrap().expect("an entitlement");
+    assert_eq!(e.tier, "agent");
+    let outcome = entitlements::event_outcome(&t.store, "evt_x1_created").await.unwrap().expect("an outcome");
+    assert_eq!(outcome.outcome, "applied");
+    let warning = outcome.reason.unwrap_or_default();
+    assert!(warning.contains("price_extra_client") && warning.contains("extra_client"), "{warning}");
     t.close().await;
 }
 

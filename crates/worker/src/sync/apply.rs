@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
-use subsync_domain::{Entitlement, Outcome, SubscriptionState, TierName, UnixSeconds};
+use subsync_domain::{Entitlement, Input, Outcome, SubscriptionState, TierName, UnixSeconds};
 use subsync_queue::{JobError, JobId, Tx};
 
 use super::input::Decision;
@@ -37,6 +37,28 @@ pub(crate) struct Report {
 }
 
 /// Applies the decision inside `tx` (everything but the job's completion and the commit).
+/// The warning for a snapshot whose unmapped extra prices (an add-on nobody mapped) were
+/// ignored for access: recorded as the event's outcome reason so operators see it, and logged.
+fn unmapped_extras_warning(ctx: &SyncContext, input: &Input) -> Option<String> {
+    let Input::Snapshot(snapshot) = input else { return None };
+    let plan = ctx.tiers().plan_for_prices(&snapshot.prices).ok()?;
+    if plan.ignored.is_empty() {
+        return None;
+    }
+    let prices: Vec<String> = plan
+        .ignored
+        .iter()
+        .map(|p| {
+            let key = p.lookup_key.as_deref();
+            let hint = key.and_then(|k| ctx.tiers().closest_lookup_key(k)).map(|k| format!(", did you mean `{k}`?"));
+            format!("{} (lookup_key {}{})", p.price_id, key.unwrap_or("<none>"), hint.unwrap_or_default())
+        })
+        .collect();
+    let warning = format!("unmapped prices ignored for access: {}", prices.join("; "));
+    tracing::warn!(subscription_id = %snapshot.subscription_id, tier = %plan.tier, %warning, "unmapped extra prices");
+    Some(warning)
+}
+
 pub(crate) async fn apply(
     tx: &mut Tx,
     ctx: &SyncContext,
@@ -91,7 +113,7 @@ pub(crate) async fn apply(
                     tier_changes.push(change);
                 }
             }
-            Report { outcome: "applied", reason: None, tier_changes }
+            Report { outcome: "applied", reason: unmapped_extras_warning(ctx, input), tier_changes }
         }
         Outcome::Stale { reason } => {
             Report { outcome: "stale", reason: Some(reason.to_string()), tier_changes: Vec::new() }

@@ -135,6 +135,8 @@ pub struct Sub {
     pub api: ApiVersion,
     /// `metadata.app_user_id` on the subscription.
     pub meta_user: Option<String>,
+    /// Prices on further items beside the plan (add-ons).
+    pub extras: Vec<CatalogPrice>,
 }
 
 impl Sub {
@@ -146,7 +148,14 @@ impl Sub {
             amount: 4900,
             interval: Interval::Month,
         });
-        Self { id: format!("sub_{n}"), customer: format!("cus_{n}"), price, api: ApiVersion::Basil, meta_user: None }
+        Self {
+            id: format!("sub_{n}"),
+            customer: format!("cus_{n}"),
+            price,
+            api: ApiVersion::Basil,
+            meta_user: None,
+            extras: Vec::new(),
+        }
     }
 
     pub fn legacy(mut self) -> Self {
@@ -156,6 +165,16 @@ impl Sub {
 
     fn item(&self) -> ItemFact {
         ItemFact { item_id: format!("si_{}", self.id), price: self.price.clone() }
+    }
+
+    fn items(&self) -> Vec<ItemFact> {
+        let plan = self.item();
+        let extras = self
+            .extras
+            .iter()
+            .enumerate()
+            .map(|(n, price)| ItemFact { item_id: format!("si_{}_extra{n}", self.id), price: price.clone() });
+        std::iter::once(plan).chain(extras).collect()
     }
 
     /// `customer.subscription.<kind>` with `status`, period `[T0, period_end)`.
@@ -172,7 +191,7 @@ impl Sub {
             customer_id: self.customer.clone(),
             status,
             previous_status: None,
-            items: vec![self.item()],
+            items: self.items(),
             cancel_at_period_end,
             current_period_start: T0,
             current_period_end: T0 + 30 * DAY,
