@@ -154,6 +154,20 @@ pub enum AccessReason {
     Inactive,
 }
 
+impl AccessReason {
+    /// Whether the subscription grants what it pays for (its tier and add-ons) for this
+    /// reason; otherwise access has fallen to `free`.
+    pub fn grants(&self) -> bool {
+        matches!(
+            self,
+            AccessReason::Active
+                | AccessReason::Trialing
+                | AccessReason::CancelsAtPeriodEnd
+                | AccessReason::PastDueGrace
+        )
+    }
+}
+
 /// The facts access depends on, taken from the current subscription snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessFacts<'a> {
@@ -238,8 +252,11 @@ pub fn evaluate_access(facts: &AccessFacts<'_>, policy: &AccessPolicy, now: Unix
 pub struct Entitlement {
     /// Tier in force at the evaluation instant.
     pub tier: TierName,
-    /// Features of that tier.
+    /// Features of that tier, plus the subscription's add-ons while it grants.
     pub features: Features,
+    /// What the subscription's add-on prices grant (quantities applied); nothing once access
+    /// has lapsed. Kept apart so a user's other subscriptions can add theirs.
+    pub addons: Features,
     /// When the grant lapses (exclusive), if ever; re-evaluate then.
     pub access_until: Option<UnixSeconds>,
     /// Why.

@@ -30,7 +30,7 @@ use crate::access::{
 use crate::identity::{Identity, UserRef};
 pub use crate::input::{Input, Link, PaymentHealth, Snapshot};
 pub use crate::order::OrderKey;
-use crate::tiers::{PriceRef, TierConfig, TierName, UnmappedPrice};
+use crate::tiers::{Features, PriceRef, TierConfig, TierName, UnmappedPrice};
 
 #[cfg(test)]
 mod tests;
@@ -174,6 +174,7 @@ impl SubscriptionState {
             return Ok(Entitlement {
                 tier: TierName::free(),
                 features: cfg.free_features(),
+                addons: Features::none(),
                 access_until: None,
                 reason: AccessReason::NoSubscription,
                 status: None,
@@ -181,7 +182,8 @@ impl SubscriptionState {
                 evaluated_at: now,
             });
         };
-        let plan_tier = cfg.tier_for_prices(&cur.prices)?;
+        let plan = cfg.plan_for_prices(&cur.prices)?;
+        let plan_tier = plan.tier;
         let access = evaluate_access(
             &AccessFacts {
                 status: &cur.status,
@@ -195,10 +197,12 @@ impl SubscriptionState {
             now,
         );
         // `access.tier` is the mapped plan tier or `free`; both exist in a validated config.
-        let features = cfg.features(&access.tier).cloned().unwrap_or_else(|| cfg.free_features());
+        let tier_features = cfg.features(&access.tier).cloned().unwrap_or_else(|| cfg.free_features());
+        let addons = if access.reason.grants() { plan.addons } else { Features::none() };
         Ok(Entitlement {
             tier: access.tier,
-            features,
+            features: tier_features.plus(&addons, 1),
+            addons,
             access_until: access.access_until,
             reason: access.reason,
             status: Some(cur.status.clone()),

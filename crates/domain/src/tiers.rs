@@ -184,6 +184,40 @@ impl Features {
     pub fn keeps_read_and_export(&self) -> bool {
         self.records && self.export && self.obligations.view
     }
+
+    /// These features plus `extra` granted `times` times: a flag is granted when either
+    /// grants it, a number grows by `extra`'s value × `times` (saturating; `unlimited` stays
+    /// unlimited). How add-ons stack on a tier, and add-ons on each other.
+    pub fn plus(&self, extra: &Features, times: u32) -> Features {
+        let add = |a: u32, b: u32| a.saturating_add(b.saturating_mul(times));
+        let flag = |a: bool, b: bool| a || (b && times > 0);
+        Features {
+            records: flag(self.records, extra.records),
+            export: flag(self.export, extra.export),
+            obligations: ObligationFeatures { view: flag(self.obligations.view, extra.obligations.view) },
+            itsa: ItsaFeatures {
+                quarterly: flag(self.itsa.quarterly, extra.itsa.quarterly),
+                final_declaration: flag(self.itsa.final_declaration, extra.itsa.final_declaration),
+            },
+            sources: SourceFeatures {
+                max: match (self.sources.max, extra.sources.max) {
+                    (SourceLimit::Unlimited, _) => SourceLimit::Unlimited,
+                    (_, SourceLimit::Unlimited) if times > 0 => SourceLimit::Unlimited,
+                    (SourceLimit::Limited(a), SourceLimit::Limited(b)) => SourceLimit::Limited(add(a, b)),
+                    (limited, SourceLimit::Unlimited) => limited,
+                },
+                uk_property: flag(self.sources.uk_property, extra.sources.uk_property),
+                foreign_property: flag(self.sources.foreign_property, extra.sources.foreign_property),
+            },
+            vat: VatFeatures { returns: flag(self.vat.returns, extra.vat.returns) },
+            agent: AgentFeatures { clients: add(self.agent.clients, extra.agent.clients) },
+        }
+    }
+
+    /// Nothing granted: the identity of [`Features::plus`], the start of an add-on sum.
+    pub fn none() -> Features {
+        Features::default()
+    }
 }
 
 /// A price on a subscription item, as the worker extracts it from Stripe. Exists so the
@@ -194,12 +228,26 @@ pub struct PriceRef {
     pub id: String,
     /// The price's `lookup_key`, if set. Preferred for mapping: it survives price changes.
     pub lookup_key: Option<String>,
+    /// The subscription item's `quantity`: how many times an add-on's grant applies (a tier
+    /// is a tier whatever the quantity). States stored before quantities were read have 1.
+    #[serde(default = "one")]
+    pub quantity: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl PriceRef {
-    /// Convenience constructor.
+    /// A price on an item of quantity 1.
     pub fn new(id: impl Into<String>, lookup_key: Option<&str>) -> Self {
-        Self { id: id.into(), lookup_key: lookup_key.map(str::to_owned) }
+        Self { id: id.into(), lookup_key: lookup_key.map(str::to_owned), quantity: 1 }
+    }
+
+    /// The same price on an item of `quantity`.
+    pub fn with_quantity(mut self, quantity: u32) -> Self {
+        self.quantity = quantity;
+        self
     }
 }
 
@@ -242,6 +290,12 @@ pub enum ConfigErrorKind {
     /// A price mapping names a tier that is not defined.
     #[error("price mapping refers to unknown tier {0:?}")]
     UnknownTier(String),
+    /// A price mapping names an add-on that has no `[addons.<name>]` table.
+    #[error("price mapping refers to unknown add-on {0:?} (define it as [addons.{0}])")]
+    UnknownAddon(String),
+    /// A price entry must name exactly one of `tier` and `addon`.
+    #[error("a price maps to either a `tier` (a plan) or an `addon` (grants on top of a tier), exactly one")]
+    TierOrAddon,
     /// The same lookup_key or price id is mapped twice.
     #[error("duplicate price mapping for {what} {value:?} (first mapped on line {first_line})")]
     DuplicatePrice {
@@ -290,6 +344,15 @@ pub struct PlanTier {
     pub tier: TierName,
     /// Prices the tier file does not map, ignored for access: a warning for operators.
     pub ignored: Vec<UnmappedPrice>,
+    /// What the subscription's add-on prices grant on top of the tier, quantities applied.
+    pub addons: Features,
+}
+
+/// What one price is mapped to: a tier (the plan) or an add-on (grants on top of a tier).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Grant {
+    Tier(TierName),
+    Addon(String),
 }
 
 #[derive(Deserialize)]
@@ -300,6 +363,8 @@ struct RawConfig {
     order: Vec<Spanned<String>>,
     tiers: BTreeMap<String, Spanned<Features>>,
     #[serde(default)]
+    addons: BTreeMap<String, Spanned<Features>>,
+    #[serde(default)]
     prices: Vec<RawPrice>,
 }
 
@@ -308,7 +373,8 @@ struct RawConfig {
 struct RawPrice {
     lookup_key: Option<Spanned<String>>,
     id: Option<Spanned<String>>,
-    tier: Spanned<String>,
+    tier: Option<Spanned<String>>,
+    addon: Option<Spanned<String>>,
 }
 
 /// The validated tier configuration: tiers in rank order, their features, and the price
@@ -318,8 +384,9 @@ pub struct TierConfig {
     unmapped: UnmappedPolicy,
     order: Vec<TierName>,
     features: BTreeMap<TierName, Features>,
-    by_lookup_key: BTreeMap<String, TierName>,
-    by_price_id: BTreeMap<String, TierName>,
+    addons: BTreeMap<String, Features>,
+    by_lookup_key: BTreeMap<String, Grant>,
+    by_price_id: BTreeMap<String, Grant>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -387,17 +454,39 @@ impl TierConfig {
             return Err(err(None, ConfigErrorKind::MissingFree));
         }
 
+        let addons: BTreeMap<String, Features> =
+            raw.addons.into_iter().map(|(name, grant)| (name, grant.into_inner())).collect();
         let mut by_lookup_key = BTreeMap::new();
         let mut by_price_id = BTreeMap::new();
         let mut first_lines: BTreeMap<(&'static str, String), usize> = BTreeMap::new();
         for price in raw.prices {
-            let tier_line = line_of(text, price.tier.span().start);
-            let tier = TierName::new(price.tier.into_inner());
-            if !features.contains_key(&tier) {
-                return Err(err(Some(tier_line), ConfigErrorKind::UnknownTier(tier.0)));
-            }
+            let (grant, grant_line) = match (price.tier, price.addon) {
+                (Some(tier), None) => {
+                    let line = line_of(text, tier.span().start);
+                    let tier = TierName::new(tier.into_inner());
+                    if !features.contains_key(&tier) {
+                        return Err(err(Some(line), ConfigErrorKind::UnknownTier(tier.0)));
+                    }
+                    (Grant::Tier(tier), line)
+                }
+                (None, Some(addon)) => {
+                    let line = line_of(text, addon.span().start);
+                    let addon = addon.into_inner();
+                    if !addons.contains_key(&addon) {
+                        return Err(err(Some(line), ConfigErrorKind::UnknownAddon(addon)));
+                    }
+                    (Grant::Addon(addon), line)
+                }
+                (tier, addon) => {
+                    let at = tier.or(addon).map(|v| line_of(text, v.span().start));
+                    let at = at.or_else(|| {
+                        price.lookup_key.as_ref().or(price.id.as_ref()).map(|v| line_of(text, v.span().start))
+                    });
+                    return Err(err(at, ConfigErrorKind::TierOrAddon));
+                }
+            };
             if price.lookup_key.is_none() && price.id.is_none() {
-                return Err(err(Some(tier_line), ConfigErrorKind::EmptyPrice));
+                return Err(err(Some(grant_line), ConfigErrorKind::EmptyPrice));
             }
             for (what, value, map) in
                 [("lookup_key", price.lookup_key, &mut by_lookup_key), ("id", price.id, &mut by_price_id)]
@@ -412,10 +501,10 @@ impl TierConfig {
                     ));
                 }
                 first_lines.insert((what, value.clone()), line);
-                map.insert(value, tier.clone());
+                map.insert(value, grant.clone());
             }
         }
-        Ok(Self { unmapped: raw.unmapped, order, features, by_lookup_key, by_price_id })
+        Ok(Self { unmapped: raw.unmapped, order, features, addons, by_lookup_key, by_price_id })
     }
 
     /// All tiers, lowest rank first.
@@ -438,14 +527,27 @@ impl TierConfig {
         self.features.get(&TierName::free()).cloned().unwrap_or_default()
     }
 
-    /// The tier one price grants: its lookup_key mapping if there is one, else its id
+    /// What one price is mapped to: its lookup_key mapping if there is one, else its id
     /// mapping, else [`UnmappedPrice`].
-    pub fn tier_for_price(&self, price: &PriceRef) -> Result<TierName, UnmappedPrice> {
+    fn grant_for_price(&self, price: &PriceRef) -> Result<&Grant, UnmappedPrice> {
         let by_key = price.lookup_key.as_ref().and_then(|k| self.by_lookup_key.get(k));
         by_key
             .or_else(|| self.by_price_id.get(&price.id))
-            .cloned()
             .ok_or_else(|| UnmappedPrice { price_id: price.id.clone(), lookup_key: price.lookup_key.clone() })
+    }
+
+    /// The tier one price grants; an add-on price grants `free` on its own (its features
+    /// come on top of whatever tier the user has).
+    pub fn tier_for_price(&self, price: &PriceRef) -> Result<TierName, UnmappedPrice> {
+        Ok(match self.grant_for_price(price)? {
+            Grant::Tier(tier) => tier.clone(),
+            Grant::Addon(_) => TierName::free(),
+        })
+    }
+
+    /// The add-ons defined in the tier file, by name, with what one unit grants.
+    pub fn addons(&self) -> &BTreeMap<String, Features> {
+        &self.addons
     }
 
     /// The tier a subscription's prices grant: the highest-ranked among its mapped items.
@@ -457,20 +559,28 @@ impl TierConfig {
     pub fn plan_for_prices(&self, prices: &[PriceRef]) -> Result<PlanTier, UnmappedPrice> {
         let mut best: Option<TierName> = None;
         let mut ignored = Vec::new();
+        let mut addons = Features::none();
         for price in prices {
-            match self.tier_for_price(price) {
-                Ok(tier) => {
-                    if best.as_ref().is_none_or(|b| self.rank(&tier) > self.rank(b)) {
-                        best = Some(tier);
+            match self.grant_for_price(price) {
+                Ok(Grant::Tier(tier)) => {
+                    if best.as_ref().is_none_or(|b| self.rank(tier) > self.rank(b)) {
+                        best = Some(tier.clone());
                     }
+                }
+                Ok(Grant::Addon(name)) => {
+                    if let Some(grant) = self.addons.get(name) {
+                        addons = addons.plus(grant, price.quantity);
+                    }
+                    // An add-on alone pays for no tier, but it is mapped: the floor is `free`.
+                    best.get_or_insert_with(TierName::free);
                 }
                 Err(unmapped) => ignored.push(unmapped),
             }
         }
         match best {
-            Some(tier) => Ok(PlanTier { tier: self.higher(&TierName::free(), &tier).clone(), ignored }),
+            Some(tier) => Ok(PlanTier { tier: self.higher(&TierName::free(), &tier).clone(), ignored, addons }),
             None if ignored.is_empty() || self.unmapped == UnmappedPolicy::Free => {
-                Ok(PlanTier { tier: TierName::free(), ignored })
+                Ok(PlanTier { tier: TierName::free(), ignored, addons })
             }
             None => Err(ignored.swap_remove(0)),
         }
@@ -638,6 +748,74 @@ tier = "pro"
             proptest::prop_assert_eq!(decided.tier, expected);
             proptest::prop_assert_eq!(decided.ignored.len(), extras.len());
         }
+    }
+
+    const ADDONS: &str = r#"
+[addons.extra_clients]
+agent.clients = 10
+[addons.foreign]
+sources.foreign_property = true
+sources.max = 1
+[[prices]]
+lookup_key = "extra_clients_10"
+addon = "extra_clients"
+[[prices]]
+id = "price_foreign"
+addon = "foreign"
+"#;
+
+    #[test]
+    fn add_ons_stack_on_the_tier_times_their_quantity() {
+        let cfg = TierConfig::from_toml_str(&format!("{DEFAULT_TIERS_TOML}{ADDONS}")).unwrap();
+        let plan = p("price_agent", Some("agent_yearly"));
+        let clients = p("price_ec", Some("extra_clients_10")).with_quantity(3);
+        let decided = cfg.plan_for_prices(&[clients.clone(), plan]).unwrap();
+        assert_eq!(decided.tier.as_str(), "agent", "an add-on is not a tier");
+        assert_eq!(decided.addons.agent.clients, 30);
+        let agent = cfg.features(&decided.tier).unwrap().plus(&decided.addons, 1);
+        assert_eq!(agent.agent.clients, 530);
+        // On a basic plan the add-on grants a flag and one more source; quantity 0 grants nothing.
+        let basic = p("price_basic", Some("basic_monthly"));
+        let decided = cfg.plan_for_prices(&[basic.clone(), p("price_foreign", None)]).unwrap();
+        let features = cfg.features(&decided.tier).unwrap().plus(&decided.addons, 1);
+        assert!(features.sources.foreign_property);
+        assert_eq!(features.sources.max, SourceLimit::Limited(2));
+        let none = cfg.plan_for_prices(&[basic, p("price_foreign", None).with_quantity(0)]).unwrap();
+        assert_eq!(none.addons, Features::none());
+        // An add-on alone pays for no tier: free, plus the add-on.
+        let alone = cfg.plan_for_prices(&[clients]).unwrap();
+        assert_eq!((alone.tier, alone.addons.agent.clients), (TierName::free(), 30));
+    }
+
+    #[test]
+    fn plus_grants_flags_adds_numbers_and_keeps_unlimited() {
+        let mut base = Features::none();
+        base.sources.max = SourceLimit::Unlimited;
+        let mut extra = Features::none();
+        extra.sources.max = SourceLimit::Limited(5);
+        extra.vat.returns = true;
+        extra.agent.clients = u32::MAX;
+        let sum = base.plus(&extra, 2);
+        assert_eq!(sum.sources.max, SourceLimit::Unlimited);
+        assert!(sum.vat.returns);
+        assert_eq!(sum.agent.clients, u32::MAX, "saturates");
+        assert_eq!(Features::none().plus(&extra, 0), Features::none());
+    }
+
+    #[test]
+    fn a_price_maps_to_a_tier_or_an_add_on_that_exists() {
+        let both = "[[prices]]\nlookup_key = \"x\"\ntier = \"pro\"\naddon = \"a\"\n";
+        let e = TierConfig::from_toml_str(&format!("{DEFAULT_TIERS_TOML}[addons.a]\nvat.returns = true\n{both}"))
+            .unwrap_err();
+        assert!(matches!(e.kind, ConfigErrorKind::TierOrAddon) && e.line.is_some(), "{e}");
+        let neither = "[[prices]]\nlookup_key = \"x\"\n";
+        let e = TierConfig::from_toml_str(&format!("{DEFAULT_TIERS_TOML}{neither}")).unwrap_err();
+        assert!(matches!(e.kind, ConfigErrorKind::TierOrAddon), "{e}");
+        let unknown = "[[prices]]\nlookup_key = \"x\"\naddon = \"nope\"\n";
+        let e = TierConfig::from_toml_str(&format!("{DEFAULT_TIERS_TOML}{unknown}")).unwrap_err();
+        assert!(e.to_string().contains("unknown add-on \"nope\""), "{e}");
+        let typo = "[addons.a]\nagent.client = 1\n";
+        assert!(TierConfig::from_toml_str(&format!("{DEFAULT_TIERS_TOML}{typo}")).is_err(), "unknown feature keys");
     }
 
     #[test]

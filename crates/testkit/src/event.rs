@@ -35,6 +35,13 @@ pub struct ItemFact {
     pub item_id: String,
     /// The catalog price.
     pub price: CatalogPrice,
+    /// The item's `quantity` (add-ons are granted per unit).
+    #[serde(default = "one")]
+    pub quantity: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// The structured content of a generated event: what the JSON says, in typed form.
@@ -187,7 +194,10 @@ impl GeneratedEvent {
                 subscription_id: subscription_id.clone(),
                 customer_id: customer_id.clone(),
                 status: status.clone(),
-                prices: items.iter().map(|i| PriceRef::new(i.price.id.clone(), Some(&i.price.lookup_key))).collect(),
+                prices: items
+                    .iter()
+                    .map(|i| PriceRef::new(i.price.id.clone(), Some(&i.price.lookup_key)).with_quantity(i.quantity))
+                    .collect(),
                 cancel_at_period_end: *cancel_at_period_end,
                 current_period_end: Some(*current_period_end),
                 app_user_id: app_user_id.clone(),
@@ -322,7 +332,7 @@ fn render_object(fact: &EventFact, api: ApiVersion, created: i64) -> (Value, Opt
                         "discounts": [],
                         "metadata": {},
                         "price": price_json(&i.price),
-                        "quantity": 1,
+                        "quantity": i.quantity,
                         "subscription": subscription_id,
                         "tax_rates": [],
                     });

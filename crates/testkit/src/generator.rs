@@ -124,7 +124,7 @@ impl<'r> Script<'r> {
             subscription_id,
             customer_id,
             sub_app_user,
-            item: ItemFact { item_id, price },
+            item: ItemFact { item_id, price, quantity: 1 },
             status: SubscriptionStatus::Incomplete,
             cancel_at_period_end: false,
             period_start: created,

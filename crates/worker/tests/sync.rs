@@ -30,6 +30,7 @@ both_backends!(90;
     invoices_and_ignored_events,
     unmapped_price_is_dead_until_the_mapping_is_fixed,
     an_unmapped_add_on_beside_a_plan_grants_the_plan_with_a_warning,
+    a_mapped_add_on_times_its_quantity_raises_the_feature,
     rerunning_jobs_changes_nothing,
     checkout_and_created_race_without_retries,
     missing_event_row_is_permanent,
@@ -319,18 +320,55 @@ async fn unmapped_price_is_dead_until_the_mapping_is_fixed(b: Backend) {
     t.close().await;
 }
 
-async fn an_unmapped_add_on_beside_a_plan_grants_the_plan_with_a_warning(b: Backend) {
-    let t = TestDb::with_config(b, fast_config()).await;
-    let mut sub = Sub::new("x1", "agent_yearly");
-    sub.meta_user = Some("usr_xavi".into());
-    // An "extra client" add-on nobody mapped, its key a near miss of nothing mapped.
-    sub.extras.push(CatalogPrice {
+/// The "extra client" add-on price (`extra_client`), mapped by no default tier file.
+fn extra_client_price() -> CatalogPrice {
+    CatalogPrice {
         id: "price_extra_client".into(),
         lookup_key: "extra_client".into(),
         product: "prod_extra_client".into(),
         amount: 500,
         interval: Interval::Year,
-    });
+    }
+}
+
+async fn a_mapped_add_on_times_its_quantity_raises_the_feature(b: Backend) {
+    let t = TestDb::with_config(b, fast_config()).await;
+    let toml = format!(
+        "{}\n[addons.extra_client]\nagent.clients = 1\n[[prices]]\nlookup_key = \"extra_client\"\naddon = \"extra_client\"\n",
+        subsync_domain::DEFAULT_TIERS_TOML
+    );
+    let tiers = TierConfig::from_toml_str(&toml).expect("tier file with an add-on");
+    let mut sub = Sub::new("y1", "agent_yearly");
+    sub.meta_user = Some("usr_yara".into());
+    sub.extras.push((extra_client_price(), 3));
+    let created = sub.event("evt_y1_created", "created", T0, S::Active, false);
+    let job = deliver(&t.store, &created.body).await.unwrap();
+    let ctx = SyncContext::new(t.store.clone(), tiers, AccessPolicy::default()).with_clock(ent_now);
+    let w = spawn_worker(ctx, worker_config(2));
+    let done = wait_finished(&t.store, job, STEP).await;
+    assert_eq!(done.state, JobState::Succeeded, "{done:?}");
+    let e = entitlements::get_at(&t.store, "usr_yara", ent_now()).await.unwrap().expect("an entitlement");
+    assert_eq!(e.tier, "agent");
+    assert_eq!(e.features.agent.clients, 500 + 3, "the agent tier's 500 clients + 1 per add-on unit × 3");
+    let outcome = entitlements::event_outcome(&t.store, "evt_y1_created").await.unwrap().expect("an outcome");
+    assert_eq!(outcome.reason, None, "a mapped add-on is no warning");
+
+    // The add-on ends with its subscription.
+    let deleted = sub.event("evt_y1_deleted", "deleted", T0 + DAY, S::Canceled, false);
+    let job = deliver(&t.store, &deleted.body).await.unwrap();
+    wait_finished(&t.store, job, STEP).await;
+    w.stop().await;
+    let e = entitlements::get_at(&t.store, "usr_yara", ent_now()).await.unwrap().expect("an entitlement");
+    assert_eq!((e.tier.as_str(), e.features.agent.clients), ("free", 0));
+    t.close().await;
+}
+
+async fn an_unmapped_add_on_beside_a_plan_grants_the_plan_with_a_warning(b: Backend) {
+    let t = TestDb::with_config(b, fast_config()).await;
+    let mut sub = Sub::new("x1", "agent_yearly");
+    sub.meta_user = Some("usr_xavi".into());
+    // An "extra client" add-on nobody mapped, its key a near miss of nothing mapped.
+    sub.extras.push((extra_client_price(), 1));
     let created = sub.event("evt_x1_created", "created", T0, S::Active, false);
     let job = deliver(&t.store, &created.body).await.unwrap();
     let w = default_worker(&t.store, ent_now());

@@ -131,6 +131,12 @@ impl Subscription {
     pub fn prices(&self) -> impl Iterator<Item = &Price> {
         self.items.data.iter().filter_map(|item| item.price.as_ref())
     }
+
+    /// Each priced item's price and quantity (1 when Stripe sends none, as for a plan
+    /// without per-unit billing): add-ons are granted per unit.
+    pub fn priced_items(&self) -> impl Iterator<Item = (&Price, u64)> {
+        self.items.data.iter().filter_map(|item| item.price.as_ref().map(|price| (price, item.quantity.unwrap_or(1))))
+    }
 }
 
 impl HasId for Subscription {

@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
-use subsync_domain::{Entitlement, Input, Outcome, SubscriptionState, TierName, UnixSeconds};
+use subsync_domain::{Entitlement, Features, Input, Outcome, SubscriptionState, TierName, UnixSeconds};
 use subsync_queue::{JobError, JobId, Tx};
 
 use super::input::Decision;
@@ -156,8 +156,9 @@ fn decode_state(sub_id: &str, json: serde_json::Value) -> Result<SubscriptionSta
         .map_err(|e| JobError::permanent(format!("stored state of {sub_id} does not decode: {e}")))
 }
 
-/// Recomputes one user's entitlement from all of the user's subscriptions; writes it (or
-/// deletes it when none is left) and a history line when the tier changed.
+/// Recomputes one user's entitlement from all of the user's subscriptions (the best tier
+/// among them, plus every granting subscription's add-ons); writes it (or deletes it when
+/// none is left) and a history line when the tier changed.
 async fn refresh_user(
     tx: &mut Tx,
     ctx: &SyncContext,
@@ -167,14 +168,24 @@ async fn refresh_user(
 ) -> Result<Option<TierChangeReport>, JobError> {
     let tiers = ctx.tiers();
     let mut best: Option<(String, SubscriptionState, Entitlement)> = None;
+    let mut addons: Vec<(String, Features)> = Vec::new();
     for (sub_id, json) in store::user_subscriptions(tx, user_id).await.map_err(job_error)? {
         let state = decode_state(&sub_id, json)?;
         let ent = state
             .entitlement(tiers, ctx.policy(), now.timestamp())
             .map_err(|e| JobError::permanent(format!("subscription {sub_id}: {e}")))?;
+        addons.push((sub_id.clone(), ent.addons.clone()));
         let better = best.as_ref().is_none_or(|(_, _, b)| tiers.rank(&ent.tier) > tiers.rank(&b.tier));
         if better {
             best = Some((sub_id, state, ent));
+        }
+    }
+    // The granting subscription's features hold its own add-ons; the others' stack on top.
+    if let Some((best_id, _, ent)) = best.as_mut() {
+        for (sub_id, extra) in &addons {
+            if sub_id != best_id {
+                ent.features = ent.features.plus(extra, 1);
+            }
         }
     }
     let existing = store::entitlement_in(tx, user_id).await.map_err(job_error)?;

@@ -114,7 +114,13 @@ fn snapshot(env: &Envelope, sub: &Subscription, created: i64) -> Snapshot {
         subscription_id: sub.id.clone(),
         customer_id: sub.customer_id().unwrap_or_default().to_owned(),
         status: SubscriptionStatus::parse(sub.status.as_str()),
-        prices: sub.prices().map(|p| PriceRef::new(p.id.clone(), p.lookup_key.as_deref())).collect(),
+        prices: sub
+            .priced_items()
+            .map(|(p, quantity)| {
+                PriceRef::new(p.id.clone(), p.lookup_key.as_deref())
+                    .with_quantity(u32::try_from(quantity).unwrap_or(u32::MAX))
+            })
+            .collect(),
         cancel_at_period_end: sub.cancel_at_period_end,
         current_period_end: sub.current_period_end(),
         app_user_id: non_empty(app_user_id(&sub.metadata)),

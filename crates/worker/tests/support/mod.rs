@@ -135,8 +135,8 @@ pub struct Sub {
     pub api: ApiVersion,
     /// `metadata.app_user_id` on the subscription.
     pub meta_user: Option<String>,
-    /// Prices on further items beside the plan (add-ons).
-    pub extras: Vec<CatalogPrice>,
+    /// Prices on further items beside the plan (add-ons), with their quantities.
+    pub extras: Vec<(CatalogPrice, u32)>,
 }
 
 impl Sub {
@@ -164,16 +164,16 @@ impl Sub {
     }
 
     fn item(&self) -> ItemFact {
-        ItemFact { item_id: format!("si_{}", self.id), price: self.price.clone() }
+        ItemFact { item_id: format!("si_{}", self.id), price: self.price.clone(), quantity: 1 }
     }
 
     fn items(&self) -> Vec<ItemFact> {
         let plan = self.item();
-        let extras = self
-            .extras
-            .iter()
-            .enumerate()
-            .map(|(n, price)| ItemFact { item_id: format!("si_{}_extra{n}", self.id), price: price.clone() });
+        let extras = self.extras.iter().enumerate().map(|(n, (price, quantity))| ItemFact {
+            item_id: format!("si_{}_extra{n}", self.id),
+            price: price.clone(),
+            quantity: *quantity,
+        });
         std::iter::once(plan).chain(extras).collect()
     }
 
