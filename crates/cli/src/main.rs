@@ -51,6 +51,9 @@ enum Command {
     /// What each user may do: current tier and features.
     #[command(subcommand)]
     Entitlements(commands::entitlements::EntitlementsCommand),
+    /// The tier file: validate one offline, list the prices it does not map yet.
+    #[command(subcommand)]
+    Tiers(commands::tiers::TiersCommand),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
             Command::Worker(args) => commands::worker::run(&cli.global, args).await,
             Command::Demo => commands::demo::run().await,
             Command::Entitlements(cmd) => commands::entitlements::run(&cli.global, cmd, &cli.output).await,
+            Command::Tiers(cmd) => commands::tiers::run(&cli.global, cmd, &cli.output).await,
             Command::Events(cmd) => commands::events::run(&cli.global, cmd, &cli.output).await,
             Command::Operator(cmd) => {
                 let store = cli.global.connect_migrated().await?;

@@ -21,7 +21,7 @@ use subsync_queue::Store;
 
 use crate::error::WorkerError;
 use crate::store::{self, StoredEntitlement};
-pub use crate::store::{EventOutcomeRow, HistoryRow};
+pub use crate::store::{EventOutcomeRow, HistoryRow, UnmappedPriceRow};
 
 /// The largest page [`list`] serves, so a listing stays cheap for the database.
 pub const MAX_LIMIT: u32 = 1000;
@@ -154,4 +154,10 @@ fn lapse_reason(reason: &str, access_until: Option<DateTime<Utc>>, period_end: O
         other => other,
     }
     .to_owned()
+}
+
+/// Prices the tier file did not map, seen on events synced since `since`, most frequent
+/// first (`subsync tiers unmapped`): what to add to the tier file next.
+pub async fn unmapped_prices(store: &Store, since: DateTime<Utc>) -> Result<Vec<UnmappedPriceRow>, WorkerError> {
+    store::unmapped_prices(store, since).await
 }

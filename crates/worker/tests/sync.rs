@@ -301,6 +301,9 @@ async fn unmapped_price_is_dead_until_the_mapping_is_fixed(b: Backend) {
         "names the price: {error}"
     );
     assert!(entitlements::get(&t.store, "usr_gina").await.unwrap().is_none(), "nothing granted or denied");
+    let seen = entitlements::unmapped_prices(&t.store, at(T0 - DAY)).await.unwrap();
+    assert_eq!(seen.len(), 1, "the dead job's price is listed for operators: {seen:?}");
+    assert_eq!((seen[0].price_id.as_str(), seen[0].effect.as_str()), ("price_enterprise_monthly", "dead"));
     assert!(entitlements::event_outcome(&t.store, "evt_g1_created").await.unwrap().is_none());
 
     // The operator maps the price and retries the dead job.
@@ -381,6 +384,13 @@ async fn an_unmapped_add_on_beside_a_plan_grants_the_plan_with_a_warning(b: Back
     assert_eq!(outcome.outcome, "applied");
     let warning = outcome.reason.unwrap_or_default();
     assert!(warning.contains("price_extra_client") && warning.contains("extra_client"), "{warning}");
+    let seen = entitlements::unmapped_prices(&t.store, at(T0 - DAY)).await.unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        (seen[0].price_id.as_str(), seen[0].events, seen[0].effect.as_str()),
+        ("price_extra_client", 1, "ignored")
+    );
+    assert_eq!(seen[0].example_event_id, "evt_x1_created");
     t.close().await;
 }
 

@@ -14,4 +14,5 @@ pub mod prune;
 pub mod serve;
 pub mod stats;
 pub mod table;
+pub mod tiers;
 pub mod worker;

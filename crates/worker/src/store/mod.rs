@@ -195,6 +195,71 @@ pub struct EventOutcomeRow {
     pub at: DateTime<Utc>,
 }
 
+/// One unmapped price carried by an event's subscription.
+#[derive(Debug)]
+pub(crate) struct UnmappedWrite<'a> {
+    pub event_id: &'a str,
+    pub price_id: &'a str,
+    pub lookup_key: Option<&'a str>,
+    pub subscription_id: &'a str,
+    /// `ignored`, `dead` or `free` (the table's CHECK).
+    pub effect: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+/// An unmapped price, summed over the events that carried it: what operators map next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnmappedPriceRow {
+    /// `price_…`.
+    pub price_id: String,
+    /// Its lookup key, if it has one.
+    pub lookup_key: Option<String>,
+    /// Events that carried it.
+    pub events: i64,
+    /// Distinct subscriptions that carried it.
+    pub subscriptions: i64,
+    /// First and last time an event with it was synced.
+    pub first_seen: DateTime<Utc>,
+    /// See `first_seen`.
+    pub last_seen: DateTime<Utc>,
+    /// One such event, to look at with `subsync events show`.
+    pub example_event_id: String,
+    /// The worst effect it had: `dead` (a job waits for an operator), `free`, or `ignored`
+    /// (beside a mapped plan: access unaffected).
+    pub effect: String,
+}
+
+/// Records an unmapped price an event carried (once per event and price).
+pub(crate) async fn record_unmapped(tx: &mut Tx, row: &UnmappedWrite<'_>) -> Result<(), WorkerError> {
+    on_dialect!(tx.conn(), record_unmapped(row))
+}
+
+/// Unmapped prices seen since `since`, most frequent first.
+pub(crate) async fn unmapped_prices(store: &Store, since: DateTime<Utc>) -> Result<Vec<UnmappedPriceRow>, WorkerError> {
+    on_dialect!(store.pool(), unmapped_prices(since))
+}
+
+/// The aggregate both dialects run, `since` being their placeholder for the lower bound of `at`.
+fn unmapped_summary(since: &str) -> String {
+    format!(
+        "SELECT price_id, lookup_key, count(*) AS events, \
+       count(DISTINCT subscription_id) AS subscriptions, min(at) AS first_seen, max(at) AS last_seen, \
+       max(event_id) AS example_event_id, \
+       max(CASE effect WHEN 'dead' THEN 3 WHEN 'free' THEN 2 ELSE 1 END) AS worst \
+     FROM subsync_unmapped_prices WHERE at >= {since} GROUP BY price_id, lookup_key \
+     ORDER BY events DESC, price_id"
+    )
+}
+
+fn effect_name(worst: i32) -> String {
+    match worst {
+        3 => "dead",
+        2 => "free",
+        _ => "ignored",
+    }
+    .to_owned()
+}
+
 /// Milliseconds → time (SQLite stores INTEGER milliseconds).
 fn from_ms(ms: i64) -> Result<DateTime<Utc>, WorkerError> {
     Utc.timestamp_millis_opt(ms).single().ok_or_else(|| WorkerError::Corrupt(format!("timestamp {ms} out of range")))

@@ -2,11 +2,13 @@
 //! are locked first (`FOR UPDATE`, per-user advisory locks) so concurrent jobs of different
 //! subscriptions that share a user never lose each other's writes.
 
+use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::{
     EventOutcomeRow, HistoryRow, HistoryWrite, OutcomeWrite, StoredEntitlement, SubscriptionRow, SubscriptionWrite,
+    UnmappedPriceRow, UnmappedWrite, effect_name, unmapped_summary,
 };
 use crate::error::WorkerError;
 
@@ -238,4 +240,38 @@ pub(super) async fn outcome(pool: &PgPool, event_id: &str) -> Result<Option<Even
         })
     })
     .transpose()
+}
+
+pub(super) async fn record_unmapped(c: &mut PgConnection, u: &UnmappedWrite<'_>) -> Result<(), WorkerError> {
+    sqlx::query(
+        "INSERT INTO subsync_unmapped_prices (event_id, price_id, lookup_key, subscription_id, effect, at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id, price_id) DO NOTHING",
+    )
+    .bind(u.event_id)
+    .bind(u.price_id)
+    .bind(u.lookup_key)
+    .bind(u.subscription_id)
+    .bind(u.effect)
+    .bind(u.at)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn unmapped_prices(pool: &PgPool, since: DateTime<Utc>) -> Result<Vec<UnmappedPriceRow>, WorkerError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(unmapped_summary("$1"))).bind(since).fetch_all(pool).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(UnmappedPriceRow {
+                price_id: r.try_get("price_id")?,
+                lookup_key: r.try_get("lookup_key")?,
+                events: r.try_get("events")?,
+                subscriptions: r.try_get("subscriptions")?,
+                first_seen: r.try_get("first_seen")?,
+                last_seen: r.try_get("last_seen")?,
+                example_event_id: r.try_get("example_event_id")?,
+                effect: effect_name(r.try_get("worst")?),
+            })
+        })
+        .collect()
 }

@@ -2,12 +2,13 @@
 //! Write transactions hold SQLite's single write lock (`BEGIN IMMEDIATE`), so reads inside
 //! them need no row locks.
 
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{
     EventOutcomeRow, HistoryRow, HistoryWrite, OutcomeWrite, StoredEntitlement, SubscriptionRow, SubscriptionWrite,
-    from_ms, from_ms_opt, parse_job_id, parse_json,
+    UnmappedPriceRow, UnmappedWrite, effect_name, from_ms, from_ms_opt, parse_job_id, parse_json, unmapped_summary,
 };
 use crate::error::WorkerError;
 
@@ -240,4 +241,42 @@ pub(super) async fn outcome(pool: &SqlitePool, event_id: &str) -> Result<Option<
         })
     })
     .transpose()
+}
+
+pub(super) async fn record_unmapped(c: &mut SqliteConnection, u: &UnmappedWrite<'_>) -> Result<(), WorkerError> {
+    sqlx::query(
+        "INSERT INTO subsync_unmapped_prices (event_id, price_id, lookup_key, subscription_id, effect, at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (event_id, price_id) DO NOTHING",
+    )
+    .bind(u.event_id)
+    .bind(u.price_id)
+    .bind(u.lookup_key)
+    .bind(u.subscription_id)
+    .bind(u.effect)
+    .bind(u.at.timestamp_millis())
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn unmapped_prices(
+    pool: &SqlitePool,
+    since: DateTime<Utc>,
+) -> Result<Vec<UnmappedPriceRow>, WorkerError> {
+    let rows =
+        sqlx::query(sqlx::AssertSqlSafe(unmapped_summary("?1"))).bind(since.timestamp_millis()).fetch_all(pool).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(UnmappedPriceRow {
+                price_id: r.try_get("price_id")?,
+                lookup_key: r.try_get("lookup_key")?,
+                events: r.try_get("events")?,
+                subscriptions: r.try_get("subscriptions")?,
+                first_seen: from_ms(r.try_get("first_seen")?)?,
+                last_seen: from_ms(r.try_get("last_seen")?)?,
+                example_event_id: r.try_get("example_event_id")?,
+                effect: effect_name(r.try_get("worst")?),
+            })
+        })
+        .collect()
 }

@@ -10,12 +10,14 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
-use subsync_domain::{Entitlement, Features, Input, Outcome, SubscriptionState, TierName, UnixSeconds};
+use subsync_domain::{
+    Entitlement, Features, Input, Outcome, Snapshot, SubscriptionState, TierName, UnixSeconds, UnmappedPrice,
+};
 use subsync_queue::{JobError, JobId, Tx};
 
 use super::input::Decision;
 use super::{SyncContext, job_error};
-use crate::store::{self, HistoryWrite, OutcomeWrite, StoredEntitlement, SubscriptionWrite};
+use crate::store::{self, HistoryWrite, OutcomeWrite, StoredEntitlement, SubscriptionWrite, UnmappedWrite};
 
 /// A change of a user's tier made by one event (logged; also in the history table).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -37,16 +39,23 @@ pub(crate) struct Report {
 }
 
 /// Applies the decision inside `tx` (everything but the job's completion and the commit).
-/// The warning for a snapshot whose unmapped extra prices (an add-on nobody mapped) were
-/// ignored for access: recorded as the event's outcome reason so operators see it, and logged.
-fn unmapped_extras_warning(ctx: &SyncContext, input: &Input) -> Option<String> {
+/// The prices of a snapshot input that the tier file does not map, and what that did:
+/// `ignored` beside a mapped plan, `free` when none maps and the file says so. `None` when
+/// every price maps (or none does and the job must die: [`record_dead_unmapped`]).
+fn unmapped_of<'a>(ctx: &SyncContext, input: &'a Input) -> Option<(&'a Snapshot, Vec<UnmappedPrice>, &'static str)> {
     let Input::Snapshot(snapshot) = input else { return None };
     let plan = ctx.tiers().plan_for_prices(&snapshot.prices).ok()?;
     if plan.ignored.is_empty() {
         return None;
     }
-    let prices: Vec<String> = plan
-        .ignored
+    let effect = if plan.ignored.len() == snapshot.prices.len() { "free" } else { "ignored" };
+    Some((snapshot, plan.ignored, effect))
+}
+
+/// The warning recorded as the event's outcome reason and logged, with the closest mapped
+/// lookup key as a hint.
+fn unmapped_warning(ctx: &SyncContext, snapshot: &Snapshot, prices: &[UnmappedPrice]) -> String {
+    let prices: Vec<String> = prices
         .iter()
         .map(|p| {
             let key = p.lookup_key.as_deref();
@@ -55,8 +64,53 @@ fn unmapped_extras_warning(ctx: &SyncContext, input: &Input) -> Option<String> {
         })
         .collect();
     let warning = format!("unmapped prices ignored for access: {}", prices.join("; "));
-    tracing::warn!(subscription_id = %snapshot.subscription_id, tier = %plan.tier, %warning, "unmapped extra prices");
-    Some(warning)
+    tracing::warn!(subscription_id = %snapshot.subscription_id, %warning, "unmapped prices");
+    warning
+}
+
+/// Records every price of `snapshot` the tier file does not map, with `effect`.
+async fn record_unmapped(
+    tx: &mut Tx,
+    event_id: &str,
+    snapshot: &Snapshot,
+    prices: &[UnmappedPrice],
+    effect: &str,
+    at: DateTime<Utc>,
+) -> Result<(), JobError> {
+    for price in prices {
+        let row = UnmappedWrite {
+            event_id,
+            price_id: &price.price_id,
+            lookup_key: price.lookup_key.as_deref(),
+            subscription_id: &snapshot.subscription_id,
+            effect,
+            at,
+        };
+        store::record_unmapped(tx, &row).await.map_err(job_error)?;
+    }
+    Ok(())
+}
+
+/// After a snapshot none of whose prices maps failed its job (it goes `dead` for an
+/// operator): records its prices for `subsync tiers unmapped`, in a transaction of its own
+/// since the job's rolled back. Best effort: a failure here is logged, the job's own error
+/// stands.
+pub(crate) async fn record_dead_unmapped(ctx: &SyncContext, event_id: &str, decision: &Decision) {
+    let Decision::Apply(Input::Snapshot(snapshot)) = decision else { return };
+    if ctx.tiers().plan_for_prices(&snapshot.prices).is_ok() {
+        return;
+    }
+    let prices: Vec<UnmappedPrice> =
+        snapshot.prices.iter().filter_map(|p| ctx.tiers().tier_for_price(p).err()).collect();
+    let recorded = async {
+        let mut tx = ctx.store().begin().await?;
+        record_unmapped(&mut tx, event_id, snapshot, &prices, "dead", Utc::now()).await?;
+        tx.commit().await?;
+        Ok::<(), JobError>(())
+    };
+    if let Err(e) = recorded.await {
+        tracing::warn!(event_id, error = %e, "could not record the unmapped prices of a dead job");
+    }
 }
 
 pub(crate) async fn apply(
@@ -113,7 +167,12 @@ pub(crate) async fn apply(
                     tier_changes.push(change);
                 }
             }
-            Report { outcome: "applied", reason: unmapped_extras_warning(ctx, input), tier_changes }
+            let mut reason = None;
+            if let Some((snapshot, prices, effect)) = unmapped_of(ctx, input) {
+                record_unmapped(tx, event_id, snapshot, &prices, effect, at).await?;
+                reason = Some(unmapped_warning(ctx, snapshot, &prices));
+            }
+            Report { outcome: "applied", reason, tier_changes }
         }
         Outcome::Stale { reason } => {
             Report { outcome: "stale", reason: Some(reason.to_string()), tier_changes: Vec::new() }

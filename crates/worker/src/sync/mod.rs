@@ -166,7 +166,14 @@ async fn process(job: &Job, ctx: &SyncContext, args: &SyncJob) -> Result<(), Job
 
     let now = ctx.now();
     let mut tx = ctx.store.begin().await?;
-    let report = apply::apply(&mut tx, ctx, job.id(), event_id, &decision, now).await?;
+    let report = match apply::apply(&mut tx, ctx, job.id(), event_id, &decision, now).await {
+        Ok(report) => report,
+        Err(e) => {
+            drop(tx);
+            apply::record_dead_unmapped(ctx, event_id, &decision).await;
+            return Err(e);
+        }
+    };
     job.complete_in(&mut tx).await?;
     if let Some(observer) = &ctx.observer {
         observer.releasing(job);
