@@ -263,6 +263,5 @@ async fn generated_traffic_matches_the_oracle(b: Backend) {
         "{b:?}: {count} lifecycles, {unique_events} events, {runs} handler runs ({rescued} rescued), {:?}; by tier/reason: {tiers_seen:?}",
         started.elapsed()
     );
-    assert!(started.elapsed() < Duration::from_secs(60) || count > 200, "took {:?}", started.elapsed());
     t.close().await;
 }
