@@ -49,6 +49,11 @@ const ADMIN_ONLY: &[(&str, &str, &str)] = &[
     ),
     ("subsync_queue_running_groups", "gauge", "Groups (subscriptions) with a job running now."),
     ("subsync_queue_store_up", "gauge", "1 when the admin server could read the queue database at this scrape."),
+    (
+        "subsync_unmapped_prices",
+        "gauge",
+        "Prices seen in the last 30 days that the tier file does not map, by worst effect (ignored beside a mapped plan, free, dead).",
+    ),
 ];
 
 /// Parses `text` with the official parser (through `check.py`); panics with the reason if it
@@ -103,17 +108,7 @@ async fn scrape(client: &reqwest::Client, url: String, token: Option<&str>) -> (
 
 async fn intake_and_admin_metrics_parse_as_prometheus_text(b: Backend) {
     let db = TestDb::unmigrated(b).await;
-    let admin_port = common::free_port();
-    let server = Server::start(
-        &["serve"],
-        &[
-            ("DATABASE_URL", db.url.clone()),
-            ("STRIPE_WEBHOOK_SECRET", SECRET.to_string()),
-            ("SUBSYNC_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
-            ("SUBSYNC_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}")),
-        ],
-    )
-    .await;
+    let (server, admin_port) = Server::serve_with_admin(&db.url, ADMIN_TOKEN).await;
     let client = reqwest::Client::new();
     let body = subscription_event("evt_prom", "sub_prom");
     assert_eq!(post(&client, &server.base, Some(&sign(SECRET, now(), &body)), body.clone()).await.0, 200);

@@ -60,17 +60,7 @@ async fn entitlement(db: &TestDb, user: &str) -> Option<serde_json::Value> {
 
 async fn checkout_and_subscription_created_racing_both_apply_without_retry(b: Backend) {
     let db = TestDb::unmigrated(b).await;
-    let admin_port = common::free_port();
-    let server = Server::start(
-        &["serve"],
-        &[
-            ("DATABASE_URL", db.url.clone()),
-            ("STRIPE_WEBHOOK_SECRET", SECRET.to_string()),
-            ("SUBSYNC_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
-            ("SUBSYNC_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}")),
-        ],
-    )
-    .await;
+    let (server, admin_port) = Server::serve_with_admin(&db.url, ADMIN_TOKEN).await;
     let client = reqwest::Client::new();
     // Both events for one purchase, at the same moment, as Stripe sends them.
     let a = checkout("evt_race_checkout", "sub_race", "user_race");

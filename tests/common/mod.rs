@@ -70,6 +70,23 @@ impl Server {
         server
     }
 
+    /// `subsync serve` on `database_url` with the test webhook secret and the admin API on a
+    /// free loopback port, guarded by `admin_token`; returns the server and the admin port.
+    pub async fn serve_with_admin(database_url: &str, admin_token: &str) -> (Self, u16) {
+        let admin_port = free_port();
+        let server = Self::start(
+            &["serve"],
+            &[
+                ("DATABASE_URL", database_url.to_owned()),
+                ("STRIPE_WEBHOOK_SECRET", SECRET.to_string()),
+                ("SUBSYNC_ADMIN_TOKEN", admin_token.to_owned()),
+                ("SUBSYNC_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}")),
+            ],
+        )
+        .await;
+        (server, admin_port)
+    }
+
     async fn wait_healthy(&self) {
         let client = reqwest::Client::new();
         for _ in 0..300 {

@@ -317,5 +317,17 @@ async fn queue_families(state: &AdminState) -> Result<Registry, AdminError> {
     groups.set(i64::try_from(state.store.running_groups().await?.len()).unwrap_or(i64::MAX));
     let help = "Groups (subscriptions) with a job running now.";
     now.register("subsync_queue_running_groups", help, groups).map_err(metric)?;
+    if let Some(view) = &state.entitlements {
+        let since = chrono::Utc::now() - chrono::Duration::days(30);
+        let rows = view.unmapped_prices(since).await?;
+        let unmapped = Family::<[(&'static str, &'static str); 1], Gauge>::default();
+        for effect in ["ignored", "free", "dead"] {
+            let n = rows.iter().filter(|r| r["effect"] == effect).count();
+            unmapped.get_or_create(&[("effect", effect)]).set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        let help = "Prices seen in the last 30 days that the tier file does not map, by worst effect \
+                    (ignored beside a mapped plan, free, dead).";
+        now.register("subsync_unmapped_prices", help, unmapped).map_err(metric)?;
+    }
     Ok(now)
 }

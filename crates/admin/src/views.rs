@@ -3,6 +3,7 @@
 //! implementation in. (Stored events need no such window: the event log crate sits below
 //! the admin crate, which reads it directly.)
 
+use chrono::{DateTime, Utc};
 use thiserror::Error;
 
 /// A boxed, sendable future: trait objects cannot have `async fn` methods yet.
@@ -26,4 +27,8 @@ pub trait EntitlementsView: Send + Sync {
     fn list(&self, limit: u32, offset: u64) -> BoxFuture<'_, Result<Vec<serde_json::Value>, ViewError>>;
     /// One user's entitlement, `None` when the user has none.
     fn get<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<Option<serde_json::Value>, ViewError>>;
+    /// Prices the tier file does not map, seen on events synced since `since`, most frequent
+    /// first; each row a JSON object with at least `price_id`, `lookup_key`, `events`,
+    /// `subscriptions`, `effect` (`ignored`, `free`, `dead`) and `example_event_id`.
+    fn unmapped_prices(&self, since: DateTime<Utc>) -> BoxFuture<'_, Result<Vec<serde_json::Value>, ViewError>>;
 }

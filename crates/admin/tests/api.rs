@@ -481,6 +481,15 @@ impl EntitlementsView for FakeEntitlements {
             }
         })
     }
+
+    fn unmapped_prices(&self, _since: chrono::DateTime<chrono::Utc>) -> BoxFuture<'_, Result<Vec<Value>, ViewError>> {
+        Box::pin(async move {
+            Ok(vec![json!({
+                "price_id": "price_extra_client", "lookup_key": "extra_client", "events": 4, "subscriptions": 2,
+                "effect": "ignored", "example_event_id": "evt_x1"
+            })])
+        })
+    }
 }
 
 /// Stores `evt_1` (an `invoice.paid`) in the event log, as the intake would.
@@ -533,6 +542,14 @@ async fn views_answer_404_until_configured(b: Backend) {
     assert!(page.body.contains("active"));
     let event = send(&full, Method::GET, "/events/evt_1", &[("cookie", &cookie)], "").await;
     assert!(event.body.contains("invoice.paid"));
+    let latest = send(&full, Method::GET, "/entitlements", &[("cookie", &cookie)], "").await;
+    assert!(
+        latest.body.contains("price_extra_client") && latest.body.contains("href=\"/events/evt_x1\""),
+        "{}",
+        latest.body
+    );
+    let metrics = get(&full, "/metrics").await;
+    assert!(metrics.body.contains("subsync_unmapped_prices{effect=\"ignored\"} 1"), "{}", metrics.body);
     let bare_page = send(&bare, Method::GET, "/entitlements", &[("cookie", &cookie)], "").await;
     assert_eq!(bare_page.status, StatusCode::NOT_FOUND);
     t.close().await;

@@ -25,4 +25,14 @@ impl EntitlementsView for Entitlements {
             row.map(|r| serde_json::to_value(r).map_err(view_error)).transpose()
         })
     }
+
+    fn unmapped_prices(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'_, Result<Vec<serde_json::Value>, ViewError>> {
+        Box::pin(async move {
+            let rows = subsync_worker::entitlements::unmapped_prices(&self.0, since).await.map_err(view_error)?;
+            rows.into_iter().map(|r| serde_json::to_value(r).map_err(view_error)).collect()
+        })
+    }
 }

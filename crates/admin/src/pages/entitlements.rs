@@ -45,23 +45,66 @@ pub(super) async fn lookup(
         Some(user) => Lookup::One(user, view.get(user).await?),
         None => {
             let (limit, offset) = limit_offset(&q)?;
-            Lookup::Latest(view.list(limit, offset).await?)
+            let since = chrono::Utc::now() - chrono::Duration::days(UNMAPPED_DAYS);
+            Lookup::Latest(view.list(limit, offset).await?, view.unmapped_prices(since).await?)
         }
     };
     let csrf = principal.csrf(&state.token);
     Ok(html::respond(StatusCode::OK, html::page("Entitlements", "entitlements", csrf.as_deref(), lookup_body(&found))))
 }
 
-/// What the entitlements page shows: one user's row (or its absence), or the latest rows.
+/// How far back the page lists prices the tier file does not map.
+const UNMAPPED_DAYS: i64 = 30;
+
+/// What the entitlements page shows: one user's row (or its absence), or the latest rows
+/// with the prices the tier file does not map.
 enum Lookup<'a> {
     One(&'a str, Option<serde_json::Value>),
-    Latest(Vec<serde_json::Value>),
+    Latest(Vec<serde_json::Value>, Vec<serde_json::Value>),
+}
+
+/// Prices nobody mapped: a warning for the operator who maintains the tier file.
+fn unmapped_card(rows: &[serde_json::Value]) -> Markup {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    };
+    html! {
+        h2 { "Prices the tier file does not map (last " (UNMAPPED_DAYS) " days)" }
+        @if rows.is_empty() {
+            div.card.empty { "None: every price seen maps to a tier or an add-on." }
+        } @else {
+            div.flash.bad {
+                (rows.len()) " unmapped price(s). Beside a mapped plan they are ignored for access; alone, "
+                "their jobs are dead until the price is mapped (`subsync tiers unmapped` lists them too)."
+            }
+            table {
+                thead { tr { th { "price" } th { "lookup key" } th { "events" } th { "subscriptions" } th { "effect" } th { "example event" } } }
+                tbody {
+                    @for row in rows {
+                        tr {
+                            td.mono { (text(&row["price_id"])) }
+                            td.mono { (text(&row["lookup_key"])) }
+                            td { (text(&row["events"])) }
+                            td { (text(&row["subscriptions"])) }
+                            td { (text(&row["effect"])) }
+                            td.mono {
+                                @let event = text(&row["example_event_id"]);
+                                a href={ "/events/" (url_encode(&event)) } { (event) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn lookup_body(found: &Lookup<'_>) -> Markup {
     let user = match found {
         Lookup::One(user, _) => user,
-        Lookup::Latest(_) => "",
+        Lookup::Latest(..) => "",
     };
     html! {
         h1 { "Entitlements" }
@@ -72,7 +115,8 @@ fn lookup_body(found: &Lookup<'_>) -> Markup {
         @match found {
             Lookup::One(_, Some(row)) => (json_card(row)),
             Lookup::One(user, None) => div.flash.bad { "No entitlement for user " span.mono { (user) } "." },
-            Lookup::Latest(rows) => {
+            Lookup::Latest(rows, unmapped) => {
+                (unmapped_card(unmapped))
                 h2 { "Latest " (rows.len()) }
                 @if rows.is_empty() {
                     div.card.empty { "No entitlements yet." }
@@ -135,7 +179,7 @@ mod tests {
         let missing = lookup_body(&Lookup::One(HOSTILE, None)).into_string();
         assert!(!missing.contains("<script>"), "{missing}");
         assert!(missing.contains(&format!("name=\"user\" value=\"{ESCAPED}\"")), "{missing}");
-        let row = lookup_body(&Lookup::Latest(vec![serde_json::json!({ HOSTILE: HOSTILE })])).into_string();
+        let row = lookup_body(&Lookup::Latest(vec![serde_json::json!({ HOSTILE: HOSTILE })], Vec::new())).into_string();
         assert!(row.contains(&format!("<dt>{ESCAPED}</dt><dd class=\"mono\">{ESCAPED}</dd>")), "{row}");
     }
 }
