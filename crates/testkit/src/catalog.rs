@@ -72,3 +72,27 @@ pub fn catalog() -> Vec<CatalogPrice> {
 pub fn price(lookup_key: &str) -> Option<CatalogPrice> {
     catalog().into_iter().find(|p| p.lookup_key == lookup_key)
 }
+
+/// The add-on the generator may sell beside a plan: extra client slots, billed per unit.
+/// The default tier file does not map it; [`ADDON_TIERS_TOML`] does.
+pub fn addon_price() -> CatalogPrice {
+    CatalogPrice {
+        id: "price_1QsExtraClients00001".to_owned(),
+        lookup_key: "extra_clients_monthly".to_owned(),
+        product: "prod_SsExtraClients1".to_owned(),
+        amount: 500,
+        interval: Interval::Month,
+    }
+}
+
+/// Appended to the default tier file, maps [`addon_price`] to an add-on: 5 more clients and
+/// one more income source per unit.
+pub const ADDON_TIERS_TOML: &str = r#"
+[addons.extra_clients]
+agent.clients = 5
+sources.max = 1
+
+[[prices]]
+lookup_key = "extra_clients_monthly"
+addon = "extra_clients"
+"#;

@@ -36,6 +36,11 @@ pub struct GeneratorOptions {
     pub cancel_now_ratio: f64,
     /// Chance the subscription starts with a 14-day trial.
     pub trial_ratio: f64,
+    /// Chance, per period, that the add-on ([`crate::catalog::addon_price`]) is added, its
+    /// quantity changed, or removed. 0 (the default) draws nothing, so older seeds keep
+    /// their lifecycles.
+    #[serde(default)]
+    pub addon_ratio: f64,
 }
 
 impl Default for GeneratorOptions {
@@ -51,6 +56,7 @@ impl Default for GeneratorOptions {
             cancel_at_period_end_ratio: 0.1,
             cancel_now_ratio: 0.15,
             trial_ratio: 0.1,
+            addon_ratio: 0.0,
         }
     }
 }
@@ -95,6 +101,7 @@ pub(crate) struct Script<'r> {
     customer_id: String,
     sub_app_user: Option<String>,
     item: ItemFact,
+    addon: Option<ItemFact>,
     status: SubscriptionStatus,
     cancel_at_period_end: bool,
     pub(crate) period_start: i64,
@@ -125,6 +132,7 @@ impl<'r> Script<'r> {
             customer_id,
             sub_app_user,
             item: ItemFact { item_id, price, quantity: 1 },
+            addon: None,
             status: SubscriptionStatus::Incomplete,
             cancel_at_period_end: false,
             period_start: created,
@@ -200,7 +208,7 @@ impl<'r> Script<'r> {
             customer_id: self.customer_id.clone(),
             status,
             previous_status: (event_type == "customer.subscription.updated").then_some(previous),
-            items: vec![self.item.clone()],
+            items: std::iter::once(self.item.clone()).chain(self.addon.clone()).collect(),
             cancel_at_period_end: self.cancel_at_period_end,
             current_period_start: self.period_start,
             current_period_end: self.period_end,
@@ -248,6 +256,19 @@ impl<'r> Script<'r> {
             self.period_end = t + price.interval.period_secs();
         }
         self.item.price = price;
+    }
+
+    /// Adds the add-on (quantity 1 to 5), changes its quantity, or removes it.
+    pub(crate) fn change_addon(&mut self) {
+        self.addon = match self.addon.take() {
+            None => Some(ItemFact {
+                item_id: stripe_id(self.rng, "si"),
+                price: crate::catalog::addon_price(),
+                quantity: self.rng.u32(1..=5),
+            }),
+            Some(_) if self.rng.bool() => None,
+            Some(item) => Some(ItemFact { quantity: self.rng.u32(1..=5), ..item }),
+        };
     }
 
     pub(crate) fn advance_period(&mut self) {
@@ -341,6 +362,14 @@ fn generate_one(rng: &mut fastrand::Rng, o: &GeneratorOptions) -> Lifecycle {
             let amount = s.amount() / 2;
             let at = s.now() + s.rng.i64(0..=1);
             s.invoice(at, &inv, true, amount, "subscription_update", 1);
+        }
+        // An add-on bought, resized or dropped mid-period.
+        if o.addon_ratio > 0.0 && chance(s.rng, o.addon_ratio) {
+            let len = s.period_end - s.period_start;
+            let t = (s.period_start + s.rng.i64(DAY..(len / 2).max(DAY + 1))).max(s.now());
+            s.change_addon();
+            let status = s.status();
+            s.snapshot("customer.subscription.updated", t, status);
         }
         // Cancellation scheduled for the period end.
         if chance(s.rng, o.cancel_at_period_end_ratio) {

@@ -26,7 +26,7 @@ pub mod generator;
 pub mod oracle;
 pub mod sign;
 
-pub use catalog::{CatalogPrice, Interval, catalog, price};
+pub use catalog::{ADDON_TIERS_TOML, CatalogPrice, Interval, addon_price, catalog, price};
 pub use delivery::{Delivery, DeliveryOptions, delivery_plan};
 pub use demo::{DEMO_BASE, DEMO_NOW, DEMO_WEBHOOK_SECRET, demo_events, demo_lifecycles, demo_plan};
 pub use event::{ApiVersion, EventFact, GeneratedEvent, ItemFact};

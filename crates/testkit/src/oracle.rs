@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use subsync_domain::{
-    AccessPolicy, DomainError, Entitlement, Outcome, SubscriptionState, SubscriptionStatus, TierConfig, TierName,
-    UnixSeconds, apply,
+    AccessPolicy, DomainError, Entitlement, Features, Outcome, SubscriptionState, SubscriptionStatus, TierConfig,
+    TierName, UnixSeconds, apply,
 };
 
 use crate::generator::Lifecycle;
@@ -48,8 +48,9 @@ pub fn final_states(
 }
 
 /// Expected entitlement per user id at `now`. A user with several subscriptions gets the
-/// highest-ranked tier among them (ties: the smallest subscription id). A subscription
-/// whose user is not known yet is keyed by its customer id, as the domain resolves it.
+/// highest-ranked tier among them (ties: the smallest subscription id), plus the add-ons of
+/// every other subscription of theirs that grants access. A subscription whose user is not
+/// known yet is keyed by its customer id, as the domain resolves it.
 pub fn expected_entitlements(
     lifecycles: &[Lifecycle],
     cfg: &TierConfig,
@@ -57,9 +58,11 @@ pub fn expected_entitlements(
     now: UnixSeconds,
 ) -> Result<BTreeMap<String, ExpectedEntitlement>, DomainError> {
     let mut out: BTreeMap<String, ExpectedEntitlement> = BTreeMap::new();
+    let mut addons: BTreeMap<String, Vec<(String, Features)>> = BTreeMap::new();
     for (sub_id, state) in final_states(lifecycles, cfg, policy)? {
         let Some(user) = state.user() else { continue };
         let entitlement = state.entitlement(cfg, policy, now)?;
+        addons.entry(user.user_id.clone()).or_default().push((sub_id.clone(), entitlement.addons.clone()));
         let candidate = ExpectedEntitlement {
             tier: entitlement.tier.clone(),
             subscription_id: sub_id,
@@ -70,6 +73,13 @@ pub fn expected_entitlements(
             Some(existing) if cfg.rank(&candidate.tier) <= cfg.rank(&existing.tier) => {}
             _ => {
                 out.insert(user.user_id, candidate);
+            }
+        }
+    }
+    for (user, expected) in &mut out {
+        for (sub_id, extra) in addons.get(user).into_iter().flatten() {
+            if *sub_id != expected.subscription_id {
+                expected.entitlement.features = expected.entitlement.features.plus(extra, 1);
             }
         }
     }

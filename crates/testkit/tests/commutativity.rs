@@ -30,7 +30,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
     /// Delivery plans (shuffled, with duplicates) end in the true-order states and
-    /// entitlements, for every user, at several instants.
+    /// entitlements (add-ons and their quantities included), for every user, at several
+    /// instants.
     #[test]
     fn any_delivery_plan_matches_true_order(
         gen_seed in any::<u64>(),
@@ -39,12 +40,14 @@ proptest! {
         duplicate_ratio in 0.0f64..0.6,
         grace_days in 0u32..10,
     ) {
-        let cfg = TierConfig::default_config();
+        let cfg = TierConfig::from_toml_str(&format!("{}{}", subsync_domain::DEFAULT_TIERS_TOML, ADDON_TIERS_TOML))
+            .unwrap();
         let policy = AccessPolicy::with_grace_days(grace_days);
         let lcs = generate_lifecycles(gen_seed, count, &GeneratorOptions {
             past_due_ratio: 0.4,
             plan_change_ratio: 0.3,
             cancel_at_period_end_ratio: 0.2,
+            addon_ratio: 0.4,
             ..GeneratorOptions::default()
         });
         let truth = final_states(&lcs, &cfg, &policy).unwrap();

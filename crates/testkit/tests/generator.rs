@@ -298,3 +298,37 @@ fn demo_is_out_of_order_with_a_duplicate_and_ends_as_described() {
     // Delivering in the demo's order gives the oracle's states.
     assert_eq!(replay_plan(&lcs, &plan, &cfg), final_states(&lcs, &cfg, &policy).unwrap());
 }
+
+#[test]
+fn add_ons_are_bought_resized_and_dropped_and_the_oracle_stacks_them() {
+    let options = GeneratorOptions { addon_ratio: 0.3, ..GeneratorOptions::default() };
+    let lcs = generate_lifecycles(11, 200, &options);
+    let addon = addon_price();
+    let mut quantities = HashSet::new();
+    let mut dropped = false;
+    for lc in &lcs {
+        let mut had = false;
+        for ev in &lc.events {
+            if let Input::Snapshot(s) = ev.domain_input() {
+                let item = s.prices.iter().find(|p| p.id == addon.id);
+                if let Some(item) = item {
+                    quantities.insert(item.quantity);
+                }
+                dropped |= had && item.is_none();
+                had = item.is_some();
+            }
+        }
+    }
+    assert!(quantities.len() >= 3, "several quantities sold: {quantities:?}");
+    assert!(dropped, "some add-on is dropped again");
+
+    let tiers = TierConfig::from_toml_str(&format!("{}{}", subsync_domain::DEFAULT_TIERS_TOML, ADDON_TIERS_TOML))
+        .expect("tier file");
+    let now = options.start + 40 * 86_400;
+    let expected = expected_entitlements(&lcs, &tiers, &AccessPolicy::default(), now).expect("oracle");
+    let raised = expected
+        .values()
+        .filter(|e| e.entitlement.features.agent.clients > tiers.features(&e.tier).expect("tier").agent.clients)
+        .count();
+    assert!(raised > 0, "some users hold more clients than their tier grants, through add-ons");
+}
