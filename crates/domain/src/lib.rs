@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod features;
 pub mod identity;
 pub mod input;
 pub mod order;
