@@ -98,3 +98,26 @@ impl From<PaymentHealth> for Input {
         Input::Payment(v)
     }
 }
+
+/// A customer's active Stripe Entitlements features as of one event
+/// (`entitlements.active_entitlement_summary.updated`): Stripe sends the whole list each time,
+/// so the newest summary replaces the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureSummary {
+    /// `cus_…`.
+    pub customer_id: String,
+    /// The active features' lookup keys, sorted, without repeats.
+    pub lookup_keys: Vec<String>,
+    /// The event's `created`.
+    pub event_created: UnixSeconds,
+    /// The event's id.
+    pub event_id: String,
+}
+
+impl FeatureSummary {
+    /// Whether this summary replaces one stored from event `event_id` created at `created`:
+    /// a later second wins, then the greater event id (so any delivery order ends the same).
+    pub fn supersedes(&self, created: UnixSeconds, event_id: &str) -> bool {
+        (self.event_created, self.event_id.as_str()) > (created, event_id)
+    }
+}

@@ -29,10 +29,11 @@ pub use access::{
 };
 pub use identity::{Identity, IdentitySource, UserRef};
 pub use state::{
-    DomainError, Input, Link, OrderKey, Outcome, PastDueTracker, PaymentHealth, PaymentRecord, Snapshot,
-    SnapshotRecord, StaleReason, SubscriptionState, TierChange, apply, replay,
+    DomainError, FeatureSummary, Input, Link, OrderKey, Outcome, PastDueTracker, PaymentHealth, PaymentRecord,
+    Snapshot, SnapshotRecord, StaleReason, SubscriptionState, TierChange, apply, replay,
 };
 pub use tiers::{
-    AgentFeatures, ConfigError, ConfigErrorKind, DEFAULT_TIERS_TOML, Features, ItsaFeatures, ObligationFeatures,
-    PlanTier, PriceRef, SourceFeatures, SourceLimit, TierConfig, TierName, UnmappedPolicy, UnmappedPrice, VatFeatures,
+    AgentFeatures, ConfigError, ConfigErrorKind, DEFAULT_TIERS_TOML, FeatureSource, Features, ItsaFeatures,
+    ObligationFeatures, PlanTier, PriceRef, SourceFeatures, SourceLimit, TierConfig, TierName, UnmappedPolicy,
+    UnmappedPrice, VatFeatures,
 };

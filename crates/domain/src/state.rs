@@ -28,7 +28,7 @@ use crate::access::{
     AccessFacts, AccessPolicy, AccessReason, Entitlement, SubscriptionStatus, UnixSeconds, evaluate_access,
 };
 use crate::identity::{Identity, UserRef};
-pub use crate::input::{Input, Link, PaymentHealth, Snapshot};
+pub use crate::input::{FeatureSummary, Input, Link, PaymentHealth, Snapshot};
 pub use crate::order::OrderKey;
 use crate::tiers::{Features, PriceRef, TierConfig, TierName, UnmappedPrice};
 

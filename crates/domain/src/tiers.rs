@@ -178,6 +178,33 @@ pub enum UnmappedPolicy {
     Free,
 }
 
+/// Where a user's features come from (`source = …` in the tier file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureSource {
+    /// The subscriptions' prices, through `[[prices]]`, tiers and add-ons. The default.
+    #[default]
+    Prices,
+    /// Stripe's own Entitlements: the customer's active features (the
+    /// `entitlements.active_entitlement_summary.updated` event), through `[stripe_features]`,
+    /// on top of `free`. Prices then decide nothing and need no mapping.
+    StripeEntitlements,
+    /// Both, united: the price-based tier and add-ons plus the Stripe features.
+    Both,
+}
+
+impl FeatureSource {
+    /// Whether subscriptions' prices decide the tier.
+    pub fn uses_prices(self) -> bool {
+        self != FeatureSource::StripeEntitlements
+    }
+
+    /// Whether Stripe entitlement summaries grant features.
+    pub fn uses_stripe_entitlements(self) -> bool {
+        self != FeatureSource::Prices
+    }
+}
+
 /// The tier a subscription's prices pay for, and the prices that played no part in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanTier {
@@ -202,6 +229,10 @@ enum Grant {
 struct RawConfig {
     #[serde(default)]
     unmapped: UnmappedPolicy,
+    #[serde(default)]
+    source: FeatureSource,
+    #[serde(default)]
+    stripe_features: BTreeMap<String, Features>,
     order: Vec<Spanned<String>>,
     tiers: BTreeMap<String, Spanned<Features>>,
     #[serde(default)]
@@ -224,6 +255,8 @@ struct RawPrice {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TierConfig {
     unmapped: UnmappedPolicy,
+    source: FeatureSource,
+    stripe_features: BTreeMap<String, Features>,
     order: Vec<TierName>,
     features: BTreeMap<TierName, Features>,
     addons: BTreeMap<String, Features>,
@@ -346,7 +379,16 @@ impl TierConfig {
                 map.insert(value, grant.clone());
             }
         }
-        Ok(Self { unmapped: raw.unmapped, order, features, addons, by_lookup_key, by_price_id })
+        Ok(Self {
+            unmapped: raw.unmapped,
+            source: raw.source,
+            stripe_features: raw.stripe_features,
+            order,
+            features,
+            addons,
+            by_lookup_key,
+            by_price_id,
+        })
     }
 
     /// All tiers, lowest rank first.
@@ -399,6 +441,10 @@ impl TierConfig {
     /// first unmapped price (the default), or `free`. No prices means nothing is paid for:
     /// `free`.
     pub fn plan_for_prices(&self, prices: &[PriceRef]) -> Result<PlanTier, UnmappedPrice> {
+        if !self.source.uses_prices() {
+            // Stripe's Entitlements decide the features; prices need no mapping.
+            return Ok(PlanTier { tier: TierName::free(), ignored: Vec::new(), addons: Features::none() });
+        }
         let mut best: Option<TierName> = None;
         let mut ignored = Vec::new();
         let mut addons = Features::none();
@@ -431,6 +477,25 @@ impl TierConfig {
     /// [`TierConfig::plan_for_prices`]'s tier.
     pub fn tier_for_prices(&self, prices: &[PriceRef]) -> Result<TierName, UnmappedPrice> {
         self.plan_for_prices(prices).map(|plan| plan.tier)
+    }
+
+    /// Where users' features come from: prices, Stripe's Entitlements, or both.
+    pub fn feature_source(&self) -> FeatureSource {
+        self.source
+    }
+
+    /// What the Stripe features with these lookup keys grant together (`[stripe_features]`);
+    /// keys the file does not map grant nothing (see [`TierConfig::unmapped_stripe_features`]).
+    pub fn stripe_grants<'a>(&self, lookup_keys: impl IntoIterator<Item = &'a str>) -> Features {
+        lookup_keys
+            .into_iter()
+            .filter_map(|key| self.stripe_features.get(key))
+            .fold(Features::none(), |sum, grant| sum.plus(grant, 1))
+    }
+
+    /// The lookup keys among `lookup_keys` that `[stripe_features]` does not map.
+    pub fn unmapped_stripe_features<'a>(&self, lookup_keys: &'a [String]) -> Vec<&'a str> {
+        lookup_keys.iter().map(String::as_str).filter(|k| !self.stripe_features.contains_key(*k)).collect()
     }
 
     /// What the tier file does with a subscription none of whose prices map.

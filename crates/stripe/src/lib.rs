@@ -26,8 +26,8 @@ pub mod signature;
 
 pub use envelope::{Envelope, EnvelopeError, EventKind, GroupKey};
 pub use objects::{
-    CheckoutSession, Customer, Expandable, HasId, Invoice, Metadata, ObjectError, StripeObject, Subscription,
-    SubscriptionStatus, app_user_id,
+    ActiveEntitlementSummary, CheckoutSession, Customer, Expandable, HasId, Invoice, Metadata, ObjectError,
+    StripeObject, Subscription, SubscriptionStatus, app_user_id,
 };
 pub use signature::{
     DEFAULT_TOLERANCE, Secret, Secrets, SecretsError, SignatureError, VerifiedTimestamp, sign, sign_with, verify,

@@ -75,14 +75,16 @@ fn env_number(name: &str, default: u64) -> u64 {
 }
 
 /// A short lease, so the killed worker's jobs come back within the test. On SQLite every
-/// write (a heartbeat too) waits for the one write lock, which under four busy processes can
-/// take longer than a second: a 1 s lease would then expire under a *live* worker (whose late
-/// transaction the lease check rolls back, but whose handler overlaps the rescuer's).
+/// write (a heartbeat too) waits for the one write lock, which under four busy processes on a
+/// loaded machine (a build beside the tests) can take seconds: a lease that short would then
+/// expire under a *live* worker (whose late transaction the lease check rolls back, but whose
+/// handler overlaps the rescuer's, which the overlap check reports). Long enough for that,
+/// short enough that the killed worker's jobs return in a few seconds.
 fn lease_config(b: Backend) -> QueueConfig {
     let mut cfg = fast_config();
     cfg.lease = match b {
-        Backend::Postgres => Duration::from_secs(1),
-        Backend::Sqlite => Duration::from_secs(3),
+        Backend::Postgres => Duration::from_secs(2),
+        Backend::Sqlite => Duration::from_secs(8),
     };
     cfg
 }

@@ -31,6 +31,7 @@ both_backends!(90;
     unmapped_price_is_dead_until_the_mapping_is_fixed,
     an_unmapped_add_on_beside_a_plan_grants_the_plan_with_a_warning,
     a_mapped_add_on_times_its_quantity_raises_the_feature,
+    stripe_entitlement_summaries_alone_grant_the_mapped_features,
     rerunning_jobs_changes_nothing,
     checkout_and_created_race_without_retries,
     missing_event_row_is_permanent,
@@ -320,6 +321,69 @@ async fn unmapped_price_is_dead_until_the_mapping_is_fixed(b: Backend) {
     assert_eq!(done.state, JobState::Succeeded, "{done:?}");
     let e = entitlements::get_at(&t.store, "usr_gina", ent_now()).await.unwrap().unwrap();
     assert_eq!(e.tier, "agent");
+    t.close().await;
+}
+
+/// `entitlements.active_entitlement_summary.updated` for `customer`, listing `keys`.
+fn summary_event(id: &str, customer: &str, created: i64, keys: &[&str]) -> Vec<u8> {
+    let data: Vec<serde_json::Value> = keys
+        .iter()
+        .enumerate()
+        .map(|(n, key)| {
+            serde_json::json!({ "id": format!("ent_{n}"), "object": "entitlements.active_entitlement", "lookup_key": key })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "id": id, "object": "event", "type": "entitlements.active_entitlement_summary.updated",
+        "created": created, "livemode": false, "api_version": "2025-03-31.basil",
+        "data": { "object": {
+            "object": "entitlements.active_entitlement_summary", "customer": customer, "livemode": false,
+            "entitlements": { "object": "list", "data": data, "has_more": false, "url": "/v1/entitlements/active_entitlements" }
+        } }
+    }))
+    .expect("json")
+}
+
+async fn stripe_entitlement_summaries_alone_grant_the_mapped_features(b: Backend) {
+    let t = TestDb::with_config(b, fast_config()).await;
+    let toml = format!(
+        "{}\n[stripe_features.itsa_quarterly]\nitsa.quarterly = true\n[stripe_features.vat]\nvat.returns = true\n",
+        subsync_domain::DEFAULT_TIERS_TOML.replace("source = \"prices\"", "source = \"stripe_entitlements\"")
+    );
+    let tiers = TierConfig::from_toml_str(&toml).expect("tier file using Stripe's Entitlements");
+    let ctx = SyncContext::new(t.store.clone(), tiers, AccessPolicy::default()).with_clock(ent_now);
+    let w = spawn_worker(ctx, worker_config(2));
+    // The newer summary arrives first, the older one late: the newer stays.
+    let newer = summary_event("evt_s2", "cus_s1", T0 + 20, &["itsa_quarterly", "unknown_feature"]);
+    let older = summary_event("evt_s1", "cus_s1", T0 + 10, &["itsa_quarterly", "vat"]);
+    for body in [newer, older] {
+        let job = deliver(&t.store, &body).await.expect("a job");
+        assert_eq!(wait_finished(&t.store, job, STEP).await.state, JobState::Succeeded);
+    }
+    let e = entitlements::get_at(&t.store, "cus_s1", ent_now()).await.unwrap().expect("the customer's entitlement");
+    assert_eq!(e.tier, "free");
+    assert!(e.features.itsa.quarterly && !e.features.vat.returns, "the newer summary's features: {:?}", e.features);
+    let applied = entitlements::event_outcome(&t.store, "evt_s2").await.unwrap().expect("outcome");
+    assert_eq!(applied.outcome, "applied");
+    assert!(applied.reason.unwrap_or_default().contains("unknown_feature"), "unmapped Stripe features are named");
+    assert_eq!(entitlements::event_outcome(&t.store, "evt_s1").await.unwrap().expect("outcome").outcome, "stale");
+
+    // A subscription of the customer, its price mapped by nothing: no dead job under Stripe's
+    // Entitlements, and its user gets the customer's features; the stand-in row goes.
+    let mut sub = Sub::new("s1", "enterprise_monthly");
+    sub.customer = "cus_s1".into();
+    sub.meta_user = Some("usr_sam".into());
+    let job = deliver(&t.store, &sub.event("evt_s1_created", "created", T0 + 30, S::Active, false).body).await.unwrap();
+    assert_eq!(wait_finished(&t.store, job, STEP).await.state, JobState::Succeeded);
+    let e = entitlements::get_at(&t.store, "usr_sam", ent_now()).await.unwrap().expect("the user's entitlement");
+    assert!(e.features.itsa.quarterly, "{:?}", e.features);
+    assert!(entitlements::get(&t.store, "cus_s1").await.unwrap().is_none(), "the customer no longer stands for a user");
+    // A later summary without the feature takes it away.
+    let job = deliver(&t.store, &summary_event("evt_s3", "cus_s1", T0 + 40, &[])).await.unwrap();
+    assert_eq!(wait_finished(&t.store, job, STEP).await.state, JobState::Succeeded);
+    w.stop().await;
+    let e = entitlements::get_at(&t.store, "usr_sam", ent_now()).await.unwrap().expect("the user's entitlement");
+    assert!(!e.features.itsa.quarterly);
     t.close().await;
 }
 

@@ -324,3 +324,51 @@ fn source_limit_round_trips() {
     let back: Vec<SourceLimit> = serde_json::from_str(&json).unwrap();
     assert_eq!(back, [SourceLimit::Limited(3), SourceLimit::Unlimited]);
 }
+
+const STRIPE_FEATURES: &str = r#"
+[stripe_features.itsa_quarterly]
+itsa.quarterly = true
+[stripe_features.extra_sources]
+sources.max = 2
+"#;
+
+#[test]
+fn stripe_features_map_lookup_keys_to_grants_and_source_decides_whether_prices_matter() {
+    let text = |source: &str| {
+        format!(
+            "{}{STRIPE_FEATURES}",
+            DEFAULT_TIERS_TOML.replace("source = \"prices\"", &format!("source = \"{source}\""))
+        )
+    };
+    let cfg = TierConfig::from_toml_str(&text("stripe_entitlements")).unwrap();
+    assert_eq!(cfg.feature_source(), FeatureSource::StripeEntitlements);
+    let grants = cfg.stripe_grants(["itsa_quarterly", "extra_sources", "not_mapped"]);
+    assert!(grants.itsa.quarterly);
+    assert_eq!(grants.sources.max, SourceLimit::Limited(2));
+    assert_eq!(cfg.unmapped_stripe_features(&["itsa_quarterly".into(), "nope".into()]), vec!["nope"]);
+    // Prices decide nothing under Stripe's Entitlements: an unmapped price is no error.
+    let plan = cfg.plan_for_prices(&[p("price_q", Some("whatever"))]).unwrap();
+    assert_eq!((plan.tier, plan.ignored.len()), (TierName::free(), 0));
+    let both = TierConfig::from_toml_str(&text("both")).unwrap();
+    assert!(both.feature_source().uses_prices() && both.feature_source().uses_stripe_entitlements());
+    assert_eq!(both.plan_for_prices(&[p("price_a", Some("agent_yearly"))]).unwrap().tier.as_str(), "agent");
+    assert_eq!(TierConfig::default_config().feature_source(), FeatureSource::Prices);
+    let e = TierConfig::from_toml_str(&text("entitlements")).unwrap_err();
+    assert!(e.to_string().contains("stripe_entitlements"), "{e}");
+    let typo = format!("{}[stripe_features.x]\nitsa.quarterl = true\n", DEFAULT_TIERS_TOML);
+    assert!(TierConfig::from_toml_str(&typo).is_err(), "unknown feature keys are refused");
+}
+
+#[test]
+fn the_newest_feature_summary_wins_whatever_the_order() {
+    let summary = |created, id: &str| crate::FeatureSummary {
+        customer_id: "cus_1".into(),
+        lookup_keys: vec![],
+        event_created: created,
+        event_id: id.into(),
+    };
+    assert!(summary(10, "evt_a").supersedes(9, "evt_z"), "a later second");
+    assert!(summary(10, "evt_b").supersedes(10, "evt_a"), "same second: the greater id");
+    assert!(!summary(10, "evt_a").supersedes(10, "evt_a"), "itself");
+    assert!(!summary(9, "evt_z").supersedes(10, "evt_a"));
+}

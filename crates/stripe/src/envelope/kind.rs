@@ -33,6 +33,9 @@ pub enum EventKind {
     InvoicePaymentSucceeded,
     /// `invoice.payment_failed`.
     InvoicePaymentFailed,
+    /// `entitlements.active_entitlement_summary.updated`: a customer's full list of active
+    /// Stripe Entitlements features changed.
+    EntitlementSummaryUpdated,
     /// A snapshot event subsync does not act on; acknowledged and dropped or stored.
     Ignored,
     /// A thin (v2) event: carries no object, so it is stored and marked unsupported.
@@ -40,7 +43,7 @@ pub enum EventKind {
 }
 
 /// Handled snapshot types and their kinds; the single source of truth.
-const HANDLED: [(&str, EventKind); 14] = [
+const HANDLED: [(&str, EventKind); 15] = [
     ("checkout.session.completed", EventKind::CheckoutSessionCompleted),
     ("checkout.session.async_payment_succeeded", EventKind::CheckoutSessionAsyncPaymentSucceeded),
     ("checkout.session.async_payment_failed", EventKind::CheckoutSessionAsyncPaymentFailed),
@@ -55,6 +58,7 @@ const HANDLED: [(&str, EventKind); 14] = [
     ("invoice.paid", EventKind::InvoicePaid),
     ("invoice.payment_succeeded", EventKind::InvoicePaymentSucceeded),
     ("invoice.payment_failed", EventKind::InvoicePaymentFailed),
+    ("entitlements.active_entitlement_summary.updated", EventKind::EntitlementSummaryUpdated),
 ];
 
 impl EventKind {

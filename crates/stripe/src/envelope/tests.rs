@@ -140,6 +140,7 @@ fn event_kinds() {
         "invoice.paid",
         "invoice.payment_succeeded",
         "invoice.payment_failed",
+        "entitlements.active_entitlement_summary.updated",
     ];
     for t in handled {
         let kind = EventKind::from_type(t);
@@ -153,6 +154,11 @@ fn event_kinds() {
     }
     assert_eq!(EventKind::Thin.event_type(), None);
     assert_eq!(parse(&event("invoice.paid", json!({}))).kind(), EventKind::InvoicePaid);
+    // A Stripe Entitlements summary names a customer, not a subscription: grouped by customer.
+    let summary = json!({"object": "entitlements.active_entitlement_summary", "customer": "cus_9"});
+    let env = parse(&event("entitlements.active_entitlement_summary.updated", summary));
+    assert_eq!(env.kind(), EventKind::EntitlementSummaryUpdated);
+    assert_eq!(env.group_key(), GroupKey::Customer("cus_9".into()));
 }
 
 fn key(event_type: &str, object: Value) -> GroupKey {

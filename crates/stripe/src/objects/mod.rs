@@ -11,6 +11,7 @@
 
 mod checkout;
 mod customer;
+mod entitlements;
 mod invoice;
 mod subscription;
 
@@ -22,6 +23,7 @@ use serde_json::Value;
 
 pub use checkout::{CheckoutMode, CheckoutSession, CheckoutStatus, PaymentStatus};
 pub use customer::Customer;
+pub use entitlements::{ActiveEntitlement, ActiveEntitlementSummary};
 pub use invoice::{Invoice, InvoiceLine, InvoiceParent, InvoiceStatus, Period, SubscriptionDetails};
 pub use subscription::{Price, Subscription, SubscriptionItem, SubscriptionStatus};
 

@@ -6,6 +6,22 @@ const SUBSCRIPTION: &[u8] = include_bytes!("../../tests/fixtures/subscription.js
 const CHECKOUT: &[u8] = include_bytes!("../../tests/fixtures/checkout.session.json");
 const INVOICE: &[u8] = include_bytes!("../../tests/fixtures/invoice.json");
 const CUSTOMER: &[u8] = include_bytes!("../../tests/fixtures/customer.json");
+const ENTITLEMENT_SUMMARY: &[u8] = include_bytes!("../../tests/fixtures/entitlements.active_entitlement_summary.json");
+
+#[test]
+fn entitlement_summary_fixture() {
+    let summary = ActiveEntitlementSummary::from_json(ENTITLEMENT_SUMMARY).expect("fixture parses");
+    assert_eq!(summary.customer, "customer");
+    assert_eq!(summary.lookup_keys(), vec!["lookup_key".to_owned()]);
+    assert!(summary.entitlements.has_more, "the fixture says more features exist than are embedded");
+    assert_eq!(summary.entitlements.data[0].feature.as_ref().map(Expandable::id), Some("obj_123"));
+    let repeated = json!({"object": "entitlements.active_entitlement_summary", "customer": "cus_1",
+        "entitlements": {"object": "list", "data": [
+            {"id": "ent_2", "lookup_key": "vat_returns"}, {"id": "ent_1", "lookup_key": "itsa_quarterly"},
+            {"id": "ent_3", "lookup_key": "vat_returns"}], "has_more": false}});
+    let summary = ActiveEntitlementSummary::from_value(&repeated).expect("parses");
+    assert_eq!(summary.lookup_keys(), vec!["itsa_quarterly".to_owned(), "vat_returns".to_owned()]);
+}
 
 #[test]
 fn subscription_fixture() {

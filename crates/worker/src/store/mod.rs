@@ -195,6 +195,67 @@ pub struct EventOutcomeRow {
     pub at: DateTime<Utc>,
 }
 
+/// The stored Stripe Entitlements summary of one customer: its order key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredSummary {
+    pub event_created: i64,
+    pub event_id: String,
+}
+
+/// The customer's stored summary, locked for this transaction.
+pub(crate) async fn lock_customer_features(
+    tx: &mut Tx,
+    customer_id: &str,
+) -> Result<Option<StoredSummary>, WorkerError> {
+    on_dialect!(tx.conn(), lock_customer_features(customer_id))
+}
+
+/// Inserts or replaces a customer's summary.
+pub(crate) async fn save_customer_features(
+    tx: &mut Tx,
+    summary: &subsync_domain::FeatureSummary,
+    at: DateTime<Utc>,
+) -> Result<(), WorkerError> {
+    let keys = serde_json::to_string(&summary.lookup_keys).map_err(|e| WorkerError::Corrupt(e.to_string()))?;
+    on_dialect!(tx.conn(), save_customer_features(summary, &keys, at))
+}
+
+/// The users a customer's subscriptions are attributed to, sorted.
+pub(crate) async fn customer_users(tx: &mut Tx, customer_id: &str) -> Result<Vec<String>, WorkerError> {
+    on_dialect!(tx.conn(), customer_users(customer_id))
+}
+
+/// The Stripe feature lookup keys of every customer that belongs to `user_id`: the customers
+/// of the user's subscriptions, and the customer whose id the user id is while no
+/// subscription names a user for it. `None` when no such customer has a summary.
+pub(crate) async fn user_stripe_features(tx: &mut Tx, user_id: &str) -> Result<Option<Vec<String>>, WorkerError> {
+    let lists: Vec<String> = on_dialect!(tx.conn(), user_stripe_features(user_id))?;
+    if lists.is_empty() {
+        return Ok(None);
+    }
+    let mut keys = Vec::new();
+    for list in lists {
+        let parsed: Vec<String> = serde_json::from_str(&list)
+            .map_err(|e| WorkerError::Corrupt(format!("stored Stripe feature keys are not a JSON list: {e}")))?;
+        keys.extend(parsed);
+    }
+    keys.sort();
+    keys.dedup();
+    Ok(Some(keys))
+}
+
+/// The customers a user's Stripe features come from (both dialects; `{user}` is the
+/// dialect's placeholder for the user id, used twice).
+fn user_features_sql(user: &str) -> String {
+    format!(
+        "SELECT f.lookup_keys FROM subsync_customer_features f \
+         WHERE f.customer_id IN (SELECT s.customer_id FROM subsync_subscriptions s WHERE s.user_id = {user}) \
+            OR (f.customer_id = {user} AND NOT EXISTS (SELECT 1 FROM subsync_subscriptions s \
+                 WHERE s.customer_id = f.customer_id AND s.user_id IS NOT NULL)) \
+         ORDER BY f.customer_id"
+    )
+}
+
 /// One unmapped price carried by an event's subscription.
 #[derive(Debug)]
 pub(crate) struct UnmappedWrite<'a> {

@@ -7,8 +7,8 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::{
-    EventOutcomeRow, HistoryRow, HistoryWrite, OutcomeWrite, StoredEntitlement, SubscriptionRow, SubscriptionWrite,
-    UnmappedPriceRow, UnmappedWrite, effect_name, unmapped_summary,
+    EventOutcomeRow, HistoryRow, HistoryWrite, OutcomeWrite, StoredEntitlement, StoredSummary, SubscriptionRow,
+    SubscriptionWrite, UnmappedPriceRow, UnmappedWrite, effect_name, unmapped_summary, user_features_sql,
 };
 use crate::error::WorkerError;
 
@@ -274,4 +274,52 @@ pub(super) async fn unmapped_prices(pool: &PgPool, since: DateTime<Utc>) -> Resu
             })
         })
         .collect()
+}
+
+pub(super) async fn lock_customer_features(
+    c: &mut PgConnection,
+    customer_id: &str,
+) -> Result<Option<StoredSummary>, WorkerError> {
+    let row =
+        sqlx::query("SELECT event_created, event_id FROM subsync_customer_features WHERE customer_id = $1 FOR UPDATE")
+            .bind(customer_id)
+            .fetch_optional(&mut *c)
+            .await?;
+    row.map(|r| Ok(StoredSummary { event_created: r.try_get("event_created")?, event_id: r.try_get("event_id")? }))
+        .transpose()
+}
+
+pub(super) async fn save_customer_features(
+    c: &mut PgConnection,
+    s: &subsync_domain::FeatureSummary,
+    keys: &str,
+    at: DateTime<Utc>,
+) -> Result<(), WorkerError> {
+    sqlx::query(
+        "INSERT INTO subsync_customer_features (customer_id, lookup_keys, event_created, event_id, updated_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (customer_id) DO UPDATE SET lookup_keys = excluded.lookup_keys, \
+           event_created = excluded.event_created, event_id = excluded.event_id, updated_at = excluded.updated_at",
+    )
+    .bind(&s.customer_id)
+    .bind(keys)
+    .bind(s.event_created)
+    .bind(&s.event_id)
+    .bind(at)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn customer_users(c: &mut PgConnection, customer_id: &str) -> Result<Vec<String>, WorkerError> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT user_id FROM subsync_subscriptions WHERE customer_id = $1 AND user_id IS NOT NULL \
+         ORDER BY user_id",
+    )
+    .bind(customer_id)
+    .fetch_all(&mut *c)
+    .await?)
+}
+
+pub(super) async fn user_stripe_features(c: &mut PgConnection, user_id: &str) -> Result<Vec<String>, WorkerError> {
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(user_features_sql("$1"))).bind(user_id).fetch_all(&mut *c).await?)
 }

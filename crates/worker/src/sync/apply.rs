@@ -11,7 +11,8 @@
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 use subsync_domain::{
-    Entitlement, Features, Input, Outcome, Snapshot, SubscriptionState, TierName, UnixSeconds, UnmappedPrice,
+    Entitlement, FeatureSummary, Features, Input, Outcome, Snapshot, SubscriptionState, TierName, UnixSeconds,
+    UnmappedPrice,
 };
 use subsync_queue::{JobError, JobId, Tx};
 
@@ -129,6 +130,7 @@ pub(crate) async fn apply(
             return Ok(report);
         }
         Decision::Apply(input) => input,
+        Decision::Features(summary) => return apply_features(tx, ctx, job_id, event_id, summary, now, at).await,
     };
     let sub_id = input.subscription_id();
     let previous = store::lock_subscription(tx, sub_id).await.map_err(job_error)?;
@@ -157,6 +159,11 @@ pub(crate) async fn apply(
                     .into_iter()
                     .flatten()
                     .collect();
+            if ctx.tiers().feature_source().uses_stripe_entitlements() {
+                // A customer known only from its Stripe Entitlements summary stood for a user;
+                // once a subscription names the real one, that stand-in is refreshed away.
+                users.extend(new_state.customer_id());
+            }
             users.sort_unstable();
             users.dedup();
             store::lock_users(tx, &users).await.map_err(job_error)?;
@@ -210,6 +217,59 @@ async fn record(
     store::record_outcome(tx, &row).await.map_err(job_error)
 }
 
+/// A customer's Stripe Entitlements summary: stored if it is the newest (Stripe sends the
+/// whole list, so the newest replaces the rest), then every user of the customer refreshed.
+async fn apply_features(
+    tx: &mut Tx,
+    ctx: &SyncContext,
+    job_id: JobId,
+    event_id: &str,
+    summary: &FeatureSummary,
+    now: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> Result<Report, JobError> {
+    let customer = summary.customer_id.as_str();
+    if !ctx.tiers().feature_source().uses_stripe_entitlements() {
+        let reason = "the tier file's source is \"prices\": Stripe entitlement summaries grant nothing";
+        let report = Report { outcome: "ignored", reason: Some(reason.into()), tier_changes: Vec::new() };
+        record(tx, job_id, event_id, None, &report, at).await?;
+        return Ok(report);
+    }
+    let stored = store::lock_customer_features(tx, customer).await.map_err(job_error)?;
+    let report = match stored {
+        Some(s) if !summary.supersedes(s.event_created, &s.event_id) => {
+            let same = s.event_created == summary.event_created && s.event_id == summary.event_id;
+            let reason = (!same).then(|| format!("a newer summary of {customer} is stored ({})", s.event_id));
+            Report { outcome: if same { "unchanged" } else { "stale" }, reason, tier_changes: Vec::new() }
+        }
+        _ => {
+            store::save_customer_features(tx, summary, at).await.map_err(job_error)?;
+            // The customer's users, and the customer itself: it stands for a user while no
+            // subscription names one (and is refreshed away once one does).
+            let mut users = store::customer_users(tx, customer).await.map_err(job_error)?;
+            users.push(customer.to_owned());
+            users.sort_unstable();
+            users.dedup();
+            let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+            store::lock_users(tx, &refs).await.map_err(job_error)?;
+            let mut tier_changes = Vec::new();
+            for user_id in &refs {
+                let cause = Cause { event_id, job_id, subscription_id: customer, at };
+                if let Some(change) = refresh_user(tx, ctx, user_id, &cause, now).await? {
+                    tier_changes.push(change);
+                }
+            }
+            let unmapped = ctx.tiers().unmapped_stripe_features(&summary.lookup_keys);
+            let reason = (!unmapped.is_empty()).then(|| {
+                format!("Stripe features not in [stripe_features], granting nothing: {}", unmapped.join(", "))
+            });
+            Report { outcome: "applied", reason, tier_changes }
+        }
+    };
+    record(tx, job_id, event_id, None, &report, at).await?;
+    Ok(report)
+}
+
 fn decode_state(sub_id: &str, json: serde_json::Value) -> Result<SubscriptionState, JobError> {
     serde_json::from_value(json)
         .map_err(|e| JobError::permanent(format!("stored state of {sub_id} does not decode: {e}")))
@@ -247,15 +307,32 @@ async fn refresh_user(
             }
         }
     }
+    // Stripe's Entitlements, when the tier file uses them, grant on top of all that.
+    let stripe = if tiers.feature_source().uses_stripe_entitlements() {
+        store::user_stripe_features(tx, user_id).await.map_err(job_error)?
+    } else {
+        None
+    };
+    let stripe_grants = stripe.as_ref().map(|keys| tiers.stripe_grants(keys.iter().map(String::as_str)));
+    if let (Some((_, _, ent)), Some(grants)) = (best.as_mut(), &stripe_grants) {
+        ent.features = ent.features.plus(grants, 1);
+    }
     let existing = store::entitlement_in(tx, user_id).await.map_err(job_error)?;
     let from = existing.map_or_else(|| TierName::FREE.to_owned(), |e| e.tier);
     let (to, granting_sub) = match best {
+        None if stripe_grants.is_some() => {
+            // Only Stripe's Entitlements speak for this user (no subscription of theirs is known).
+            let grants = stripe_grants.unwrap_or_else(Features::none);
+            let row = features_only_row(ctx, user_id, &grants, cause, now)?;
+            store::upsert_entitlement(tx, &row).await.map_err(job_error)?;
+            (row.tier, cause.subscription_id.to_owned())
+        }
         None => {
             store::delete_entitlement(tx, user_id).await.map_err(job_error)?;
             (TierName::FREE.to_owned(), cause.subscription_id.to_owned())
         }
         Some((sub_id, state, ent)) => {
-            let row = entitlement_row(ctx, user_id, &sub_id, &state, &ent, cause, now)?;
+            let row = entitlement_row(ctx, user_id, &sub_id, &state, &ent, stripe_grants.as_ref(), cause, now)?;
             store::upsert_entitlement(tx, &row).await.map_err(job_error)?;
             (row.tier, sub_id)
         }
@@ -276,12 +353,45 @@ async fn refresh_user(
     Ok(Some(TierChangeReport { user_id: user_id.to_owned(), from, to }))
 }
 
+/// The entitlement of a user known only through a Stripe Entitlements summary: `free` plus
+/// the granted features, held by no subscription (`subscription_id` is empty).
+fn features_only_row(
+    ctx: &SyncContext,
+    user_id: &str,
+    grants: &Features,
+    cause: &Cause<'_>,
+    now: DateTime<Utc>,
+) -> Result<StoredEntitlement, JobError> {
+    let free = ctx.tiers().free_features();
+    Ok(StoredEntitlement {
+        user_id: user_id.to_owned(),
+        user_source: "customer_id".to_owned(),
+        tier: TierName::FREE.to_owned(),
+        features: to_json(&free.plus(grants, 1))?,
+        lapse_tier: TierName::FREE.to_owned(),
+        lapse_features: to_json(&free)?,
+        subscription_id: String::new(),
+        status: None,
+        reason: wire(&subsync_domain::AccessReason::NoSubscription),
+        plan_tier: None,
+        access_until: None,
+        period_end: None,
+        updated_at: cause.at,
+        evaluated_at: now,
+        last_event_id: cause.event_id.to_owned(),
+    })
+}
+
+/// The stored entitlement from the granting subscription's decision; `stripe` (Stripe's
+/// Entitlements grants, already in `ent.features`) outlives the subscription's lapse.
+#[allow(clippy::too_many_arguments)]
 fn entitlement_row(
     ctx: &SyncContext,
     user_id: &str,
     sub_id: &str,
     state: &SubscriptionState,
     ent: &Entitlement,
+    stripe: Option<&Features>,
     cause: &Cause<'_>,
     now: DateTime<Utc>,
 ) -> Result<StoredEntitlement, JobError> {
@@ -292,7 +402,7 @@ fn entitlement_row(
         tier: ent.tier.as_str().to_owned(),
         features: to_json(&ent.features)?,
         lapse_tier: TierName::FREE.to_owned(),
-        lapse_features: to_json(&ctx.tiers().free_features())?,
+        lapse_features: to_json(&ctx.tiers().free_features().plus(stripe.unwrap_or(&Features::none()), 1))?,
         subscription_id: sub_id.to_owned(),
         status: ent.status.as_ref().map(|s| s.as_str().to_owned()),
         reason: wire(&ent.reason),

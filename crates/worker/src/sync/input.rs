@@ -9,9 +9,9 @@
 //! - anything else (unhandled types, thin events, payment-mode checkouts, invoices without a
 //!   subscription) → ignored, with the reason recorded.
 
-use subsync_domain::{Input, Link, PaymentHealth, PriceRef, Snapshot, SubscriptionStatus};
+use subsync_domain::{FeatureSummary, Input, Link, PaymentHealth, PriceRef, Snapshot, SubscriptionStatus};
 use subsync_queue::JobError;
-use subsync_stripe::objects::CheckoutMode;
+use subsync_stripe::objects::{ActiveEntitlementSummary, CheckoutMode};
 use subsync_stripe::{
     CheckoutSession, Envelope, EventKind, Expandable, Invoice, StripeObject, Subscription, app_user_id,
 };
@@ -21,6 +21,8 @@ use subsync_stripe::{
 pub(crate) enum Decision {
     /// Apply this input to its subscription's state.
     Apply(Input),
+    /// Replace a customer's Stripe Entitlements features, if this summary is the newest.
+    Features(FeatureSummary),
     /// Record the event as skipped, with the reason.
     Ignore {
         /// The subscription it names, if any (for the outcome row).
@@ -85,6 +87,26 @@ pub(crate) fn decide(env: &Envelope) -> Result<Decision, JobError> {
                 event_created: created,
                 invoice_id: invoice.id.clone(),
             })))
+        }
+        EventKind::EntitlementSummaryUpdated => {
+            let summary: ActiveEntitlementSummary = object(env)?;
+            if summary.entitlements.has_more {
+                // Only the first page is embedded: acting on it would drop the rest.
+                return Ok(ignore(
+                    None,
+                    format!(
+                        "the entitlement summary of {} lists more features than the event carries (has_more); \
+                         reading them all needs the Stripe API",
+                        summary.customer
+                    ),
+                ));
+            }
+            Ok(Decision::Features(FeatureSummary {
+                lookup_keys: summary.lookup_keys(),
+                customer_id: summary.customer,
+                event_created: created,
+                event_id: env.id.clone(),
+            }))
         }
         EventKind::Ignored | EventKind::Thin => Ok(ignore(None, "not handled")),
     }
