@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Subcommand;
-use subsync_domain::{TierConfig, UnmappedPolicy};
+use subsync_domain::{FeatureSource, TierConfig, UnmappedPolicy};
 use subsync_worker::entitlements;
 
 use crate::commands::output::OutputOptions;
@@ -34,7 +34,8 @@ pub enum TiersCommand {
 
 fn load(file: Option<&PathBuf>) -> Result<TierConfig> {
     match file {
-        Some(path) => TierConfig::load(path).with_context(|| format!("tier file {}", path.display())),
+        // The error names the file and line itself.
+        Some(path) => Ok(TierConfig::load(path)?),
         None => Ok(TierConfig::default_config()),
     }
 }
@@ -94,16 +95,22 @@ fn check(file: Option<&PathBuf>, output: &OutputOptions) -> Result<()> {
         UnmappedPolicy::Dead => "dead",
         UnmappedPolicy::Free => "free",
     };
+    let source = match cfg.feature_source() {
+        FeatureSource::Prices => "prices",
+        FeatureSource::StripeEntitlements => "stripe_entitlements",
+        FeatureSource::Both => "both",
+    };
     if output.json {
         println!(
             "{}",
-            serde_json::json!({ "file": name, "valid": true, "tiers": tiers, "addons": addons, "unmapped": unmapped })
+            serde_json::json!({ "file": name, "valid": true, "tiers": tiers, "addons": addons, "unmapped": unmapped, "source": source })
         );
     } else {
         println!("{name} is valid");
         println!("tiers (lowest first): {}", tiers.join(", "));
         println!("add-ons: {}", if addons.is_empty() { "-".to_owned() } else { addons.join(", ") });
         println!("a subscription with no mapped price: {unmapped}");
+        println!("features come from: {source}");
     }
     Ok(())
 }
