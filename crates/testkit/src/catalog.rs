@@ -96,3 +96,18 @@ sources.max = 1
 lookup_key = "extra_clients_monthly"
 addon = "extra_clients"
 "#;
+
+/// The Stripe Entitlements features (lookup keys) the generator's summaries list.
+pub const STRIPE_FEATURE_KEYS: [&str; 3] = ["itsa_quarterly", "vat_returns", "extra_sources"];
+
+/// Appended to the default tier file (with `source = "both"`), maps [`STRIPE_FEATURE_KEYS`].
+pub const STRIPE_FEATURES_TOML: &str = r#"
+[stripe_features.itsa_quarterly]
+itsa.quarterly = true
+
+[stripe_features.vat_returns]
+vat.returns = true
+
+[stripe_features.extra_sources]
+sources.max = 2
+"#;

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use subsync_domain::{Input, Link, PaymentHealth, PriceRef, Snapshot, SubscriptionStatus};
+use subsync_domain::{FeatureSummary, Input, Link, PaymentHealth, PriceRef, Snapshot, SubscriptionStatus};
 
 use crate::catalog::CatalogPrice;
 
@@ -47,6 +47,14 @@ fn one() -> u32 {
 /// The structured content of a generated event: what the JSON says, in typed form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventFact {
+    /// `entitlements.active_entitlement_summary.updated`: the customer's whole list of active
+    /// Stripe Entitlements features.
+    FeatureSummary {
+        /// `cus_…`
+        customer_id: String,
+        /// The active features' lookup keys, sorted.
+        lookup_keys: Vec<String>,
+    },
     /// `checkout.session.completed` in subscription mode.
     CheckoutCompleted {
         /// `cs_test_…`
@@ -159,19 +167,36 @@ impl GeneratedEvent {
         Self { id, event_type: event_type.to_owned(), created, api_version, body, fact }
     }
 
-    /// The subscription this event concerns.
+    /// The subscription this event concerns (for a feature summary: its customer, which is
+    /// what such an event is serialized on).
     pub fn subscription_id(&self) -> &str {
         match &self.fact {
             EventFact::CheckoutCompleted { subscription_id, .. }
             | EventFact::Subscription { subscription_id, .. }
             | EventFact::Invoice { subscription_id, .. } => subscription_id,
+            EventFact::FeatureSummary { customer_id, .. } => customer_id,
         }
     }
 
-    /// The domain input the worker should derive from this event, built from the typed
-    /// facts (not by parsing `body`), so it is an independent reference.
-    pub fn domain_input(&self) -> Input {
+    /// The customer's Stripe Entitlements summary this event carries, if it is one.
+    pub fn feature_summary(&self) -> Option<FeatureSummary> {
         match &self.fact {
+            EventFact::FeatureSummary { customer_id, lookup_keys } => Some(FeatureSummary {
+                customer_id: customer_id.clone(),
+                lookup_keys: lookup_keys.clone(),
+                event_created: self.created,
+                event_id: self.id.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The subscription input the worker should derive from this event, built from the typed
+    /// facts (not by parsing `body`), so it is an independent reference; `None` for a
+    /// customer's feature summary ([`GeneratedEvent::feature_summary`]).
+    pub fn domain_input(&self) -> Option<Input> {
+        Some(match &self.fact {
+            EventFact::FeatureSummary { .. } => return None,
             EventFact::CheckoutCompleted { subscription_id, customer_id, client_reference_id, app_user_id, .. } => {
                 Input::Link(Link {
                     subscription_id: subscription_id.clone(),
@@ -210,7 +235,7 @@ impl GeneratedEvent {
                 event_created: self.created,
                 invoice_id: invoice_id.clone(),
             }),
-        }
+        })
     }
 }
 
@@ -253,6 +278,33 @@ fn price_json(p: &CatalogPrice) -> Value {
 
 fn render_object(fact: &EventFact, api: ApiVersion, created: i64) -> (Value, Option<Value>) {
     match fact {
+        EventFact::FeatureSummary { customer_id, lookup_keys } => {
+            let data: Vec<Value> = lookup_keys
+                .iter()
+                .enumerate()
+                .map(|(n, key)| {
+                    json!({
+                        "id": format!("ent_{n}_{customer_id}"),
+                        "object": "entitlements.active_entitlement",
+                        "feature": format!("feat_{key}"),
+                        "livemode": false,
+                        "lookup_key": key,
+                    })
+                })
+                .collect();
+            let object = json!({
+                "object": "entitlements.active_entitlement_summary",
+                "customer": customer_id,
+                "entitlements": {
+                    "object": "list",
+                    "data": data,
+                    "has_more": false,
+                    "url": "/v1/entitlements/active_entitlements",
+                },
+                "livemode": false,
+            });
+            (object, None)
+        }
         EventFact::CheckoutCompleted {
             session_id,
             subscription_id,

@@ -41,6 +41,11 @@ pub struct GeneratorOptions {
     /// their lifecycles.
     #[serde(default)]
     pub addon_ratio: f64,
+    /// Chance, per period, of a Stripe Entitlements summary for the customer (a random set of
+    /// [`crate::catalog::STRIPE_FEATURE_KEYS`]; sometimes two in one second). 0 (the default)
+    /// draws nothing.
+    #[serde(default)]
+    pub summary_ratio: f64,
 }
 
 impl Default for GeneratorOptions {
@@ -57,6 +62,7 @@ impl Default for GeneratorOptions {
             cancel_now_ratio: 0.15,
             trial_ratio: 0.1,
             addon_ratio: 0.0,
+            summary_ratio: 0.0,
         }
     }
 }
@@ -271,6 +277,21 @@ impl<'r> Script<'r> {
         };
     }
 
+    /// Emits the customer's Stripe Entitlements summary at `t`: a random set of features,
+    /// and sometimes a second, different one in the same second (the greater event id wins).
+    pub(crate) fn feature_summary(&mut self, t: i64) {
+        let copies = if self.rng.u8(0..4) == 0 { 2 } else { 1 };
+        for _ in 0..copies {
+            let lookup_keys: Vec<String> = crate::catalog::STRIPE_FEATURE_KEYS
+                .iter()
+                .filter(|_| self.rng.bool())
+                .map(|k| (*k).to_owned())
+                .collect();
+            let fact = EventFact::FeatureSummary { customer_id: self.customer_id.clone(), lookup_keys };
+            self.push("entitlements.active_entitlement_summary.updated", t, fact);
+        }
+    }
+
     pub(crate) fn advance_period(&mut self) {
         let len = self.item.price.interval.period_secs();
         self.period_start = self.period_end;
@@ -370,6 +391,12 @@ fn generate_one(rng: &mut fastrand::Rng, o: &GeneratorOptions) -> Lifecycle {
             s.change_addon();
             let status = s.status();
             s.snapshot("customer.subscription.updated", t, status);
+        }
+        // Stripe recomputes the customer's active features.
+        if o.summary_ratio > 0.0 && chance(s.rng, o.summary_ratio) {
+            let len = s.period_end - s.period_start;
+            let t = s.period_start + s.rng.i64(0..len.max(1));
+            s.feature_summary(t);
         }
         // Cancellation scheduled for the period end.
         if chance(s.rng, o.cancel_at_period_end_ratio) {

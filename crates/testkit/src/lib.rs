@@ -26,10 +26,12 @@ pub mod generator;
 pub mod oracle;
 pub mod sign;
 
-pub use catalog::{ADDON_TIERS_TOML, CatalogPrice, Interval, addon_price, catalog, price};
+pub use catalog::{
+    ADDON_TIERS_TOML, CatalogPrice, Interval, STRIPE_FEATURE_KEYS, STRIPE_FEATURES_TOML, addon_price, catalog, price,
+};
 pub use delivery::{Delivery, DeliveryOptions, delivery_plan};
 pub use demo::{DEMO_BASE, DEMO_NOW, DEMO_WEBHOOK_SECRET, demo_events, demo_lifecycles, demo_plan};
 pub use event::{ApiVersion, EventFact, GeneratedEvent, ItemFact};
 pub use generator::{GeneratorOptions, Lifecycle, generate_lifecycles};
-pub use oracle::{ExpectedEntitlement, expected_entitlements, final_states};
+pub use oracle::{ExpectedEntitlement, expected_entitlements, final_feature_summaries, final_states};
 pub use sign::{sign_header, signature_hex};

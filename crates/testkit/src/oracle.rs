@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use subsync_domain::{
-    AccessPolicy, DomainError, Entitlement, Features, Outcome, SubscriptionState, SubscriptionStatus, TierConfig,
-    TierName, UnixSeconds, apply,
+    AccessPolicy, DomainError, Entitlement, FeatureSummary, Features, Outcome, SubscriptionState, SubscriptionStatus,
+    TierConfig, TierName, UnixSeconds, apply,
 };
 
 use crate::generator::Lifecycle;
@@ -36,7 +36,7 @@ pub fn final_states(
     let mut states: BTreeMap<String, SubscriptionState> = BTreeMap::new();
     for lc in lifecycles {
         for ev in &lc.events {
-            let input = ev.domain_input();
+            let Some(input) = ev.domain_input() else { continue };
             let key = input.subscription_id().to_owned();
             let outcome = apply(states.get(&key), &input, cfg, policy, ev.created)?;
             if let Outcome::Applied { new_state, .. } = outcome {
@@ -47,10 +47,24 @@ pub fn final_states(
     Ok(states)
 }
 
+/// The newest Stripe Entitlements summary per customer: the greatest (`created`, event id),
+/// whatever order the events came in.
+pub fn final_feature_summaries(lifecycles: &[Lifecycle]) -> BTreeMap<String, FeatureSummary> {
+    let mut out: BTreeMap<String, FeatureSummary> = BTreeMap::new();
+    for summary in lifecycles.iter().flat_map(|lc| &lc.events).filter_map(|ev| ev.feature_summary()) {
+        let newest = out.get(&summary.customer_id).is_none_or(|s| summary.supersedes(s.event_created, &s.event_id));
+        if newest {
+            out.insert(summary.customer_id.clone(), summary);
+        }
+    }
+    out
+}
+
 /// Expected entitlement per user id at `now`. A user with several subscriptions gets the
 /// highest-ranked tier among them (ties: the smallest subscription id), plus the add-ons of
 /// every other subscription of theirs that grants access. A subscription whose user is not
-/// known yet is keyed by its customer id, as the domain resolves it.
+/// known yet is keyed by its customer id, as the domain resolves it. When the tier file uses
+/// Stripe's Entitlements, the newest summary of each of the user's customers grants on top.
 pub fn expected_entitlements(
     lifecycles: &[Lifecycle],
     cfg: &TierConfig,
@@ -59,10 +73,12 @@ pub fn expected_entitlements(
 ) -> Result<BTreeMap<String, ExpectedEntitlement>, DomainError> {
     let mut out: BTreeMap<String, ExpectedEntitlement> = BTreeMap::new();
     let mut addons: BTreeMap<String, Vec<(String, Features)>> = BTreeMap::new();
+    let mut customers: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
     for (sub_id, state) in final_states(lifecycles, cfg, policy)? {
         let Some(user) = state.user() else { continue };
         let entitlement = state.entitlement(cfg, policy, now)?;
         addons.entry(user.user_id.clone()).or_default().push((sub_id.clone(), entitlement.addons.clone()));
+        customers.entry(user.user_id.clone()).or_default().extend(state.customer_id().map(str::to_owned));
         let candidate = ExpectedEntitlement {
             tier: entitlement.tier.clone(),
             subscription_id: sub_id,
@@ -81,6 +97,19 @@ pub fn expected_entitlements(
             if *sub_id != expected.subscription_id {
                 expected.entitlement.features = expected.entitlement.features.plus(extra, 1);
             }
+        }
+    }
+    if cfg.feature_source().uses_stripe_entitlements() {
+        let summaries = final_feature_summaries(lifecycles);
+        for (user, expected) in &mut out {
+            let keys: Vec<&str> = customers
+                .get(user)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| summaries.get(c))
+                .flat_map(|s| s.lookup_keys.iter().map(String::as_str))
+                .collect();
+            expected.entitlement.features = expected.entitlement.features.plus(&cfg.stripe_grants(keys), 1);
         }
     }
     Ok(out)

@@ -14,7 +14,7 @@ fn replay<'a>(
 ) -> BTreeMap<String, SubscriptionState> {
     let mut states: BTreeMap<String, SubscriptionState> = BTreeMap::new();
     for ev in events {
-        let input = ev.domain_input();
+        let Some(input) = ev.domain_input() else { continue };
         let key = input.subscription_id().to_owned();
         match apply(states.get(&key), &input, cfg, policy, ev.created).unwrap() {
             Outcome::Applied { new_state, .. } => {
@@ -48,6 +48,7 @@ proptest! {
             plan_change_ratio: 0.3,
             cancel_at_period_end_ratio: 0.2,
             addon_ratio: 0.4,
+            summary_ratio: 0.4,
             ..GeneratorOptions::default()
         });
         let truth = final_states(&lcs, &cfg, &policy).unwrap();
@@ -58,6 +59,14 @@ proptest! {
         });
         let got = replay(plan.iter().map(|d| d.event(&lcs).unwrap()), &cfg, &policy);
         prop_assert_eq!(&got, &truth);
+        // Feature summaries: keeping the newest as they arrive ends at the true newest.
+        let mut newest: BTreeMap<String, subsync_domain::FeatureSummary> = BTreeMap::new();
+        for summary in plan.iter().filter_map(|d| d.event(&lcs).unwrap().feature_summary()) {
+            if newest.get(&summary.customer_id).is_none_or(|s| summary.supersedes(s.event_created, &s.event_id)) {
+                newest.insert(summary.customer_id.clone(), summary);
+            }
+        }
+        prop_assert_eq!(newest, final_feature_summaries(&lcs));
         let start = GeneratorOptions::default().start;
         for now in [start, start + 45 * 86_400, start + 100 * 86_400, start + 400 * 86_400] {
             let expected = expected_entitlements(&lcs, &cfg, &policy, now).unwrap();

@@ -115,7 +115,12 @@ fn body_agrees_with_the_domain_input() {
         for ev in &lc.events {
             let v = json(ev);
             let o = &v["data"]["object"];
-            match ev.domain_input() {
+            let Some(input) = ev.domain_input() else {
+                let summary = ev.feature_summary().expect("a feature summary");
+                assert_eq!(o["customer"], summary.customer_id.as_str());
+                continue;
+            };
+            match input {
                 Input::Link(l) => {
                     assert_eq!(o["customer"], l.customer_id.as_str());
                     assert_eq!(o["client_reference_id"].as_str(), l.client_reference_id.as_deref());
@@ -162,7 +167,7 @@ fn lifecycles_are_in_true_order_and_map_to_the_default_config() {
             assert!(w[0].created <= w[1].created);
         }
         for ev in &lc.events {
-            if let Input::Snapshot(s) = ev.domain_input() {
+            if let Some(Input::Snapshot(s)) = ev.domain_input() {
                 cfg.tier_for_prices(&s.prices).expect("default config maps every price");
                 let rank = s.status.tie_break_rank();
                 if let Some((t, r)) = last_snapshot {
@@ -214,7 +219,7 @@ fn replay_plan(lcs: &[Lifecycle], plan: &[Delivery], cfg: &TierConfig) -> BTreeM
     let mut states: BTreeMap<String, SubscriptionState> = BTreeMap::new();
     for d in plan {
         let ev = d.event(lcs).unwrap();
-        let input = ev.domain_input();
+        let Some(input) = ev.domain_input() else { continue };
         let key = input.subscription_id().to_owned();
         if let Outcome::Applied { new_state, .. } = apply(states.get(&key), &input, cfg, &policy, ev.created).unwrap() {
             states.insert(key, new_state);
@@ -309,7 +314,7 @@ fn add_ons_are_bought_resized_and_dropped_and_the_oracle_stacks_them() {
     for lc in &lcs {
         let mut had = false;
         for ev in &lc.events {
-            if let Input::Snapshot(s) = ev.domain_input() {
+            if let Some(Input::Snapshot(s)) = ev.domain_input() {
                 let item = s.prices.iter().find(|p| p.id == addon.id);
                 if let Some(item) = item {
                     quantities.insert(item.quantity);
@@ -331,4 +336,25 @@ fn add_ons_are_bought_resized_and_dropped_and_the_oracle_stacks_them() {
         .filter(|e| e.entitlement.features.agent.clients > tiers.features(&e.tier).expect("tier").agent.clients)
         .count();
     assert!(raised > 0, "some users hold more clients than their tier grants, through add-ons");
+}
+
+#[test]
+fn feature_summaries_are_generated_and_the_oracle_grants_them() {
+    let options = GeneratorOptions { summary_ratio: 0.4, ..GeneratorOptions::default() };
+    let lcs = generate_lifecycles(12, 200, &options);
+    let summaries: Vec<_> = lcs.iter().flat_map(|lc| &lc.events).filter_map(|ev| ev.feature_summary()).collect();
+    assert!(summaries.len() > 20, "{} summaries", summaries.len());
+    let same_second =
+        summaries.windows(2).any(|w| w[0].customer_id == w[1].customer_id && w[0].event_created == w[1].event_created);
+    assert!(same_second, "some customer gets two summaries in one second");
+    let text = |source: &str| {
+        let base = subsync_domain::DEFAULT_TIERS_TOML.replace("source = \"prices\"", &format!("source = \"{source}\""));
+        TierConfig::from_toml_str(&format!("{base}{STRIPE_FEATURES_TOML}")).expect("tier file")
+    };
+    let now = options.start + 40 * 86_400;
+    let policy = AccessPolicy::default();
+    let prices = expected_entitlements(&lcs, &text("prices"), &policy, now).expect("oracle");
+    let both = expected_entitlements(&lcs, &text("both"), &policy, now).expect("oracle");
+    let changed = both.iter().filter(|(user, e)| prices[*user].entitlement.features != e.entitlement.features).count();
+    assert!(changed > 0, "Stripe features change some users' features");
 }

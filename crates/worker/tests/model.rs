@@ -17,8 +17,8 @@ use subsync_domain::{AccessPolicy, TierConfig};
 use subsync_queue::both_backends;
 use subsync_queue::{Job, JobFilter, JobState, QueueConfig, Store};
 use subsync_testkit::{
-    ADDON_TIERS_TOML, DeliveryOptions, GeneratorOptions, Lifecycle, delivery_plan, expected_entitlements, final_states,
-    generate_lifecycles,
+    ADDON_TIERS_TOML, DeliveryOptions, GeneratorOptions, Lifecycle, STRIPE_FEATURES_TOML, delivery_plan,
+    expected_entitlements, final_states, generate_lifecycles,
 };
 use subsync_worker::{EntitlementRow, SyncContext, SyncObserver, entitlements};
 use support::{Backend, DAY, TestDb, at, deliver, fast_config, spawn_worker, worker_config};
@@ -163,11 +163,13 @@ async fn all_entitlements(store: &Store, now: DateTime<Utc>) -> BTreeMap<String,
 async fn generated_traffic_matches_the_oracle(b: Backend) {
     let count = env_number("SUBSYNC_MODEL_LIFECYCLES", 200) as usize;
     let seed = env_number("SUBSYNC_MODEL_SEED", 20_261_124);
-    // A third of the periods buy, resize or drop an add-on, which the tier file maps.
-    let options = GeneratorOptions { addon_ratio: 0.3, ..GeneratorOptions::default() };
+    // A third of the periods buy, resize or drop an add-on, which the tier file maps, and
+    // Stripe recomputes a customer's Entitlements features, which the tier file also uses.
+    let options = GeneratorOptions { addon_ratio: 0.3, summary_ratio: 0.3, ..GeneratorOptions::default() };
     let lifecycles = Arc::new(generate_lifecycles(seed, count, &options));
-    let tiers = TierConfig::from_toml_str(&format!("{}{}", subsync_domain::DEFAULT_TIERS_TOML, ADDON_TIERS_TOML))
-        .expect("default tier file with the add-on");
+    let both = subsync_domain::DEFAULT_TIERS_TOML.replace("source = \"prices\"", "source = \"both\"");
+    let tiers = TierConfig::from_toml_str(&format!("{both}{ADDON_TIERS_TOML}{STRIPE_FEATURES_TOML}"))
+        .expect("default tier file with the add-on and Stripe features");
     let policy = AccessPolicy::default();
     // Evaluate in the middle of the generated months: some grants active, some in grace,
     // some cancelling at period end, some lapsed.

@@ -100,6 +100,14 @@ pub(crate) async fn lock_users(tx: &mut Tx, users: &[&str]) -> Result<(), Worker
     on_dialect!(tx.conn(), lock_users(users))
 }
 
+/// Serializes, per customer, a Stripe Entitlements summary with the subscription syncs of that
+/// customer (PostgreSQL advisory lock; taken before any user lock, by both kinds of job, so
+/// whichever comes second sees the other's committed writes: a summary never misses the user
+/// a concurrent subscription sync names). A no-op on SQLite.
+pub(crate) async fn lock_customer(tx: &mut Tx, customer_id: &str) -> Result<(), WorkerError> {
+    on_dialect!(tx.conn(), lock_customer(customer_id))
+}
+
 /// The stored entitlement of a user, inside the transaction.
 pub(crate) async fn entitlement_in(tx: &mut Tx, user_id: &str) -> Result<Option<StoredEntitlement>, WorkerError> {
     on_dialect!(tx.conn(), entitlement_in(user_id))

@@ -17,6 +17,8 @@ const ENTITLEMENT_COLUMNS: &str = "user_id, user_source, tier, features, lapse_t
 
 /// First key of our advisory locks, so they never collide with another application's.
 const USER_LOCK_SPACE: i32 = 0x5355_4253; // "SUBS"
+/// Advisory lock space for customers' Stripe Entitlements (taken before any user lock).
+const CUSTOMER_LOCK_SPACE: i32 = 0x4355_5354; // "CUST"
 
 fn decode_entitlement(row: &PgRow) -> Result<StoredEntitlement, WorkerError> {
     Ok(StoredEntitlement {
@@ -99,6 +101,15 @@ pub(super) async fn lock_users(c: &mut PgConnection, users: &[&str]) -> Result<(
             .execute(&mut *c)
             .await?;
     }
+    Ok(())
+}
+
+pub(super) async fn lock_customer(c: &mut PgConnection, customer_id: &str) -> Result<(), WorkerError> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(CUSTOMER_LOCK_SPACE)
+        .bind(customer_id)
+        .execute(&mut *c)
+        .await?;
     Ok(())
 }
 

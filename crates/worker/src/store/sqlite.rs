@@ -101,6 +101,10 @@ pub(super) async fn lock_users(_c: &mut SqliteConnection, _users: &[&str]) -> Re
     Ok(())
 }
 
+pub(super) async fn lock_customer(_c: &mut SqliteConnection, _customer_id: &str) -> Result<(), WorkerError> {
+    Ok(())
+}
+
 pub(super) async fn entitlement_in(
     c: &mut SqliteConnection,
     user_id: &str,

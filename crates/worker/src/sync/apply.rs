@@ -159,10 +159,14 @@ pub(crate) async fn apply(
                     .into_iter()
                     .flatten()
                     .collect();
-            if ctx.tiers().feature_source().uses_stripe_entitlements() {
-                // A customer known only from its Stripe Entitlements summary stood for a user;
-                // once a subscription names the real one, that stand-in is refreshed away.
-                users.extend(new_state.customer_id());
+            if ctx.tiers().feature_source().uses_stripe_entitlements()
+                && let Some(customer) = new_state.customer_id()
+            {
+                // Serialized with the customer's summaries (see `store::lock_customer`). A
+                // customer known only from its summary stood for a user; once a subscription
+                // names the real one, that stand-in is refreshed away.
+                store::lock_customer(tx, customer).await.map_err(job_error)?;
+                users.push(customer);
             }
             users.sort_unstable();
             users.dedup();
@@ -235,6 +239,7 @@ async fn apply_features(
         record(tx, job_id, event_id, None, &report, at).await?;
         return Ok(report);
     }
+    store::lock_customer(tx, customer).await.map_err(job_error)?;
     let stored = store::lock_customer_features(tx, customer).await.map_err(job_error)?;
     let report = match stored {
         Some(s) if !summary.supersedes(s.event_created, &s.event_id) => {
