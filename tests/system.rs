@@ -7,13 +7,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backend, SECRET, Server, TestDb, event, now, post, sign};
+use common::{Backend, SECRET, Server, TestDb, event, now, post, sign, subscription_event};
 use serde_json::json;
 use subsync_queue::both_backends;
 
 both_backends!(
     checkout_and_subscription_created_racing_both_apply_without_retry,
-    prune_forgets_only_what_is_past_retention
+    prune_forgets_only_what_is_past_retention,
+    backup_under_load_holds_every_acknowledged_event,
 );
 
 const ADMIN_TOKEN: &str = "system-test-admin-token-0123";
@@ -205,5 +206,93 @@ async fn prune_forgets_only_what_is_past_retention(b: Backend) {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(report["jobs_deleted"].as_u64(), Some(1), "{report}");
     assert_eq!(db.count("subsync_jobs", "").await, 1);
+    db.close().await;
+}
+
+/// `subsync backup` while `serve` takes webhooks: the copy opens, passes its integrity check
+/// and holds every event (and its job) acknowledged before the backup began. On PostgreSQL
+/// it refuses and names `pg_dump`.
+async fn backup_under_load_holds_every_acknowledged_event(b: Backend) {
+    let db = TestDb::unmigrated(b).await;
+    let env = [("DATABASE_URL", db.url.clone()), ("STRIPE_WEBHOOK_SECRET", SECRET.to_string())];
+    let server = Server::start(&["serve"], &env).await;
+    let dest = std::env::temp_dir().join(format!("subsync-backup-{}.db", uuid::Uuid::new_v4().simple()));
+    let backup = || {
+        tokio::process::Command::new(common::binary())
+            .args(["backup", dest.to_str().expect("utf-8 path")])
+            .env("DATABASE_URL", &db.url)
+            .env("RUST_LOG", "error")
+            .output()
+    };
+    if let Backend::Postgres = b {
+        let out = backup().await.expect("run subsync backup");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("pg_dump"), "{err}");
+        assert!(!dest.exists(), "nothing written");
+        server.stop().await;
+        db.close().await;
+        return;
+    }
+    let client = reqwest::Client::new();
+    let mut acknowledged = Vec::new();
+    for i in 0..40 {
+        let (id, body) = (format!("evt_pre_{i}"), subscription_event(&format!("evt_pre_{i}"), &format!("sub_pre_{i}")));
+        assert_eq!(post(&client, &server.base, Some(&sign(SECRET, now(), &body)), body).await.0, 200);
+        acknowledged.push(id);
+    }
+    // Webhooks keep coming while the backup runs.
+    let (load_client, base) = (client.clone(), server.base.clone());
+    let load = tokio::spawn(async move {
+        for i in 0..200 {
+            let body = subscription_event(&format!("evt_during_{i}"), &format!("sub_during_{i}"));
+            assert_eq!(post(&load_client, &base, Some(&sign(SECRET, now(), &body)), body).await.0, 200);
+        }
+    });
+    let out = backup().await.expect("run subsync backup");
+    load.await.expect("load");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("integrity check"), "{said}");
+
+    let copy = sqlx::SqlitePool::connect(&format!("sqlite:{}?mode=ro", dest.display())).await.expect("open the copy");
+    for id in &acknowledged {
+        let events: i64 = sqlx::query_scalar("SELECT count(*) FROM subsync_events WHERE event_id = ?1")
+            .bind(id)
+            .fetch_one(&copy)
+            .await
+            .expect("count");
+        let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM subsync_jobs WHERE unique_key = ?1")
+            .bind(id)
+            .fetch_one(&copy)
+            .await
+            .expect("count");
+        assert_eq!((events, jobs), (1, 1), "{id} was acknowledged before the backup began");
+    }
+    copy.close().await;
+    // A backup never overwrites a file.
+    let again = backup().await.expect("run subsync backup");
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("exists"));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", dest.display()));
+    }
+    server.stop().await;
+    db.close().await;
+}
+
+/// Logs written to a file or a pipe carry no terminal colour escapes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_into_a_pipe_have_no_colour_escapes() {
+    let db = TestDb::unmigrated(Backend::Sqlite).await;
+    let out = tokio::process::Command::new(common::binary())
+        .arg("migrate")
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "debug")
+        .env_remove("NO_COLOR")
+        .output()
+        .await
+        .expect("run subsync migrate");
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && logs.contains("DEBUG"), "{logs}");
+    assert!(!logs.contains('\u{1b}'), "escape codes in piped logs: {logs}");
     db.close().await;
 }

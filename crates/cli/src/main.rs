@@ -36,6 +36,8 @@ enum Command {
     Demo,
     /// Apply database migrations and exit.
     Migrate,
+    /// Copy the embedded SQLite database, consistently, while it runs (PostgreSQL: use pg_dump).
+    Backup(commands::backup::Args),
     /// Delete finished jobs and events past the retention window (run daily).
     Prune {
         /// Also delete dead jobs past the window (by default they wait for an operator).
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => commands::serve::serve(&cli.global, args).await,
             Command::Intake(args) => commands::serve::intake_only(&cli.global, args).await,
             Command::Migrate => commands::migrate::run(&cli.global).await,
+            Command::Backup(args) => commands::backup::run(&cli.global, args, &cli.output).await,
             Command::Prune { include_dead } => commands::prune::run(&cli.global, include_dead, &cli.output).await,
             Command::Worker(args) => commands::worker::run(&cli.global, args).await,
             Command::Demo => commands::demo::run().await,

@@ -57,4 +57,4 @@ pub use model::{
 };
 pub use runtime::{AbortHandle, JobObserver, JobOutcome, QueueBackend, WorkerOptions};
 pub use schema::Backend;
-pub use store::{PgJobBatch, Selection, Store, StoreOptions, Tx, redact_url};
+pub use store::{BackupSummary, PgJobBatch, Selection, Store, StoreOptions, Tx, redact_url};

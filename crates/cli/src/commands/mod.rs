@@ -2,6 +2,7 @@
 //! `entitlements`, `prune`) all live here; `operator` mounts the queue's, `output` holds what
 //! they all share (`--json`, `--yes`, the one-line error) and `table` their terminal output.
 
+pub mod backup;
 pub mod demo;
 pub mod entitlements;
 pub mod events;

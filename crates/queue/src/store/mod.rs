@@ -5,6 +5,7 @@
 //! drivers only speak their SQL dialect. Both pass the same conformance suite
 //! (`crates/queue/tests/conformance.rs`).
 
+mod backup;
 mod driver;
 mod pg_batch;
 mod postgres;
@@ -25,6 +26,7 @@ use crate::model::{
 };
 use crate::schema::{self, Backend};
 
+pub use backup::BackupSummary;
 pub use driver::Selection;
 pub(crate) use driver::{Driver, ExpiredLease, probe_size};
 pub use pg_batch::PgJobBatch;
@@ -390,6 +392,20 @@ impl Store {
     pub async fn schema_status(&self) -> Result<schema::SchemaStatus, QueueError> {
         let applied = dispatch!(self, d => d.applied_migrations().await)?;
         Ok(schema::status(self.backend(), applied.as_deref()))
+    }
+
+    /// Writes a consistent hot copy of the embedded SQLite database to `dest` (a new file)
+    /// and checks the copy opens whole. A PostgreSQL database is backed up with its own
+    /// tools (`pg_dump`, or the provider's snapshots): that is refused with a message saying so.
+    pub async fn backup_to(&self, dest: &std::path::Path) -> Result<BackupSummary, QueueError> {
+        match &self.inner.db {
+            Dialect::Sqlite(d) => backup::sqlite_backup(d.pool(), dest).await,
+            Dialect::Postgres(_) => Err(QueueError::InvalidInput(
+                "this is a PostgreSQL database: back it up with pg_dump (e.g. `pg_dump -Fc -f subsync.dump \"$DATABASE_URL\"`) \
+                 or your provider's snapshots; `subsync backup` copies the embedded SQLite database"
+                    .into(),
+            )),
+        }
     }
 
     /// Checks the database answers.
