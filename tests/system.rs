@@ -296,3 +296,37 @@ async fn logs_into_a_pipe_have_no_colour_escapes() {
     assert!(!logs.contains('\u{1b}'), "escape codes in piped logs: {logs}");
     db.close().await;
 }
+
+/// TLS to PostgreSQL (managed databases require it): `sslmode=require` connects over TLS;
+/// `verify-full` with a root certificate that did not sign the server's is refused, with a
+/// hint, and the cause is said once. (The test command turns `ssl` on for the test server.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_tls() {
+    let db = TestDb::unmigrated(Backend::Postgres).await;
+    let with = |params: &str| format!("{}{}{params}", db.url, if db.url.contains('?') { '&' } else { '?' });
+    let migrate = |url: String| {
+        tokio::process::Command::new(common::binary())
+            .arg("migrate")
+            .env("DATABASE_URL", url)
+            .env("RUST_LOG", "error")
+            .output()
+    };
+    let ok = migrate(with("sslmode=require")).await.expect("run subsync migrate");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let tls = sqlx::PgPool::connect(&with("sslmode=require")).await.expect("connect over TLS");
+    let encrypted: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&tls)
+        .await
+        .expect("pg_stat_ssl");
+    tls.close().await;
+    assert!(encrypted, "sslmode=require must encrypt");
+
+    let public_roots = "/etc/ssl/certs/ca-certificates.crt";
+    assert!(std::path::Path::new(public_roots).exists(), "{public_roots} is missing: install ca-certificates");
+    let refused = migrate(with(&format!("sslmode=verify-full&sslrootcert={public_roots}"))).await.expect("run");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(err.contains("sslrootcert") && err.contains("UnknownIssuer"), "a clear reason and what to check: {err}");
+    assert_eq!(err.matches("invalid peer certificate").count(), 1, "the cause once, not once per layer: {err}");
+    db.close().await;
+}

@@ -102,8 +102,43 @@ fn main() -> ExitCode {
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An error and its causes on one line, each cause once: many layers (sqlx, the queue, a
+/// context) already repeat their source's text in their own, and printing the whole chain
+/// verbatim said the same thing three times.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn a_cause_repeated_by_its_wrapper_is_printed_once() {
+        let inner = std::io::Error::other("invalid peer certificate: UnknownIssuer");
+        let e = anyhow::Error::new(inner)
+            .context("error communicating with database: invalid peer certificate: UnknownIssuer")
+            .context("cannot open the database postgres://db");
+        assert_eq!(
+            one_line(&e),
+            "cannot open the database postgres://db: error communicating with database: invalid peer certificate: UnknownIssuer"
+        );
     }
 }

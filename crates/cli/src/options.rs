@@ -67,9 +67,17 @@ impl Global {
             acquire_timeout: Duration::from_secs(self.db_timeout),
             config: self.queue_config(),
         };
-        Store::connect(&self.database_url, options)
-            .await
-            .with_context(|| format!("cannot open the database {}", redact_url(&self.database_url)))
+        let db = redact_url(&self.database_url);
+        Store::connect(&self.database_url, options).await.map_err(|e| {
+            // A refused certificate is the usual first-day TLS problem: say what to check.
+            let hint = if e.to_string().contains("certificate") {
+                " (TLS: the server's certificate was not accepted; point `sslrootcert` at the CA that \
+                 signed it, or use sslmode=require to encrypt without verifying)"
+            } else {
+                ""
+            };
+            anyhow::Error::new(e).context(format!("cannot open the database {db}{hint}"))
+        })
     }
 
     /// [`Global::connect`] for the operator commands: never migrates (a production schema
