@@ -43,6 +43,8 @@ enum Command {
         /// Also delete dead jobs past the window (by default they wait for an operator).
         #[arg(long)]
         include_dead: bool,
+        #[command(flatten)]
+        retention: options::RetentionArgs,
     },
     /// Operator commands: jobs, running groups, stats.
     #[command(flatten)]
@@ -81,7 +83,9 @@ fn main() -> ExitCode {
             Command::Intake(args) => commands::serve::intake_only(&cli.global, args).await,
             Command::Migrate => commands::migrate::run(&cli.global).await,
             Command::Backup(args) => commands::backup::run(&cli.global, args, &cli.output).await,
-            Command::Prune { include_dead } => commands::prune::run(&cli.global, include_dead, &cli.output).await,
+            Command::Prune { include_dead, retention } => {
+                commands::prune::run(&cli.global, &retention, include_dead, &cli.output).await
+            }
             Command::Worker(args) => commands::worker::run(&cli.global, args).await,
             Command::Demo => commands::demo::run().await,
             Command::Entitlements(cmd) => commands::entitlements::run(&cli.global, cmd, &cli.output).await,

@@ -24,12 +24,6 @@ pub struct Global {
     /// Database: `sqlite:<file>` (embedded, created if missing) or `postgres://user@host/db`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite:subsync.db", global = true)]
     pub database_url: String,
-    /// Database connections per process.
-    #[arg(
-        long, env = "SUBSYNC_DB_POOL", default_value_t = 16, global = true,
-        value_parser = Bounded::<u32>::at_least(1),
-    )]
-    pub db_pool: u32,
     /// Seconds to wait for a database connection (or SQLite's write lock) before giving up:
     /// the intake then answers 503 and Stripe retries.
     #[arg(
@@ -37,19 +31,6 @@ pub struct Global {
         value_parser = Bounded::<u64>::at_least(1).unit(" second"),
     )]
     pub db_timeout: u64,
-    /// Seconds a worker holds a job without renewing it; a crashed worker's jobs are taken
-    /// over after this. Heartbeats renew it every third of it.
-    #[arg(
-        long, env = "SUBSYNC_LEASE", default_value_t = 30, global = true,
-        value_parser = Bounded::<u64>::at_least(1).unit(" second"),
-    )]
-    pub lease: u64,
-    /// Days finished jobs (and so their event ids) are kept for deduplication.
-    #[arg(
-        long, env = "SUBSYNC_RETENTION_DAYS", default_value_t = 30, global = true,
-        value_parser = Bounded::<u64>::at_least(4).why(": Stripe retries deliveries for 3 days"),
-    )]
-    pub retention_days: u64,
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, env = "SUBSYNC_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
     pub log_format: String,
@@ -58,15 +39,74 @@ pub struct Global {
     pub log: String,
 }
 
+/// How the long-running processes (`serve`, `intake`, `worker`) use the database; operator
+/// commands need none of it, so their `--help` does not list it.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Database connections per process.
+    #[arg(
+        long, env = "SUBSYNC_DB_POOL", default_value_t = 16,
+        value_parser = Bounded::<u32>::at_least(1),
+    )]
+    pub db_pool: u32,
+    /// Seconds a worker holds a job without renewing it; a crashed worker's jobs are taken
+    /// over after this. Heartbeats renew it every third of it.
+    #[arg(
+        long, env = "SUBSYNC_LEASE", default_value_t = 30,
+        value_parser = Bounded::<u64>::at_least(1).unit(" second"),
+    )]
+    pub lease: u64,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+}
+
+impl StoreArgs {
+    /// The queue settings these flags describe (clap checked each value already).
+    pub fn queue_config(&self) -> QueueConfig {
+        QueueConfig {
+            lease: Duration::from_secs(self.lease),
+            retention: self.retention.window(),
+            ..QueueConfig::default()
+        }
+    }
+}
+
+/// How long finished jobs, and so their event ids, are kept (`serve`, `intake`, `worker`,
+/// `prune`).
+#[derive(Debug, Clone, Args)]
+pub struct RetentionArgs {
+    /// Days finished jobs (and so their event ids) are kept for deduplication.
+    #[arg(
+        long, env = "SUBSYNC_RETENTION_DAYS", default_value_t = 30,
+        value_parser = Bounded::<u64>::at_least(4).why(": Stripe retries deliveries for 3 days"),
+    )]
+    pub retention_days: u64,
+}
+
+impl RetentionArgs {
+    /// The retention window.
+    pub fn window(&self) -> Duration {
+        Duration::from_secs(self.retention_days.saturating_mul(86_400))
+    }
+}
+
+/// Connections an operator command opens at most (it runs a query or two at a time).
+const OPERATOR_POOL: u32 = 4;
+
 impl Global {
     /// Connects to the database without touching its schema, with a clear error when it is
-    /// unusable. The flags were checked by clap already.
+    /// unusable: for the operator commands (a small pool, default queue settings).
     pub async fn connect(&self) -> Result<Store> {
-        let options = StoreOptions {
-            max_connections: self.db_pool,
-            acquire_timeout: Duration::from_secs(self.db_timeout),
-            config: self.queue_config(),
-        };
+        self.open(OPERATOR_POOL, QueueConfig::default()).await
+    }
+
+    /// [`Global::connect`] with a long-running process's pool size and queue settings.
+    pub async fn connect_for(&self, store: &StoreArgs) -> Result<Store> {
+        self.open(store.db_pool, store.queue_config()).await
+    }
+
+    async fn open(&self, max_connections: u32, config: QueueConfig) -> Result<Store> {
+        let options = StoreOptions { max_connections, acquire_timeout: Duration::from_secs(self.db_timeout), config };
         let db = redact_url(&self.database_url);
         Store::connect(&self.database_url, options).await.map_err(|e| {
             // A refused certificate is the usual first-day TLS problem: say what to check.
@@ -100,18 +140,10 @@ impl Global {
         }
     }
 
-    /// The queue settings these flags describe.
-    pub fn queue_config(&self) -> QueueConfig {
-        QueueConfig {
-            lease: Duration::from_secs(self.lease),
-            retention: Duration::from_secs(self.retention_days.saturating_mul(86_400)),
-            ..QueueConfig::default()
-        }
-    }
-
-    /// Connects and applies pending migrations (safe to run from several processes at once).
-    pub async fn connect_and_migrate(&self) -> Result<Store> {
-        let store = self.connect().await?;
+    /// [`Global::connect_for`] and applies pending migrations (safe to run from several
+    /// processes at once).
+    pub async fn connect_and_migrate(&self, store: &StoreArgs) -> Result<Store> {
+        let store = self.connect_for(store).await?;
         store.migrate().await.context("applying database migrations")?;
         Ok(store)
     }

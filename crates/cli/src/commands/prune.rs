@@ -4,12 +4,13 @@
 use crate::commands::output::OutputOptions;
 use anyhow::Result;
 
-use crate::options::Global;
+use crate::options::{Global, RetentionArgs};
 
 /// Runs the prune once.
-pub async fn run(global: &Global, include_dead: bool, output: &OutputOptions) -> Result<()> {
+pub async fn run(global: &Global, retention: &RetentionArgs, include_dead: bool, output: &OutputOptions) -> Result<()> {
     let store = global.connect_migrated().await?;
-    let retention = chrono::Duration::from_std(store.config().retention)?;
+    let days = retention.retention_days;
+    let retention = chrono::Duration::from_std(retention.window())?;
     let before = chrono::Utc::now() - retention;
     let jobs = store.prune_before(before, include_dead).await?;
     let events = subsync_events::prune(&store, before).await?;
@@ -19,7 +20,7 @@ pub async fn run(global: &Global, include_dead: bool, output: &OutputOptions) ->
         println!(
             "deleted {jobs} finished jobs and {events} events older than {} ({} days){}",
             before.format("%Y-%m-%d %H:%M UTC"),
-            global.retention_days,
+            days,
             if include_dead { "" } else { "; dead jobs kept (use --include-dead)" }
         );
     }

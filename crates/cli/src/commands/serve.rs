@@ -78,6 +78,8 @@ pub struct AdminArgs {
 #[derive(Debug, Clone, ClapArgs)]
 pub struct IntakeOnlyArgs {
     #[command(flatten)]
+    pub store: crate::options::StoreArgs,
+    #[command(flatten)]
     pub intake: IntakeArgs,
     #[command(flatten)]
     pub admin: AdminArgs,
@@ -86,6 +88,8 @@ pub struct IntakeOnlyArgs {
 /// Flags of `subsync serve`.
 #[derive(Debug, Clone, ClapArgs)]
 pub struct Args {
+    #[command(flatten)]
+    pub store: crate::options::StoreArgs,
     #[command(flatten)]
     pub intake: IntakeArgs,
     #[command(flatten)]
@@ -144,24 +148,29 @@ impl IntakeArgs {
 
 /// Runs the intake (and the admin API when configured) until shutdown.
 pub async fn intake_only(global: &Global, args: IntakeOnlyArgs) -> Result<()> {
-    run(global, args.intake, args.admin, None).await
+    run(global, &args.store, args.intake, args.admin, None).await
 }
 
 /// Runs every part in one process: intake, worker, admin.
 pub async fn serve(global: &Global, args: Args) -> Result<()> {
     let worker = args.worker.setup()?;
-    run(global, args.intake, args.admin, Some(worker)).await
+    run(global, &args.store, args.intake, args.admin, Some(worker)).await
 }
 
 async fn run(
     global: &Global,
+    store_args: &crate::options::StoreArgs,
     intake: IntakeArgs,
     admin: AdminArgs,
     worker: Option<super::worker::WorkerSetup>,
 ) -> Result<()> {
     let listen = intake.listen;
     let config = intake.config()?;
-    let store = if intake.no_migrate { global.connect().await? } else { global.connect_and_migrate().await? };
+    let store = if intake.no_migrate {
+        global.connect_for(store_args).await?
+    } else {
+        global.connect_and_migrate(store_args).await?
+    };
     let registry = Arc::new(subsync_metrics::Registry::new());
     let stop = shutdown::broadcast();
     let admin_server = admin.start(&store, registry.clone(), stop.clone()).await?;

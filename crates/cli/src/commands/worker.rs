@@ -78,6 +78,8 @@ impl WorkerArgs {
 #[derive(Debug, Clone, ClapArgs)]
 pub struct Args {
     #[command(flatten)]
+    pub store: crate::options::StoreArgs,
+    #[command(flatten)]
     pub worker: WorkerArgs,
     /// Do not apply migrations at start.
     #[arg(long, env = "SUBSYNC_NO_MIGRATE")]
@@ -91,7 +93,11 @@ pub struct Args {
 pub async fn run(global: &Global, args: Args) -> Result<()> {
     let mut setup = args.worker.setup()?;
     let metrics_listen = args.metrics_listen;
-    let store = if args.no_migrate { global.connect().await? } else { global.connect_and_migrate().await? };
+    let store = if args.no_migrate {
+        global.connect_for(&args.store).await?
+    } else {
+        global.connect_and_migrate(&args.store).await?
+    };
     let registry = Arc::new(subsync_metrics::Registry::new());
     setup.config.queue.observer =
         Some(crate::job_metrics::JobMetrics::new(registry.clone()).context("registering job metrics")?);
