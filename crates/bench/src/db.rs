@@ -19,7 +19,8 @@ impl BenchDb {
     }
 
     pub async fn postgres(url: &str, config: QueueConfig) -> Result<Self> {
-        let db = TestDb::open_postgres(url, options(config)).await.context("PostgreSQL for the benchmark")?;
+        let url = plain_unless_asked(url);
+        let db = TestDb::open_postgres(&url, options(config)).await.context("PostgreSQL for the benchmark")?;
         Ok(Self { label: "PostgreSQL", store: db.store.clone(), db })
     }
 
@@ -33,5 +34,17 @@ fn options(config: QueueConfig) -> TestDbOptions {
         store: StoreOptions { max_connections: 24, config, ..StoreOptions::default() },
         migrate: true,
         prefix: "bench",
+    }
+}
+
+/// The benchmarks measure the database path on loopback as their peers do (graphile-worker
+/// connects without TLS): a URL that does not choose an `sslmode` gets `sslmode=disable`
+/// (subsync's own default, libpq's `prefer`, would encrypt against a server offering TLS).
+/// Pass `?sslmode=require` to measure with TLS.
+fn plain_unless_asked(url: &str) -> String {
+    if url.contains("sslmode=") {
+        url.to_owned()
+    } else {
+        format!("{url}{}sslmode=disable", if url.contains('?') { '&' } else { '?' })
     }
 }
