@@ -50,7 +50,7 @@ const ADMIN_ONLY: &[(&str, &str, &str)] = &[
     ("subsync_queue_running_groups", "gauge", "Groups (subscriptions) with a job running now."),
     ("subsync_queue_store_up", "gauge", "1 when the admin server could read the queue database at this scrape."),
     (
-        "subsync_unmapped_prices",
+        "subsync_unmapped_prices_seen",
         "gauge",
         "Prices seen in the last 30 days that the tier file does not map, by worst effect (ignored beside a mapped plan, free, dead).",
     ),

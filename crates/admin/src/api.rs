@@ -251,8 +251,8 @@ async fn get_entitlement(
 async fn get_event(
     State(state): State<AdminState>,
     Path(event_id): Path<String>,
-) -> ApiResult<Json<subsync_events::StoredEvent>> {
-    let row = subsync_events::get(&state.store, &event_id)
+) -> ApiResult<Json<subsync_eventlog::StoredEvent>> {
+    let row = subsync_eventlog::get(&state.store, &event_id)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no stored event with id `{event_id}`")))?;
     Ok(Json(row))
@@ -327,7 +327,7 @@ async fn queue_families(state: &AdminState) -> Result<Registry, AdminError> {
         }
         let help = "Prices seen in the last 30 days that the tier file does not map, by worst effect \
                     (ignored beside a mapped plan, free, dead).";
-        now.register("subsync_unmapped_prices", help, unmapped).map_err(metric)?;
+        now.register("subsync_unmapped_prices_seen", help, unmapped).map_err(metric)?;
     }
     Ok(now)
 }

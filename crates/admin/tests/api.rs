@@ -498,8 +498,8 @@ async fn store_event(store: &subsync_queue::Store) {
         "id": "evt_1", "object": "event", "type": "invoice.paid", "created": 1_700_000_000, "livemode": false,
         "data": { "object": { "id": "in_1", "object": "invoice", "customer": "cus_1" } }
     });
-    let record = subsync_events::EventRecord::from_body(body.to_string().as_bytes()).expect("event");
-    subsync_events::store_batch(store, &[&record]).await.expect("stored");
+    let record = subsync_eventlog::EventRecord::from_body(body.to_string().as_bytes()).expect("event");
+    subsync_eventlog::store_batch(store, &[&record]).await.expect("stored");
 }
 
 async fn views_answer_404_until_configured(b: Backend) {
@@ -549,7 +549,7 @@ async fn views_answer_404_until_configured(b: Backend) {
         latest.body
     );
     let metrics = get(&full, "/metrics").await;
-    assert!(metrics.body.contains("subsync_unmapped_prices{effect=\"ignored\"} 1"), "{}", metrics.body);
+    assert!(metrics.body.contains("subsync_unmapped_prices_seen{effect=\"ignored\"} 1"), "{}", metrics.body);
     let bare_page = send(&bare, Method::GET, "/entitlements", &[("cookie", &cookie)], "").await;
     assert_eq!(bare_page.status, StatusCode::NOT_FOUND);
     t.close().await;

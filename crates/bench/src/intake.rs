@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use subsync_events::{Disposition, EventRecord};
+use subsync_eventlog::{Disposition, EventRecord};
 use subsync_intake::Batching;
 use subsync_intake::committer::Committer;
 use subsync_intake::metrics::IntakeMetrics;

@@ -53,7 +53,7 @@ impl JobMetrics {
             metrics.finished.clone(),
         )?;
         registry.register("subsync_job_duration_seconds", "Job run time, by queue.", metrics.duration.clone())?;
-        let queue = subsync_events::SYNC_QUEUE;
+        let queue = subsync_eventlog::SYNC_QUEUE;
         metrics.started.get_or_create_owned(&queue_label(queue));
         for outcome in OUTCOMES {
             metrics.finished.get_or_create_owned(&outcome_labels(queue, outcome));

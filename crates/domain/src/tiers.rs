@@ -14,6 +14,8 @@ use toml::Spanned;
 pub use crate::features::{
     AgentFeatures, Features, ItsaFeatures, ObligationFeatures, SourceFeatures, SourceLimit, VatFeatures,
 };
+pub use error::{ConfigError, ConfigErrorKind};
+pub use policy::{FeatureSource, UnmappedPolicy};
 
 /// The default tier configuration shipped with the crate, so a fresh install works and
 /// tests share one source of truth with production.
@@ -105,104 +107,6 @@ pub struct UnmappedPrice {
     pub price_id: String,
     /// Its lookup_key, if any.
     pub lookup_key: Option<String>,
-}
-
-/// Why a tier config was rejected, located by file and (when known) line so an operator
-/// can fix it without guessing.
-#[derive(Debug, Error)]
-#[error("{file}{}: {kind}", line.map(|l| format!(":{l}")).unwrap_or_default())]
-pub struct ConfigError {
-    /// File path, or `<string>` for [`TierConfig::from_toml_str`].
-    pub file: String,
-    /// 1-based line, when the problem can be pinned to one.
-    pub line: Option<usize>,
-    /// What is wrong.
-    pub kind: ConfigErrorKind,
-}
-
-/// The specific config problem.
-#[derive(Debug, Error)]
-pub enum ConfigErrorKind {
-    /// The file could not be read.
-    #[error("cannot read tier config: {0}")]
-    Io(#[from] std::io::Error),
-    /// TOML syntax or shape error (unknown key, wrong type…).
-    #[error("invalid tier config: {0}")]
-    Parse(String),
-    /// A price mapping names a tier that is not defined.
-    #[error("price mapping refers to unknown tier {0:?}")]
-    UnknownTier(String),
-    /// A price mapping names an add-on that has no `[addons.<name>]` table.
-    #[error("price mapping refers to unknown add-on {0:?} (define it as [addons.{0}])")]
-    UnknownAddon(String),
-    /// A price entry must name exactly one of `tier` and `addon`.
-    #[error("a price maps to either a `tier` (a plan) or an `addon` (grants on top of a tier), exactly one")]
-    TierOrAddon,
-    /// The same lookup_key or price id is mapped twice.
-    #[error("duplicate price mapping for {what} {value:?} (first mapped on line {first_line})")]
-    DuplicatePrice {
-        /// `lookup_key` or `id`.
-        what: &'static str,
-        /// The duplicated value.
-        value: String,
-        /// Where it was first mapped.
-        first_line: usize,
-    },
-    /// A price entry has neither `lookup_key` nor `id`.
-    #[error("price mapping needs a lookup_key or an id")]
-    EmptyPrice,
-    /// No `free` tier.
-    #[error("the \"free\" tier must be defined")]
-    MissingFree,
-    /// A tier removes read/export access.
-    #[error(
-        "tier {0:?} must grant records, obligations.view and export (tax records must stay readable and exportable)"
-    )]
-    ReadExportRemoved(String),
-    /// `order` and `[tiers.*]` disagree.
-    #[error("tier {0:?} must appear exactly once in `order` and have a [tiers.{0}] table")]
-    OrderMismatch(String),
-}
-
-/// What to do with a subscription none of whose prices the tier file maps (`unmapped = …`).
-/// A subscription with at least one mapped price never needs this: its unmapped extras (an
-/// add-on nobody mapped) are ignored for access and reported as a warning instead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UnmappedPolicy {
-    /// The sync job fails permanently (`dead`) naming the price, for an operator to map it
-    /// and retry: guessing would silently grant or deny paid access. The default.
-    #[default]
-    Dead,
-    /// The subscription grants `free` (and the unmapped prices are reported as a warning).
-    Free,
-}
-
-/// Where a user's features come from (`source = …` in the tier file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FeatureSource {
-    /// The subscriptions' prices, through `[[prices]]`, tiers and add-ons. The default.
-    #[default]
-    Prices,
-    /// Stripe's own Entitlements: the customer's active features (the
-    /// `entitlements.active_entitlement_summary.updated` event), through `[stripe_features]`,
-    /// on top of `free`. Prices then decide nothing and need no mapping.
-    StripeEntitlements,
-    /// Both, united: the price-based tier and add-ons plus the Stripe features.
-    Both,
-}
-
-impl FeatureSource {
-    /// Whether subscriptions' prices decide the tier.
-    pub fn uses_prices(self) -> bool {
-        self != FeatureSource::StripeEntitlements
-    }
-
-    /// Whether Stripe entitlement summaries grant features.
-    pub fn uses_stripe_entitlements(self) -> bool {
-        self != FeatureSource::Prices
-    }
 }
 
 /// The tier a subscription's prices pay for, and the prices that played no part in it.
@@ -525,5 +429,7 @@ impl TierConfig {
     }
 }
 
+mod error;
+mod policy;
 #[cfg(test)]
 mod tests;

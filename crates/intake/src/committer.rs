@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use subsync_events::{EventRecord, Stored, store_batch};
+use subsync_eventlog::{EventRecord, Stored, store_batch};
 use subsync_queue::{Backend, QueueError, Store};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{Mutex, mpsc, oneshot};

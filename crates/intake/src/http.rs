@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
-use subsync_events::EventRecord;
+use subsync_eventlog::EventRecord;
 use subsync_queue::Store;
 use subsync_stripe::signature::{self, SignatureError};
 

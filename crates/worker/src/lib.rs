@@ -1,7 +1,7 @@
 //! # subsync-worker
 //!
-//! The subscription sync: turns the Stripe events that the intake stored (`subsync_events`)
-//! and queued (queue [`subsync_events::SYNC_QUEUE`], payload [`subsync_events::SyncJob`]) into durable per-subscription
+//! The subscription sync: turns the Stripe events stored in the event log (`subsync-eventlog`)
+//! and queued (queue [`subsync_eventlog::SYNC_QUEUE`], payload [`subsync_eventlog::SyncJob`]) into durable per-subscription
 //! state, a per-user entitlement ("what may this user do") and an audit trail.
 //!
 //! - [`sync`]: the job handler. One transaction per event: read the subscription state,

@@ -19,7 +19,7 @@ use std::time::Duration;
 use apalis::layers::WorkerBuilderExt;
 use apalis_core::error::BoxDynError;
 use apalis_core::worker::builder::WorkerBuilder;
-use subsync_events::SYNC_QUEUE;
+use subsync_eventlog::SYNC_QUEUE;
 use subsync_queue::{Job, JobError, QueueBackend, WorkerOptions};
 use tower::{Layer, Service};
 

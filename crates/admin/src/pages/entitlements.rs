@@ -5,7 +5,7 @@ use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use maud::{Markup, html};
-use subsync_events::StoredEvent;
+use subsync_eventlog::StoredEvent;
 
 use super::{PageResult, field};
 use crate::AdminState;
@@ -135,7 +135,7 @@ pub(super) async fn event(
     Extension(principal): Extension<Principal>,
     Path(event_id): Path<String>,
 ) -> PageResult {
-    let event = subsync_events::get(&state.store, &event_id)
+    let event = subsync_eventlog::get(&state.store, &event_id)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no stored event with id `{event_id}`")))?;
     let csrf = principal.csrf(&state.token);
@@ -168,7 +168,7 @@ mod tests {
             api_version: None,
             object_kind: "event".into(),
             group_key: HOSTILE.into(),
-            disposition: subsync_events::Disposition::Ignored,
+            disposition: subsync_eventlog::Disposition::Ignored,
             job_id: None,
             payload: serde_json::json!({ "id": HOSTILE }).to_string(),
         };

@@ -4,7 +4,7 @@ use crate::commands::output::OutputOptions;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::json;
-use subsync_events::{Disposition, SyncJob};
+use subsync_eventlog::{Disposition, SyncJob};
 
 use crate::options::Global;
 
@@ -29,7 +29,7 @@ pub async fn run(global: &Global, cmd: EventsCommand, output: &OutputOptions) ->
     let store = global.connect_migrated().await?;
     match cmd {
         EventsCommand::Show { event_id } => {
-            let Some(event) = subsync_events::get(&store, &event_id).await? else {
+            let Some(event) = subsync_eventlog::get(&store, &event_id).await? else {
                 bail!("no stored event with id `{event_id}`");
             };
             if output.json {
@@ -47,7 +47,7 @@ pub async fn run(global: &Global, cmd: EventsCommand, output: &OutputOptions) ->
             }
         }
         EventsCommand::Replay { event_id } => {
-            let Some(event) = subsync_events::get(&store, &event_id).await? else {
+            let Some(event) = subsync_eventlog::get(&store, &event_id).await? else {
                 bail!("no stored event with id `{event_id}`");
             };
             if event.disposition != Disposition::Handled {

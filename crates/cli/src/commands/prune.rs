@@ -13,7 +13,7 @@ pub async fn run(global: &Global, retention: &RetentionArgs, include_dead: bool,
     let retention = chrono::Duration::from_std(retention.window())?;
     let before = chrono::Utc::now() - retention;
     let jobs = store.prune_before(before, include_dead).await?;
-    let events = subsync_events::prune(&store, before).await?;
+    let events = subsync_eventlog::prune(&store, before).await?;
     if output.json {
         println!("{}", serde_json::json!({ "jobs_deleted": jobs, "events_deleted": events, "before": before }));
     } else {

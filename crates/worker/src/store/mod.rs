@@ -1,7 +1,7 @@
 //! The worker's tables, one SQL dialect per module (`sqlite.rs`, `postgres.rs`), routed with
 //! [`on_dialect!`]. The sync logic and the read API above never see SQL; they call these
 //! functions with a [`Tx`] (writes, in the handler's transaction) or a [`Store`] (reads, on
-//! the pool). The event log is not here: it belongs to `subsync-events`.
+//! the pool). The event log is not here: it belongs to `subsync-eventlog`.
 
 mod postgres;
 mod sqlite;

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use subsync_domain::{AccessPolicy, TierConfig};
-use subsync_events::SyncJob;
+use subsync_eventlog::SyncJob;
 use subsync_queue::{Job, JobError, Store};
 use subsync_stripe::Envelope;
 use tracing::Instrument;
@@ -127,7 +127,7 @@ impl Drop for Watch<'_> {
     }
 }
 
-/// Applies the Stripe event a job names. The apalis handler of queue [`subsync_events::SYNC_QUEUE`].
+/// Applies the Stripe event a job names. The apalis handler of queue [`subsync_eventlog::SYNC_QUEUE`].
 pub async fn handle(job: Job, ctx: SyncContext) -> Result<(), JobError> {
     let _watch = ctx.observer.clone().map(|observer| {
         observer.started(&job);
@@ -150,9 +150,10 @@ async fn process(job: &Job, ctx: &SyncContext, args: &SyncJob) -> Result<(), Job
         hook(job).await;
     }
     let event_id = args.event_id.as_str();
-    let event = subsync_events::get(&ctx.store, event_id).await.map_err(|e| job_error(e.into()))?.ok_or_else(|| {
-        JobError::permanent(format!("event {event_id} is not in the event log (never stored, or pruned)"))
-    })?;
+    let event =
+        subsync_eventlog::get(&ctx.store, event_id).await.map_err(|e| job_error(e.into()))?.ok_or_else(|| {
+            JobError::permanent(format!("event {event_id} is not in the event log (never stored, or pruned)"))
+        })?;
     let envelope = Envelope::parse(event.payload.as_bytes())
         .map_err(|e| JobError::permanent(format!("stored event {event_id} does not parse [{}]: {e}", e.code())))?;
     if envelope.id != event_id {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 use subsync_domain::{AccessPolicy, SubscriptionStatus, TierConfig};
-use subsync_events::{EventRecord, SyncJob};
+use subsync_eventlog::{EventRecord, SyncJob};
 use subsync_queue::{JobFilter, JobId, JobRecord, JobState, Store};
 use subsync_stripe::Envelope;
 use subsync_testkit::{ApiVersion, CatalogPrice, EventFact, GeneratedEvent, Interval, ItemFact};
@@ -24,7 +24,7 @@ pub use subsync_queue::testing::{TestDb, fast_config};
 /// changes nothing and returns the first job. Returns the job, if any.
 pub async fn deliver(store: &Store, body: &[u8]) -> Option<JobId> {
     let record = EventRecord::from_body(body).expect("test events parse");
-    let stored = subsync_events::store_batch(store, &[&record]).await.expect("store event");
+    let stored = subsync_eventlog::store_batch(store, &[&record]).await.expect("store event");
     stored[0].job_id
 }
 

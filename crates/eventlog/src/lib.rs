@@ -1,4 +1,4 @@
-//! # subsync-events
+//! # subsync-eventlog
 //!
 //! The event log, with one owner. Every writer of Stripe events (the webhook intake today;
 //! API reconciliation and operator replays too) and every reader (the worker, the CLI, the
