@@ -135,18 +135,27 @@ pub async fn run(
     let running = worker.run_until(signal);
     tokio::pin!(running);
     tokio::select! {
-        res = &mut running => return res.map_err(|e| WorkerError::Runtime(e.to_string())),
+        res = &mut running => {
+            // Jobs that finished in the grace period are recorded by the lease layer: wait for it.
+            abort.settled(ABORT_WAIT).await;
+            return res.map_err(|e| WorkerError::Runtime(e.to_string()));
+        }
         () = deadline => {
             tracing::warn!(grace_secs = grace.as_secs_f64(), "shutdown grace over: aborting in-flight jobs and releasing them to other workers");
             abort.abort();
         }
     }
-    match tokio::time::timeout(ABORT_WAIT, running).await {
+    let stopped = match tokio::time::timeout(ABORT_WAIT, running).await {
         Ok(res) => res.map_err(|e| WorkerError::Runtime(e.to_string())),
         Err(_) => Err(WorkerError::Runtime(format!(
             "worker did not stop within {ABORT_WAIT:?} after aborting its jobs; their leases will expire"
         ))),
+    };
+    // The aborted jobs' releases are written by the lease layer; return only once they are.
+    if !abort.settled(ABORT_WAIT).await {
+        tracing::warn!("some aborted jobs were still being released at exit; their leases will expire");
     }
+    stopped
 }
 
 /// Turns the timeout layer's error into a retryable [`JobError`] saying what happened, so

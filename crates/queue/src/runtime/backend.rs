@@ -68,7 +68,7 @@ impl QueueBackend {
 
     /// A handle to abort in-flight handlers at a shutdown deadline.
     pub fn abort_handle(&self) -> AbortHandle {
-        AbortHandle { tx: self.abort.clone() }
+        AbortHandle { tx: self.abort.clone(), inflight: self.inflight.clone() }
     }
 
     fn claim_stream(&self) -> BoxStream<'static, Result<Task<Job>, QueueError>> {

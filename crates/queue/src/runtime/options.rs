@@ -98,11 +98,26 @@ impl WorkerOptions {
 #[derive(Debug, Clone)]
 pub struct AbortHandle {
     pub(super) tx: watch::Sender<bool>,
+    pub(super) inflight: Arc<super::InFlight>,
 }
 
 impl AbortHandle {
     /// Stops in-flight handlers; their jobs go back to pending at once, attempt not counted.
     pub fn abort(&self) {
         self.tx.send_replace(true);
+    }
+
+    /// Waits, at most `within`, until every job handed to a handler has had its outcome
+    /// recorded (completed, retried, released): the apalis worker can stop before the lease
+    /// layer has written the last of them. `false` when some were still being recorded.
+    pub async fn settled(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.inflight.running.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
     }
 }
