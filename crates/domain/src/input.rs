@@ -44,6 +44,11 @@ pub struct Snapshot {
     pub event_created: UnixSeconds,
     /// Event id (`evt_…`), the final tie-break.
     pub event_id: String,
+    /// Set when the snapshot was fetched from Stripe's API rather than carried by an event:
+    /// our clock at the fetch (unix nanoseconds); `event_created` is then Stripe's `Date`
+    /// response header. See [`crate::OrderKey`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched_at: Option<i64>,
 }
 
 /// Outcome of an invoice payment; built from `invoice.paid` / `invoice.payment_failed`.

@@ -30,7 +30,7 @@ pub use access::{
 pub use identity::{Identity, IdentitySource, UserRef};
 pub use state::{
     DomainError, FeatureSummary, Input, Link, OrderKey, Outcome, PastDueTracker, PaymentHealth, PaymentRecord,
-    Snapshot, SnapshotRecord, StaleReason, SubscriptionState, TierChange, apply, replay,
+    Snapshot, SnapshotRecord, StaleReason, SubscriptionState, TierChange, apply, apply_all, replay,
 };
 pub use tiers::{
     AgentFeatures, ConfigError, ConfigErrorKind, DEFAULT_TIERS_TOML, FeatureSource, Features, ItsaFeatures,

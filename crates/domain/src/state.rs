@@ -7,13 +7,21 @@
 //!
 //! # Ordering and tie-break (documented contract)
 //!
-//! Snapshots are ordered by [`OrderKey`] = (`event_created`, status rank, `event_id`),
-//! compared in that order:
-//! 1. a later `created` second wins;
-//! 2. within the same second, the higher [`SubscriptionStatus::tie_break_rank`] wins:
+//! Snapshots are ordered by [`OrderKey`] = (`event_created`, fetched, status rank,
+//! `event_id`), compared in that order:
+//! 1. a later `created` second wins (for a snapshot fetched from Stripe's API, `created` is
+//!    Stripe's `Date` response header);
+//! 2. within the same second, a fetched snapshot beats one carried by an event (it is
+//!    Stripe's own answer to "what is it now?"), and a later fetch beats an earlier one;
+//! 3. then the higher [`SubscriptionStatus::tie_break_rank`] wins:
 //!    `canceled` = `incomplete_expired` > `unpaid` > `past_due` > `paused` >
 //!    `active` = `trialing` > `incomplete` > unknown;
-//! 3. then the lexicographically greater `event_id` wins.
+//! 4. then the lexicographically greater `event_id` wins.
+//!
+//! Rule 3 is a guess: two different snapshots in one second cannot be ordered by Stripe's
+//! clock ([`SubscriptionState::same_second_conflict`]). The worker then fetches the
+//! subscription from Stripe and applies the answer (rule 2), and only without an API key
+//! falls back to the rank.
 //!
 //! Payment health is ordered by (`event_created`, paid over failed, `invoice_id`). Links
 //! keep, per field, the value of the newest link, ties by the greater value.
@@ -159,6 +167,23 @@ impl SubscriptionState {
     /// The newest payment outcome.
     pub fn last_payment(&self) -> Option<&PaymentRecord> {
         self.last_payment.as_ref()
+    }
+
+    /// Whether `incoming` cannot be ordered against the current snapshot by Stripe's clock:
+    /// it was carried by an event in the same `created` second as the current one and
+    /// describes the subscription differently (status, prices, cancellation or period end).
+    /// The rank rule would then guess; the worker asks Stripe instead when it can (see the
+    /// module docs). A redelivery of the current snapshot, or one that agrees with it, is no
+    /// conflict.
+    pub fn same_second_conflict(&self, incoming: &Snapshot) -> bool {
+        let Some(cur) = &self.current else { return false };
+        incoming.fetched_at.is_none()
+            && incoming.event_created == cur.key.created
+            && incoming.event_id != cur.key.event_id
+            && (incoming.status != cur.status
+                || incoming.prices != cur.prices
+                || incoming.cancel_at_period_end != cur.cancel_at_period_end
+                || incoming.current_period_end != cur.current_period_end)
     }
 
     /// The entitlement at `now`. Re-derives the tier from the stored prices, so a config
@@ -335,7 +360,7 @@ pub fn apply(
     let mut stale = None;
     match input {
         Input::Snapshot(s) => {
-            let key = OrderKey::new(s.event_created, &s.status, &s.event_id);
+            let key = OrderKey::of(s);
             match &old.current {
                 Some(cur) if key <= cur.key => {
                     if key < cur.key {
@@ -388,6 +413,40 @@ pub fn apply(
     let after = next.entitlement(cfg, policy, now)?.tier;
     let tier_change = (before != after).then_some(TierChange { from: before, to: after });
     Ok(Outcome::Applied { new_state: next, tier_change })
+}
+
+/// Applies several inputs of one subscription as one step (e.g. an event's snapshot and the
+/// subscription as fetched from Stripe right after): `Applied` if any of them changed the
+/// state (with the tier change across all of them), else the first `Stale`, else
+/// `Unchanged`. Stops at the first error, changing nothing.
+pub fn apply_all(
+    state: Option<&SubscriptionState>,
+    inputs: &[Input],
+    cfg: &TierConfig,
+    policy: &AccessPolicy,
+    now: UnixSeconds,
+) -> Result<Outcome, DomainError> {
+    let mut current: Option<SubscriptionState> = None;
+    let mut stale = None;
+    for input in inputs {
+        match apply(current.as_ref().or(state), input, cfg, policy, now)? {
+            Outcome::Applied { new_state, .. } => current = Some(new_state),
+            Outcome::Stale { reason } => {
+                stale.get_or_insert(reason);
+            }
+            Outcome::Unchanged => {}
+        }
+    }
+    let Some(new_state) = current else {
+        return Ok(stale.map_or(Outcome::Unchanged, |reason| Outcome::Stale { reason }));
+    };
+    let before = match state {
+        Some(s) => s.entitlement(cfg, policy, now).map(|e| e.tier).unwrap_or_else(|_| TierName::free()),
+        None => TierName::free(),
+    };
+    let after = new_state.entitlement(cfg, policy, now)?.tier;
+    let tier_change = (before != after).then_some(TierChange { from: before, to: after });
+    Ok(Outcome::Applied { new_state, tier_change })
 }
 
 /// Applies inputs one after another, ignoring `Stale`/`Unchanged`. For replays, tests and

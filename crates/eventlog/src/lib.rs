@@ -9,6 +9,8 @@
 //!   [`SyncJob::replay`] deliberately not);
 //! - [`EventRecord`]: a verified event body turned into the row to store, with the
 //!   [`Disposition`] that decides whether it gets a job;
+//! - [`EventRecord::fetched_subscription`]: a subscription fetched from Stripe's API (a
+//!   backfill) stored as a synthetic event, so it is ordered and deduplicated like a webhook;
 //! - [`StoredEvent`]: the row as read back;
 //! - [`store`]: every statement on `subsync_events` (store with its job, get, prune), one SQL
 //!   dialect per module. No other crate names that table.
@@ -20,10 +22,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod fetched;
 mod job;
 mod record;
 pub mod store;
 
+pub use fetched::{FETCHED_OBJECT, FETCHED_TYPE, FetchMeta, FetchedSubscription};
 pub use job::{SYNC_QUEUE, SyncJob};
-pub use record::{Disposition, EventRecord, RecordError, Stored, StoredEvent};
+pub use record::{Disposition, EventRecord, RecordError, Stored, StoredEvent, THIN_OBJECT};
 pub use store::{get, prune, store_batch};

@@ -10,6 +10,9 @@ use uuid::Uuid;
 /// (indexes refuse huge keys).
 pub const MAX_ID_LEN: usize = 255;
 
+/// The `object_kind` of a thin event (`"object": "v2.core.event"`).
+pub const THIN_OBJECT: &str = "v2.core.event";
+
 /// What the worker will do with an event, decided when it is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -18,7 +21,8 @@ pub enum Disposition {
     Handled,
     /// Stored for the record; no job (the worker has nothing to do for this type).
     Ignored,
-    /// Stored but not understood (thin `v2.core.event` events).
+    /// Stored but not acted on (thin `v2.core.event` events about objects the worker does
+    /// not fetch).
     Unsupported,
 }
 
@@ -59,6 +63,10 @@ pub struct RecordError {
 }
 
 impl RecordError {
+    pub(crate) fn new(code: &'static str, message: String) -> Self {
+        Self { code, message }
+    }
+
     /// Stable, machine-readable reason (`invalid_json`, `invalid_event_id`, …).
     pub fn code(&self) -> &'static str {
         self.code
@@ -90,8 +98,8 @@ pub struct EventRecord {
 
 impl EventRecord {
     /// The record for a body whose signature was verified: parses the envelope, checks its
-    /// ids are plausible, and decides the disposition (handled types get a sync job; thin
-    /// events are kept but not understood).
+    /// ids are plausible, and decides the disposition (handled types and thin events about a
+    /// subscription get a sync job; other thin events are kept).
     pub fn from_body(body: &[u8]) -> Result<Self, RecordError> {
         let bad = |code: &'static str, message: String| RecordError { code, message };
         let envelope = Envelope::parse(body).map_err(|e| bad(e.code(), e.to_string()))?;
@@ -115,7 +123,10 @@ impl EventRecord {
         // Envelope::parse accepted it as UTF-8 already.
         let payload = String::from_utf8_lossy(body).into_owned();
         let (disposition, object_kind) = if envelope.is_thin() {
-            (Disposition::Unsupported, "v2.core.event")
+            // A thin event about a subscription is applied by fetching it; others are kept.
+            let disposition =
+                if envelope.thin_subscription().is_some() { Disposition::Handled } else { Disposition::Unsupported };
+            (disposition, THIN_OBJECT)
         } else if envelope.kind().handled() {
             (Disposition::Handled, "event")
         } else {

@@ -24,7 +24,7 @@ pub mod envelope;
 pub mod objects;
 pub mod signature;
 
-pub use envelope::{Envelope, EnvelopeError, EventKind, GroupKey};
+pub use envelope::{Envelope, EnvelopeError, EventKind, GroupKey, RelatedObject};
 pub use objects::{
     ActiveEntitlementSummary, CheckoutSession, Customer, Expandable, HasId, Invoice, Metadata, ObjectError,
     StripeObject, Subscription, SubscriptionStatus, app_user_id,

@@ -231,6 +231,7 @@ impl GeneratedEvent {
                 app_user_id: app_user_id.clone(),
                 event_created: self.created,
                 event_id: self.id.clone(),
+                fetched_at: None,
             }),
             EventFact::Invoice { invoice_id, subscription_id, paid, .. } => Input::Payment(PaymentHealth {
                 subscription_id: subscription_id.clone(),

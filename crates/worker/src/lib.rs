@@ -20,11 +20,13 @@
 
 pub mod entitlements;
 pub mod error;
+pub mod fetch;
 pub mod runtime;
 mod store;
 pub mod sync;
 
 pub use entitlements::{EntitlementRow, EventOutcomeRow, HistoryRow};
 pub use error::WorkerError;
+pub use fetch::{FetchError, FetchedObject, RefetchMode, SubscriptionFetcher};
 pub use runtime::{WorkerConfig, run};
 pub use sync::{SyncContext, SyncObserver, handle};

@@ -26,6 +26,7 @@ fn snap(event_id: &str, created: i64, status: &str, key: &str) -> Snapshot {
         app_user_id: None,
         event_created: created,
         event_id: event_id.into(),
+        fetched_at: None,
     }
 }
 
@@ -394,4 +395,73 @@ proptest! {
             );
         }
     }
+}
+
+fn fetched(mut s: Snapshot, date: i64, at_nanos: i64) -> Snapshot {
+    s.event_created = date;
+    s.fetched_at = Some(at_nanos);
+    s
+}
+
+#[test]
+fn same_second_snapshots_that_differ_are_a_conflict_only_against_events() {
+    let cfg = cfg();
+    let state = replay(None, [&Input::Snapshot(snap("evt_a", 100, "past_due", "basic_monthly"))], &cfg, &policy(), 100)
+        .unwrap()
+        .unwrap();
+    // Same second, different status: Stripe's clock cannot order them.
+    assert!(state.same_second_conflict(&snap("evt_b", 100, "active", "basic_monthly")));
+    // A redelivery, an agreeing snapshot, another second, or a fetched one: no conflict.
+    assert!(!state.same_second_conflict(&snap("evt_a", 100, "past_due", "basic_monthly")));
+    assert!(!state.same_second_conflict(&snap("evt_c", 100, "past_due", "basic_monthly")));
+    assert!(!state.same_second_conflict(&snap("evt_d", 101, "active", "basic_monthly")));
+    assert!(!state.same_second_conflict(&fetched(snap("evt_e", 100, "active", "basic_monthly"), 100, 1)));
+}
+
+#[test]
+fn a_fetched_snapshot_beats_events_of_its_second_and_earlier_fetches() {
+    let cfg = cfg();
+    let p = policy();
+    let past_due = Input::Snapshot(snap("evt_z", 100, "past_due", "basic_monthly"));
+    // The rank alone would keep `past_due` (it outranks `active` in one second).
+    let recovered = Input::Snapshot(fetched(snap("evt_a", 0, "active", "basic_monthly"), 100, 5));
+    let state = replay(None, [&past_due, &recovered], &cfg, &p, 100).unwrap().unwrap();
+    assert_eq!(state.status(), Some(&SubscriptionStatus::Active));
+    // A later fetch in the same second wins over an earlier one, whatever the rank says.
+    let later = Input::Snapshot(fetched(snap("evt_a", 0, "canceled", "basic_monthly"), 100, 6));
+    let state = replay(Some(state), [&later, &recovered], &cfg, &p, 100).unwrap().unwrap();
+    assert_eq!(state.status(), Some(&SubscriptionStatus::Canceled));
+    // An event of the next second is newer than any fetch of this one.
+    let next = Input::Snapshot(snap("evt_n", 101, "active", "basic_monthly"));
+    let state = replay(Some(state), [&next], &cfg, &p, 101).unwrap().unwrap();
+    assert_eq!(state.status(), Some(&SubscriptionStatus::Active));
+}
+
+#[test]
+fn states_stored_before_fetching_existed_still_read() {
+    let old = r#"{"created":100,"status_rank":3,"event_id":"evt_a"}"#;
+    let key: OrderKey = serde_json::from_str(old).unwrap();
+    assert_eq!(key.fetched_at, None);
+    assert_eq!(serde_json::to_string(&key).unwrap(), old);
+}
+
+#[test]
+fn apply_all_reports_applied_when_any_input_changes_and_the_tier_change_across_them() {
+    let cfg = cfg();
+    let p = policy();
+    let first = Input::Snapshot(snap("evt_a", T0, "active", "pro_monthly"));
+    let state = replay(None, [&first], &cfg, &p, T0).unwrap().unwrap();
+    // A stale event followed by a fresh fetch that cancels: applied, and the change is told.
+    let stale = Input::Snapshot(snap("evt_0", T0 - 5, "active", "pro_monthly"));
+    let cancel = Input::Snapshot(fetched(snap("evt_0", 0, "canceled", "pro_monthly"), T0 + 1, 1));
+    match apply_all(Some(&state), &[stale.clone(), cancel], &cfg, &p, T0 + 1).unwrap() {
+        Outcome::Applied { new_state, tier_change } => {
+            assert_eq!(new_state.status(), Some(&SubscriptionStatus::Canceled));
+            assert_eq!(tier_change.map(|c| c.to), Some(TierName::free()));
+        }
+        other => panic!("expected applied, got {other:?}"),
+    }
+    // Nothing new: the first stale reason, or unchanged.
+    assert!(matches!(apply_all(Some(&state), &[stale], &cfg, &p, T0).unwrap(), Outcome::Stale { .. }));
+    assert_eq!(apply_all(Some(&state), &[first], &cfg, &p, T0).unwrap(), Outcome::Unchanged);
 }

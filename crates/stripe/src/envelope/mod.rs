@@ -4,8 +4,10 @@
 //!
 //! Both snapshot events (`"object": "event"`, the whole object inside) and
 //! thin events (`"object": "v2.core.event"`, only a reference) parse, so the
-//! intake can store everything it verified; thin events are flagged so the
-//! worker can mark them unsupported instead of failing.
+//! intake can store everything it verified. A thin event carries its
+//! [`RelatedObject`]: when that is a subscription the worker fetches it from
+//! Stripe's API ([`Envelope::thin_subscription`]); other thin events are kept
+//! but not acted on.
 
 mod kind;
 mod routing;
@@ -96,8 +98,32 @@ pub struct Envelope {
     /// live (see [`crate::objects`]). `None` if absent or null.
     pub api_version: Option<String>,
     thin: bool,
+    related_object: Option<RelatedObject>,
     data_object: Option<Value>,
     previous_attributes: Option<Value>,
+}
+
+/// What a thin event is about: a reference to fetch, instead of the object itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelatedObject {
+    /// The object's id, e.g. `sub_…`.
+    pub id: String,
+    /// Its object tag, e.g. `subscription`.
+    pub object_type: String,
+    /// Its API path, e.g. `/v1/subscriptions/sub_…`, when given.
+    pub url: Option<String>,
+}
+
+impl RelatedObject {
+    fn parse(value: Option<Value>) -> Result<Option<RelatedObject>, EnvelopeError> {
+        let bad = || invalid("related_object", "an object with string `id` and `type`");
+        let Some(value) = value.filter(|v| !v.is_null()) else { return Ok(None) };
+        let Value::Object(mut map) = value else { return Err(bad()) };
+        let id = non_empty_string(&mut map, "id").ok_or_else(bad)?;
+        let object_type = non_empty_string(&mut map, "type").ok_or_else(bad)?;
+        let url = non_empty_string(&mut map, "url");
+        Ok(Some(RelatedObject { id, object_type, url }))
+    }
 }
 
 const THIN_OBJECT: &str = "v2.core.event";
@@ -134,6 +160,7 @@ impl Envelope {
             Some(_) => return Err(invalid("api_version", "a string or null")),
         };
 
+        let related_object = if thin { RelatedObject::parse(map.remove("related_object"))? } else { None };
         let (created, data_object, previous_attributes) = if thin {
             (None, None, None)
         } else {
@@ -154,12 +181,33 @@ impl Envelope {
             (Some(created), Some(object), previous)
         };
 
-        Ok(Envelope { id, event_type, created, livemode, api_version, thin, data_object, previous_attributes })
+        Ok(Envelope {
+            id,
+            event_type,
+            created,
+            livemode,
+            api_version,
+            thin,
+            related_object,
+            data_object,
+            previous_attributes,
+        })
     }
 
-    /// Thin (v2) events carry no object: callers store them and mark them unsupported.
+    /// Thin (v2) events carry no object, only a [`RelatedObject`] to fetch.
     pub fn is_thin(&self) -> bool {
         self.thin
+    }
+
+    /// A thin event's related object, if it names one.
+    pub fn related_object(&self) -> Option<&RelatedObject> {
+        self.related_object.as_ref()
+    }
+
+    /// The subscription a thin event is about, when its related object is one: applying it
+    /// means fetching that subscription from Stripe's API.
+    pub fn thin_subscription(&self) -> Option<&str> {
+        self.related_object.as_ref().filter(|r| r.object_type == "subscription").map(|r| r.id.as_str())
     }
 
     /// `data.object` of a snapshot event (always a JSON object); `None` for thin events.
@@ -180,9 +228,10 @@ impl Envelope {
     /// Which subscription (or customer) this event is about, so events for
     /// the same one are processed one at a time, in order.
     pub fn group_key(&self) -> GroupKey {
-        match &self.data_object {
-            Some(object) => routing::group_key(&self.event_type, object),
-            None => GroupKey::None,
+        match (&self.data_object, self.thin_subscription()) {
+            (Some(object), _) => routing::group_key(&self.event_type, object),
+            (None, Some(subscription)) => GroupKey::Subscription(subscription.to_owned()),
+            (None, None) => GroupKey::None,
         }
     }
 

@@ -68,7 +68,26 @@ fn thin_event_parses_and_is_flagged() {
     assert_eq!(env.kind(), EventKind::Thin);
     assert!(!env.kind().handled());
     assert_eq!(env.group_key(), GroupKey::None);
+    assert_eq!(env.thin_subscription(), None);
+    assert_eq!(env.related_object().map(|r| r.object_type.as_str()), Some("billing.meter"));
     assert_eq!(env.object::<Subscription>().expect_err("no object").code(), "no_data_object");
+}
+
+#[test]
+fn thin_event_about_a_subscription_names_it_and_groups_by_it() {
+    let raw = br#"{"id":"evt_thin_1","object":"v2.core.event","type":"v1.customer.subscription.updated","livemode":false,"created":"2026-11-30T10:00:00.123Z","related_object":{"id":"sub_9","type":"subscription","url":"/v1/subscriptions/sub_9"}}"#;
+    let env = Envelope::parse(raw).expect("thin");
+    assert_eq!(env.thin_subscription(), Some("sub_9"));
+    assert_eq!(env.group_key(), GroupKey::Subscription("sub_9".into()));
+    assert_eq!(env.related_object().and_then(|r| r.url.as_deref()), Some("/v1/subscriptions/sub_9"));
+}
+
+#[test]
+fn thin_event_with_a_malformed_related_object_is_refused() {
+    let raw = br#"{"id":"evt_thin_2","object":"v2.core.event","type":"x","related_object":{"id":7}}"#;
+    assert_eq!(code(raw), "invalid_field");
+    let raw = br#"{"id":"evt_thin_3","object":"v2.core.event","type":"x","related_object":null}"#;
+    assert_eq!(Envelope::parse(raw).expect("no related object is fine").related_object(), None);
 }
 
 #[test]

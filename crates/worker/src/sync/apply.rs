@@ -43,8 +43,12 @@ pub(crate) struct Report {
 /// The prices of a snapshot input that the tier file does not map, and what that did:
 /// `ignored` beside a mapped plan, `free` when none maps and the file says so. `None` when
 /// every price maps (or none does and the job must die: [`record_dead_unmapped`]).
-fn unmapped_of<'a>(ctx: &SyncContext, input: &'a Input) -> Option<(&'a Snapshot, Vec<UnmappedPrice>, &'static str)> {
-    let Input::Snapshot(snapshot) = input else { return None };
+fn unmapped_of<'a>(ctx: &SyncContext, inputs: &'a [Input]) -> Option<(&'a Snapshot, Vec<UnmappedPrice>, &'static str)> {
+    // The last snapshot is the one that decides (a fetched one follows the event's).
+    let snapshot = inputs.iter().rev().find_map(|i| match i {
+        Input::Snapshot(s) => Some(s),
+        _ => None,
+    })?;
     let plan = ctx.tiers().plan_for_prices(&snapshot.prices).ok()?;
     if plan.ignored.is_empty() {
         return None;
@@ -97,7 +101,13 @@ async fn record_unmapped(
 /// since the job's rolled back. Best effort: a failure here is logged, the job's own error
 /// stands.
 pub(crate) async fn record_dead_unmapped(ctx: &SyncContext, event_id: &str, decision: &Decision) {
-    let Decision::Apply(Input::Snapshot(snapshot)) = decision else { return };
+    let Decision::Apply(inputs) = decision else { return };
+    let Some(snapshot) = inputs.iter().rev().find_map(|i| match i {
+        Input::Snapshot(s) => Some(s),
+        _ => None,
+    }) else {
+        return;
+    };
     if ctx.tiers().plan_for_prices(&snapshot.prices).is_ok() {
         return;
     }
@@ -123,20 +133,28 @@ pub(crate) async fn apply(
     now: DateTime<Utc>,
 ) -> Result<Report, JobError> {
     let at = Utc::now();
-    let input = match decision {
+    let inputs = match decision {
         Decision::Ignore { subscription_id, reason } => {
             let report = Report { outcome: "ignored", reason: Some(reason.clone()), tier_changes: Vec::new() };
             record(tx, job_id, event_id, subscription_id.as_deref(), &report, at).await?;
             return Ok(report);
         }
-        Decision::Apply(input) => input,
+        Decision::Apply(inputs) => inputs.as_slice(),
         Decision::Features(summary) => return apply_features(tx, ctx, job_id, event_id, summary, now, at).await,
+        Decision::FetchThin { subscription_id } => {
+            return Err(JobError::permanent(format!(
+                "thin event about {subscription_id} reached apply unfetched (a bug)"
+            )));
+        }
     };
-    let sub_id = input.subscription_id();
+    let Some(first) = inputs.first() else {
+        return Err(JobError::permanent("a decision to apply nothing (a bug)".to_owned()));
+    };
+    let sub_id = first.subscription_id();
     let previous = store::lock_subscription(tx, sub_id).await.map_err(job_error)?;
     let state: Option<SubscriptionState> =
         previous.as_ref().map(|row| decode_state(sub_id, row.state.clone())).transpose()?;
-    let outcome = subsync_domain::apply(state.as_ref(), input, ctx.tiers(), ctx.policy(), now.timestamp())
+    let outcome = subsync_domain::apply_all(state.as_ref(), inputs, ctx.tiers(), ctx.policy(), now.timestamp())
         .map_err(|e| JobError::permanent(format!("subscription {sub_id}: {e}")))?;
 
     let report = match outcome {
@@ -179,7 +197,7 @@ pub(crate) async fn apply(
                 }
             }
             let mut reason = None;
-            if let Some((snapshot, prices, effect)) = unmapped_of(ctx, input) {
+            if let Some((snapshot, prices, effect)) = unmapped_of(ctx, inputs) {
                 record_unmapped(tx, event_id, snapshot, &prices, effect, at).await?;
                 reason = Some(unmapped_warning(ctx, snapshot, &prices));
             }

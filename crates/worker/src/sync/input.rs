@@ -6,8 +6,9 @@
 //!   status, which Stripe reports in its own event;
 //! - `customer.subscription.*` → a [`Snapshot`] of the subscription;
 //! - `invoice.paid` / `payment_succeeded` / `payment_failed` → [`PaymentHealth`];
-//! - anything else (unhandled types, thin events, payment-mode checkouts, invoices without a
-//!   subscription) → ignored, with the reason recorded.
+//! - a thin event about a subscription → fetch it from Stripe's API (`super::fetched`);
+//! - anything else (unhandled types, other thin events, payment-mode checkouts, invoices
+//!   without a subscription) → ignored, with the reason recorded.
 
 use subsync_domain::{FeatureSummary, Input, Link, PaymentHealth, PriceRef, Snapshot, SubscriptionStatus};
 use subsync_queue::JobError;
@@ -19,8 +20,13 @@ use subsync_stripe::{
 /// What to do with one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Decision {
-    /// Apply this input to its subscription's state.
-    Apply(Input),
+    /// Apply these inputs (never empty, all of one subscription) to its state, as one step.
+    Apply(Vec<Input>),
+    /// A thin event about this subscription: apply it as fetched from Stripe's API.
+    FetchThin {
+        /// `sub_…`
+        subscription_id: String,
+    },
     /// Replace a customer's Stripe Entitlements features, if this summary is the newest.
     Features(FeatureSummary),
     /// Record the event as skipped, with the reason.
@@ -46,8 +52,31 @@ fn non_empty(s: Option<&str>) -> Option<String> {
     s.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
-/// Decides what an event means. Errors are permanent: the stored bytes cannot change.
+impl Decision {
+    /// The subscription snapshot an event carried, if this decision applies one.
+    pub(crate) fn event_snapshot(&self) -> Option<&Snapshot> {
+        match self {
+            Decision::Apply(inputs) => inputs.iter().find_map(|i| match i {
+                Input::Snapshot(s) if s.fetched_at.is_none() => Some(s),
+                _ => None,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Decides what an event means (a stored fetch is read by [`super::fetched::stored_fetch`]).
+/// Errors are permanent: the stored bytes cannot change.
 pub(crate) fn decide(env: &Envelope) -> Result<Decision, JobError> {
+    if env.is_thin() {
+        return Ok(match (env.thin_subscription(), env.related_object()) {
+            (Some(id), _) => Decision::FetchThin { subscription_id: id.to_owned() },
+            (None, Some(related)) => {
+                ignore(None, format!("thin event about a {} object: not acted on", related.object_type))
+            }
+            (None, None) => ignore(None, "thin event without a related object: nothing to fetch"),
+        });
+    }
     let kind = env.kind();
     if !kind.handled() {
         return Ok(ignore(None, format!("event type {} is not handled", env.event_type)));
@@ -74,19 +103,19 @@ pub(crate) fn decide(env: &Envelope) -> Result<Decision, JobError> {
         | EventKind::SubscriptionPendingUpdateExpired
         | EventKind::SubscriptionTrialWillEnd => {
             let sub: Subscription = object(env)?;
-            Ok(Decision::Apply(Input::Snapshot(snapshot(env, &sub, created))))
+            Ok(Decision::Apply(vec![Input::Snapshot(snapshot(&sub, created, &env.id, None))]))
         }
         EventKind::InvoicePaid | EventKind::InvoicePaymentSucceeded | EventKind::InvoicePaymentFailed => {
             let invoice: Invoice = object(env)?;
             let Some(subscription_id) = invoice.subscription_id() else {
                 return Ok(ignore(None, format!("invoice {} does not belong to a subscription", invoice.id)));
             };
-            Ok(Decision::Apply(Input::Payment(PaymentHealth {
+            Ok(Decision::Apply(vec![Input::Payment(PaymentHealth {
                 subscription_id: subscription_id.to_owned(),
                 paid: kind != EventKind::InvoicePaymentFailed,
                 event_created: created,
                 invoice_id: invoice.id.clone(),
-            })))
+            })]))
         }
         EventKind::EntitlementSummaryUpdated => {
             let summary: ActiveEntitlementSummary = object(env)?;
@@ -112,7 +141,8 @@ pub(crate) fn decide(env: &Envelope) -> Result<Decision, JobError> {
     }
 }
 
-fn link(session: &CheckoutSession, created: i64) -> Decision {
+/// The link a checkout session makes from its subscription to our user.
+pub(crate) fn link(session: &CheckoutSession, created: i64) -> Decision {
     let subscription_mode = session.mode.as_ref().is_none_or(|m| *m == CheckoutMode::Subscription);
     let Some(subscription_id) = session.subscription_id().filter(|_| subscription_mode) else {
         return ignore(None, format!("checkout session {} did not create a subscription", session.id));
@@ -122,16 +152,18 @@ fn link(session: &CheckoutSession, created: i64) -> Decision {
         Some(Expandable::Object(customer)) => app_user_id(&customer.metadata),
         _ => None,
     };
-    Decision::Apply(Input::Link(Link {
+    Decision::Apply(vec![Input::Link(Link {
         subscription_id: subscription_id.to_owned(),
         customer_id: session.customer_id().unwrap_or_default().to_owned(),
         app_user_id: non_empty(app_user_id(&session.metadata).or(customer_user)),
         client_reference_id: non_empty(session.client_reference_id.as_deref()),
         event_created: created,
-    }))
+    })])
 }
 
-fn snapshot(env: &Envelope, sub: &Subscription, created: i64) -> Snapshot {
+/// A subscription's snapshot as of `created` (an event's, or Stripe's `Date` when fetched at
+/// `fetched_at`), keyed by `event_id`.
+pub(crate) fn snapshot(sub: &Subscription, created: i64, event_id: &str, fetched_at: Option<i64>) -> Snapshot {
     Snapshot {
         subscription_id: sub.id.clone(),
         customer_id: sub.customer_id().unwrap_or_default().to_owned(),
@@ -147,7 +179,8 @@ fn snapshot(env: &Envelope, sub: &Subscription, created: i64) -> Snapshot {
         current_period_end: sub.current_period_end(),
         app_user_id: non_empty(app_user_id(&sub.metadata)),
         event_created: created,
-        event_id: env.id.clone(),
+        event_id: event_id.to_owned(),
+        fetched_at,
     }
 }
 
@@ -169,7 +202,8 @@ mod tests {
             json!({"id": "cs_1", "object": "checkout.session", "mode": "subscription", "subscription": "sub_1",
                    "customer": "cus_1", "client_reference_id": " usr_a ", "metadata": {"app_user_id": "usr_b"}}),
         );
-        let Decision::Apply(Input::Link(l)) = decide(&e).unwrap() else { panic!("expected a link") };
+        let Decision::Apply(inputs) = decide(&e).unwrap() else { panic!("expected a link") };
+        let [Input::Link(l)] = inputs.as_slice() else { panic!("expected one link") };
         assert_eq!(l.subscription_id, "sub_1");
         assert_eq!(l.customer_id, "cus_1");
         assert_eq!(l.client_reference_id.as_deref(), Some("usr_a"));
@@ -190,7 +224,8 @@ mod tests {
         let e = env("invoice.paid", json!({"id": "in_1", "object": "invoice"}));
         assert!(matches!(decide(&e).unwrap(), Decision::Ignore { .. }));
         let e = env("invoice.payment_failed", json!({"id": "in_1", "object": "invoice", "subscription": "sub_1"}));
-        let Decision::Apply(Input::Payment(p)) = decide(&e).unwrap() else { panic!("expected a payment") };
+        let Decision::Apply(inputs) = decide(&e).unwrap() else { panic!("expected a payment") };
+        let [Input::Payment(p)] = inputs.as_slice() else { panic!("expected one payment") };
         assert!(!p.paid);
         assert_eq!(p.subscription_id, "sub_1");
     }

@@ -12,6 +12,7 @@
 //! trouble is retried with backoff.
 
 mod apply;
+mod fetched;
 mod input;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use subsync_stripe::Envelope;
 use tracing::Instrument;
 
 use crate::error::WorkerError;
+use crate::fetch::{RefetchMode, SubscriptionFetcher};
 
 pub use apply::TierChangeReport;
 
@@ -54,6 +56,8 @@ pub struct SyncContext {
     clock: Clock,
     observer: Option<Arc<dyn SyncObserver>>,
     before_job: Option<BeforeJob>,
+    fetcher: Option<Arc<dyn SubscriptionFetcher>>,
+    refetch: RefetchMode,
 }
 
 impl std::fmt::Debug for SyncContext {
@@ -62,6 +66,8 @@ impl std::fmt::Debug for SyncContext {
             .field("backend", &self.store.backend())
             .field("policy", &self.policy)
             .field("observer", &self.observer.is_some())
+            .field("stripe_api", &self.fetcher.is_some())
+            .field("refetch", &self.refetch)
             .finish()
     }
 }
@@ -69,7 +75,33 @@ impl std::fmt::Debug for SyncContext {
 impl SyncContext {
     /// A context deciding with `tiers` and `policy`, evaluating access at the wall clock.
     pub fn new(store: Store, tiers: TierConfig, policy: AccessPolicy) -> Self {
-        Self { store, tiers: Arc::new(tiers), policy, clock: Arc::new(Utc::now), observer: None, before_job: None }
+        Self {
+            store,
+            tiers: Arc::new(tiers),
+            policy,
+            clock: Arc::new(Utc::now),
+            observer: None,
+            before_job: None,
+            fetcher: None,
+            refetch: RefetchMode::OnConflict,
+        }
+    }
+
+    /// Asks Stripe's API through `fetcher` when an event cannot be ordered, is thin, or (in
+    /// [`RefetchMode::Always`]) always. Without one, thin events are skipped and same-second
+    /// conflicts are decided by the status rank.
+    pub fn with_fetcher(mut self, fetcher: Arc<dyn SubscriptionFetcher>, mode: RefetchMode) -> Self {
+        self.fetcher = Some(fetcher);
+        self.refetch = mode;
+        self
+    }
+
+    pub(crate) fn fetcher(&self) -> Option<&dyn SubscriptionFetcher> {
+        self.fetcher.as_deref()
+    }
+
+    pub(crate) fn refetch_mode(&self) -> RefetchMode {
+        self.refetch
     }
 
     /// Evaluates access at `clock()` instead of the wall clock, so tests can compare stored
@@ -160,8 +192,15 @@ async fn process(job: &Job, ctx: &SyncContext, args: &SyncJob) -> Result<(), Job
         return Err(JobError::permanent(format!("stored event {event_id} carries id {} in its body", envelope.id)));
     }
     tracing::debug!(event_type = %event.event_type, disposition = %event.disposition, "event loaded");
-    let decision = input::decide(&envelope)?;
-    if let input::Decision::Apply(input) = &decision {
+    let decision = if event.object_kind == subsync_eventlog::FETCHED_OBJECT {
+        fetched::stored_fetch(&envelope, &event.payload)?
+    } else {
+        input::decide(&envelope)?
+    };
+    let decision = fetched::resolve(ctx, event_id, decision).await?;
+    if let input::Decision::Apply(inputs) = &decision
+        && let Some(input) = inputs.first()
+    {
         tracing::Span::current().record("subscription_id", input.subscription_id());
     }
 
