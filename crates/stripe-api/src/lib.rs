@@ -8,7 +8,7 @@
 //! Stripe sent, like a webhook body. The key ([`ApiKey`]) is never logged or shown.
 //!
 //! Feature `testing`: [`fake::FakeStripe`], a local Stripe API for tests, whose fidelity
-//! `tests/official_sdk.rs` checks with Stripe's official Python SDK.
+//! `tests/official_sdk.rs` checks with Stripe's official Python and Node SDKs.
 
 mod client;
 mod config;

@@ -1,12 +1,12 @@
-//! Fidelity of the fake Stripe API, checked by Stripe's OFFICIAL Python SDK
-//! (stripe-python, pinned in `tests/official-stripe/requirements.txt`): pointed at the
-//! fake, the official client lists and auto-pages events and subscriptions, filters,
+//! Fidelity of the fake Stripe API, checked by Stripe's OFFICIAL SDKs (stripe-python and
+//! stripe-node, pinned in `tests/official-stripe/`): pointed at the fake, each official
+//! client lists and auto-pages events and subscriptions, filters,
 //! expands, retrieves, recognizes a wrong key and retries a 429 Stripe asks it to retry,
 //! and reads back exactly the objects the fake holds. A fake the official client cannot
 //! read is a wrong fake.
 //!
-//! Requires `bash tests/official-stripe/install.sh` to have been run. If python3 or the
-//! pinned package is missing these tests FAIL (never skip), saying so.
+//! Requires `bash tests/official-stripe/install.sh` to have been run. If python3, node or
+//! a pinned package is missing these tests FAIL (never skip), saying so.
 
 mod common;
 
@@ -20,18 +20,47 @@ use serde_json::{Value, json};
 use subsync_stripe_api::fake::{FakeFault, FakeStripe};
 
 const INSTALL_HINT: &str = "run `bash tests/official-stripe/install.sh` from the workspace root";
-const SCRIPT: &str = "fake_api.py";
-/// One SDK run may not take longer than this (python starts in about a second).
+/// One SDK run may not take longer than this (either starts in about a second).
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/official-stripe")
 }
 
-/// Runs `python3 fake_api.py <args>` with `stdin`, bounded by [`CALL_TIMEOUT`]; returns stdout.
-fn python(args: Vec<String>, stdin: Vec<u8>) -> String {
-    let mut child = Command::new("python3")
-        .arg(SCRIPT)
+/// One official SDK and what it calls things.
+#[derive(Clone, Copy)]
+struct Sdk {
+    program: &'static str,
+    script: &'static str,
+    /// The pin: file, and the text before and after the version on its line.
+    pin: (&'static str, &'static str, &'static str),
+    /// The SDK's names for a refused key, a rate limit, a server error.
+    errors: [&'static str; 3],
+    /// In the SDK's `User-Agent`.
+    user_agent: &'static str,
+}
+
+const PYTHON: Sdk = Sdk {
+    program: "python3",
+    script: "fake_api.py",
+    pin: ("requirements.txt", "stripe==", "#"),
+    errors: ["AuthenticationError", "RateLimitError", "APIError"],
+    user_agent: "PythonBindings",
+};
+
+const NODE: Sdk = Sdk {
+    program: "node",
+    script: "fake_api.js",
+    pin: ("package.json", "\"stripe\": \"", "\""),
+    errors: ["StripeAuthenticationError", "StripeRateLimitError", "StripeAPIError"],
+    user_agent: "NodeBindings",
+};
+
+/// Runs `<program> <script> <args>` with `stdin`, bounded by [`CALL_TIMEOUT`]; returns stdout.
+fn run(sdk: Sdk, args: Vec<String>, stdin: Vec<u8>) -> String {
+    let Sdk { program, script, .. } = sdk;
+    let mut child = Command::new(program)
+        .arg(script)
         .args(&args)
         .current_dir(dir())
         // The fake is on loopback: never through a proxy from the environment.
@@ -41,7 +70,7 @@ fn python(args: Vec<String>, stdin: Vec<u8>) -> String {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start python3 ({e}); {INSTALL_HINT}"));
+        .unwrap_or_else(|e| panic!("cannot start {program} ({e}); {INSTALL_HINT}"));
     let mut input = child.stdin.take().expect("piped stdin");
     let writer = std::thread::spawn(move || {
         let _ = input.write_all(&stdin); // dropped afterwards: EOF
@@ -60,12 +89,12 @@ fn python(args: Vec<String>, stdin: Vec<u8>) -> String {
     });
     let deadline = Instant::now() + CALL_TIMEOUT;
     let status = loop {
-        match child.try_wait().expect("wait for python3") {
+        match child.try_wait().expect("wait for the SDK") {
             Some(status) => break status,
             None if Instant::now() > deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("`python3 {SCRIPT} {args:?}` did not finish within {CALL_TIMEOUT:?}");
+                panic!("`{program} {script} {args:?}` did not finish within {CALL_TIMEOUT:?}");
             }
             None => std::thread::sleep(Duration::from_millis(10)),
         }
@@ -74,31 +103,31 @@ fn python(args: Vec<String>, stdin: Vec<u8>) -> String {
     let stdout = out_reader.join().unwrap_or_default();
     let stderr = err_reader.join().unwrap_or_default();
     if matches!(status.code(), Some(2) | Some(3)) {
-        panic!("`python3 {SCRIPT}` failed (exit {status}): {stderr}\n{INSTALL_HINT}");
+        panic!("`{program} {script}` failed (exit {status}): {stderr}\n{INSTALL_HINT}");
     }
-    assert!(status.success(), "`python3 {SCRIPT} {}` failed ({status}):\n{stderr}", args.first().map_or("", |a| a));
+    assert!(status.success(), "`{program} {script} {}` failed ({status}):\n{stderr}", args.first().map_or("", |a| a));
     stdout.trim().to_owned()
 }
 
 /// Runs the SDK off the runtime's threads (the fake keeps serving meanwhile), parses its JSON.
-async fn sdk(args: &[&str], stdin: Value) -> Value {
+async fn call(sdk: Sdk, args: &[&str], stdin: Value) -> Value {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let stdin = serde_json::to_vec(&stdin).expect("stdin");
-    let out = tokio::task::spawn_blocking(move || python(args, stdin)).await.expect("python task");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{SCRIPT} printed no JSON ({e}): {out}"))
+    let out = tokio::task::spawn_blocking(move || run(sdk, args, stdin)).await.expect("SDK task");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{} printed no JSON ({e}): {out}", sdk.script))
 }
 
-/// Fails (never skips) unless stripe-python is installed at the pinned version.
-fn preflight() {
-    let requirements = std::fs::read_to_string(dir().join("requirements.txt"))
-        .unwrap_or_else(|e| panic!("cannot read tests/official-stripe/requirements.txt: {e}"));
-    let pin = requirements
+/// Fails (never skips) unless the SDK is installed at the pinned version.
+fn preflight(sdk: Sdk) {
+    let (file, before, after) = sdk.pin;
+    let text = std::fs::read_to_string(dir().join(file))
+        .unwrap_or_else(|e| panic!("cannot read tests/official-stripe/{file}: {e}"));
+    let pin = text
         .lines()
-        .find_map(|line| line.strip_prefix("stripe=="))
-        .map(|rest| rest.split('#').next().unwrap_or_default().trim().to_owned())
-        .expect("a stripe== pin in requirements.txt");
-    let found = python(vec!["version".into()], Vec::new());
-    assert_eq!(found, pin, "stripe-python {pin} is not installed (found {found:?}); {INSTALL_HINT}");
+        .find_map(|line| Some(line.split_once(before)?.1.split(after).next()?.trim().to_owned()))
+        .unwrap_or_else(|| panic!("no stripe pin in tests/official-stripe/{file}"));
+    let found = run(sdk, vec!["version".into()], Vec::new());
+    assert_eq!(found, pin, "{}: stripe {pin} is not installed (found {found:?}); {INSTALL_HINT}", sdk.program);
 }
 
 fn with_customer(fake: &FakeStripe, mut sub: Value) -> Value {
@@ -111,9 +140,8 @@ fn strs(value: &Value) -> Vec<String> {
     value.as_array().expect("array").iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_official_sdk_reads_the_fake() {
-    preflight();
+async fn reads_the_fake(sdk: Sdk) {
+    preflight(sdk);
     let fake = FakeStripe::start(KEY);
     add_events(&fake, 25, false);
     add_subscriptions(&fake);
@@ -126,7 +154,7 @@ async fn the_official_sdk_reads_the_fake() {
         "event": "evt_00007", "subscription": "sub_002", "customer": "cus_003",
         "ending_before": oldest_but_five,
     });
-    let out = sdk(&["read", fake.url(), KEY], params).await;
+    let out = call(sdk, &["read", fake.url(), KEY], params).await;
 
     // Stripe's list shape, and every event through the SDK's auto-paging, 3 at a time.
     let first = &out["events_first_page"];
@@ -166,7 +194,9 @@ async fn the_official_sdk_reads_the_fake() {
     assert_eq!(strs(&out["subscriptions_default"]), ids(&live));
     let sub = with_customer(&fake, fake.subscription("sub_002").expect("sub"));
     assert_eq!(out["subscription"], sub);
-    assert_eq!(out["subscription_customer_class"], "Customer", "the SDK typed the expanded customer");
+    if sdk.program == "python3" {
+        assert_eq!(out["subscription_customer_class"], "Customer", "the SDK typed the expanded customer");
+    }
     assert_eq!(out["customer"], fake.customer("cus_003").expect("customer"));
     let sessions = out["checkout_sessions"].as_array().expect("sessions");
     assert_eq!(sessions.len(), 1);
@@ -180,42 +210,73 @@ async fn the_official_sdk_reads_the_fake() {
     let requests = fake.requests();
     assert!(requests.iter().all(|r| r.key_ok && r.stripe_version.is_some()), "{requests:?}");
     assert!(requests.iter().any(|r| r.param("types[0]").is_some()), "the SDK's indexed array form was understood");
-    assert!(requests.iter().all(|r| r.user_agent.as_deref().is_some_and(|ua| ua.contains("Python"))), "{requests:?}");
+    assert!(
+        requests.iter().all(|r| r.user_agent.as_deref().is_some_and(|ua| ua.contains(sdk.user_agent))),
+        "{requests:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_official_sdk_sees_a_wrong_key_as_an_authentication_error() {
-    preflight();
+async fn the_python_sdk_reads_the_fake() {
+    reads_the_fake(PYTHON).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_sdk_reads_the_fake() {
+    reads_the_fake(NODE).await;
+}
+
+async fn sees_a_wrong_key_as_an_authentication_error(sdk: Sdk) {
+    preflight(sdk);
     let fake = FakeStripe::start(KEY);
     add_events(&fake, 3, false);
-    let out = sdk(&["wrong-key", fake.url(), "sk_test_51NotTheFakesKey0000"], json!(null)).await;
-    assert_eq!(out["error"], "AuthenticationError", "{out}");
+    let out = call(sdk, &["wrong-key", fake.url(), "sk_test_51NotTheFakesKey0000"], json!(null)).await;
+    assert_eq!(out["error"], sdk.errors[0], "{out}");
     assert_eq!(out["http_status"], 401);
     assert_eq!(out["message"], "Invalid API Key provided: sk_test_****0000");
     assert_eq!(fake.requests().len(), 1, "the SDK does not retry a refused key either");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_official_sdk_retries_as_stripe_should_retry_says() {
-    preflight();
+async fn the_python_sdk_sees_a_wrong_key_as_an_authentication_error() {
+    sees_a_wrong_key_as_an_authentication_error(PYTHON).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_sdk_sees_a_wrong_key_as_an_authentication_error() {
+    sees_a_wrong_key_as_an_authentication_error(NODE).await;
+}
+
+async fn retries_as_stripe_should_retry_says(sdk: Sdk) {
+    preflight(sdk);
     let fake = FakeStripe::start(KEY);
     add_subscriptions(&fake);
 
     fake.fail_next(FakeFault::Status { status: 429, should_retry: Some(true) });
-    let out = sdk(&["retry", fake.url(), KEY, "sub_001", "2"], json!(null)).await;
+    let out = call(sdk, &["retry", fake.url(), KEY, "sub_001", "2"], json!(null)).await;
     assert_eq!(out, json!({"id": "sub_001"}));
     assert_eq!(fake.requests().len(), 2, "one 429, one retry");
 
     fake.clear_requests();
     fake.fail_next(FakeFault::Status { status: 429, should_retry: None });
-    let out = sdk(&["retry", fake.url(), KEY, "sub_001", "0"], json!(null)).await;
-    assert_eq!((&out["error"], &out["http_status"]), (&json!("RateLimitError"), &json!(429)), "{out}");
+    let out = call(sdk, &["retry", fake.url(), KEY, "sub_001", "0"], json!(null)).await;
+    assert_eq!((&out["error"], &out["http_status"]), (&json!(sdk.errors[1]), &json!(429)), "{out}");
     assert!(out["message"].as_str().is_some_and(|m| m.starts_with("Request rate limit exceeded")), "{out}");
     assert_eq!(fake.requests().len(), 1);
 
     fake.clear_requests();
     fake.fail_next(FakeFault::Status { status: 500, should_retry: Some(false) });
-    let out = sdk(&["retry", fake.url(), KEY, "sub_001", "2"], json!(null)).await;
-    assert_eq!((&out["error"], &out["http_status"]), (&json!("APIError"), &json!(500)), "{out}");
+    let out = call(sdk, &["retry", fake.url(), KEY, "sub_001", "2"], json!(null)).await;
+    assert_eq!((&out["error"], &out["http_status"]), (&json!(sdk.errors[2]), &json!(500)), "{out}");
     assert_eq!(fake.requests().len(), 1, "Stripe-Should-Retry: false is not retried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_retries_as_stripe_should_retry_says() {
+    retries_as_stripe_should_retry_says(PYTHON).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_sdk_retries_as_stripe_should_retry_says() {
+    retries_as_stripe_should_retry_says(NODE).await;
 }

@@ -9,7 +9,8 @@
 //! `GET /v1/customers/{id}`, `GET /v1/checkout/sessions` (`subscription`, `customer`) and
 //! `GET /v1/checkout/sessions/{id}`. Lists are Stripe's `{"object":"list","data",
 //! "has_more","url"}`, errors Stripe's `{"error":{…}}` body, and every answer has `Date`
-//! and `Request-Id`. `tests/official_sdk.rs` proves the official Stripe SDK reads it.
+//! and `Request-Id`. `tests/official_sdk.rs` proves the official Stripe SDKs
+//! (Python and Node) read it.
 //!
 //! Unlike Stripe, the default subscription listing leaves out `incomplete_expired` as
 //! well as `canceled` (both are `status=ended`); ask `status=all` for everything.
