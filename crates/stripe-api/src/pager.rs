@@ -17,11 +17,12 @@ pub struct Page {
     pub date: i64,
 }
 
+/// Fields optional so that "not a list at all" and "a list missing a field" say so apart.
 #[derive(Deserialize)]
 struct ListBody {
-    object: String,
-    data: Vec<Box<RawValue>>,
-    has_more: bool,
+    object: Option<String>,
+    data: Option<Vec<Box<RawValue>>>,
+    has_more: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -45,10 +46,14 @@ impl StripeApi {
         let answer = self.request(path, &pairs).await?;
         let list: ListBody = serde_json::from_slice(&answer.body)
             .map_err(|e| ApiError::Decode(format!("{path}: not a Stripe list ({e})")))?;
-        if list.object != "list" {
-            return Err(ApiError::Decode(format!("{path}: expected object \"list\", got {:?}", list.object)));
+        if list.object.as_deref() != Some("list") {
+            let got = list.object.as_deref().unwrap_or("none");
+            return Err(ApiError::Decode(format!("{path}: expected object \"list\", got {got:?}")));
         }
-        Ok(Page { data: list.data, has_more: list.has_more, date: answer.date })
+        let (Some(data), Some(has_more)) = (list.data, list.has_more) else {
+            return Err(ApiError::Decode(format!("{path}: a list without `data` or `has_more`")));
+        };
+        Ok(Page { data, has_more, date: answer.date })
     }
 
     /// Pages through a list endpoint with `starting_after`/`has_more`; `next().await` gives

@@ -30,13 +30,9 @@ async fn pages_through_250_events_100_at_a_time() {
     add_events(&fake, 250, true);
     let api = client(&fake);
     let mut pager = api.pages("/v1/events", EventsFilter::default().query().expect("query"));
-    let mut got = Vec::new();
-    let mut sizes = Vec::new();
-    while let Some(page) = pager.next().await.expect("page") {
-        sizes.push(page.data.len());
-        got.extend(page.data.iter().map(|raw| parse(raw)));
-        assert!(sizes.len() <= 3, "more pages than expected");
-    }
+    let pages = drain(&mut pager, 3).await.expect("pages");
+    let sizes: Vec<usize> = pages.iter().map(|p| p.data.len()).collect();
+    let got: Vec<Value> = pages.iter().flat_map(|p| p.data.iter().map(|raw| parse(raw))).collect();
     assert_eq!(sizes, [100, 100, 50]);
     assert_eq!(got, fake.events(), "every event, newest first, ties by insertion");
     assert!(pager.next().await.expect("done").is_none());
@@ -66,10 +62,8 @@ async fn created_and_types_filters() {
         created_lt: Some(BASE_CREATED + 40),
     };
     let mut pager = api.pages("/v1/events", filter.query().expect("query"));
-    let mut got = Vec::new();
-    while let Some(page) = pager.next().await.expect("page") {
-        got.extend(page.data.iter().map(|raw| parse(raw)));
-    }
+    let got: Vec<Value> =
+        drain(&mut pager, 1).await.expect("pages").iter().flat_map(|p| p.data.iter().map(|raw| parse(raw))).collect();
     let want: Vec<Value> = fake
         .events()
         .into_iter()
@@ -127,10 +121,8 @@ async fn lists_subscriptions_by_status_with_customers_expanded() {
     let api = client(&fake);
     let q = query(&[("status", "all"), ("expand[]", "data.customer"), ("limit", "2")]);
     let mut pager = api.pages("/v1/subscriptions", q);
-    let mut got = Vec::new();
-    while let Some(page) = pager.next().await.expect("page") {
-        got.extend(page.data.iter().map(|raw| parse(raw)));
-    }
+    let got: Vec<Value> =
+        drain(&mut pager, 3).await.expect("pages").iter().flat_map(|p| p.data.iter().map(|raw| parse(raw))).collect();
     assert_eq!(fake.requests().len(), 3);
     let want: Vec<Value> = fake
         .subscriptions()
@@ -292,10 +284,7 @@ async fn a_page_failing_midway_stops_the_pager_with_earlier_pages_delivered() {
     );
 
     // The pager kept its place: asking again continues from the same cursor.
-    let mut rest = 0;
-    while let Some(page) = pager.next().await.expect("page") {
-        rest += page.data.len();
-    }
+    let rest: usize = drain(&mut pager, 2).await.expect("pages").iter().map(|p| p.data.len()).sum();
     assert_eq!(rest, 150);
     let cursors: Vec<Option<String>> =
         fake.requests().iter().map(|r| r.param("starting_after").map(str::to_owned)).collect();
@@ -332,4 +321,15 @@ async fn the_key_never_shows_in_any_error() {
         assert_no_key(error);
     }
     assert!(!format!("{api:?}").contains(SECRET_PART), "the client's Debug hides the key");
+}
+
+#[tokio::test]
+async fn an_answer_that_is_not_a_list_is_a_decode_error() {
+    let fake = FakeStripe::start(KEY);
+    add_subscriptions(&fake);
+    let api = client(&fake);
+    let err = api.list_page("/v1/subscriptions/sub_001", &[], None).await.expect_err("an object, not a list");
+    assert!(matches!(&err, ApiError::Decode(m) if m.contains("expected object \"list\"")), "{err:?}");
+    assert!(!err.is_retryable());
+    assert_eq!(fake.requests().len(), 1, "a decode error is not retried");
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use subsync_stripe_api::fake::FakeStripe;
-use subsync_stripe_api::{ApiConfig, StripeApi};
+use subsync_stripe_api::{ApiConfig, ApiError, Page, Pager, StripeApi};
 
 /// The fake's key. Its secret part must never show in an error.
 pub const KEY: &str = "sk_test_51FakeSecretNeverShown4242";
@@ -114,4 +114,15 @@ pub fn add_subscriptions(fake: &FakeStripe) {
 
 pub fn ids(values: &[Value]) -> Vec<String> {
     values.iter().map(|v| v["id"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+/// Every remaining page of `pager`, failing the test beyond `max_pages` (a pager that
+/// never ends is a bug, not a hang).
+pub async fn drain(pager: &mut Pager, max_pages: usize) -> Result<Vec<Page>, ApiError> {
+    let mut pages = Vec::new();
+    while let Some(page) = pager.next().await? {
+        pages.push(page);
+        assert!(pages.len() <= max_pages, "more than {max_pages} pages");
+    }
+    Ok(pages)
 }
