@@ -2,10 +2,15 @@
 //!
 //! - One shared secret, the [`AdminToken`]. API clients send it as `Authorization: Bearer`.
 //!   Every comparison is constant time.
-//! - Browsers log in once with the token and get a cookie holding a *session value* derived
-//!   from it (`<expiry>.<HMAC-SHA256(token, "session:v1:<expiry>")>`), never the token itself:
-//!   a leaked cookie expires, and rotating the token ends every session. The cookie is
-//!   `HttpOnly` (no script can read it) and `SameSite=Strict` (not sent on cross-site requests).
+//! - Browsers log in once with the token and their name, and get a cookie holding a *session
+//!   value* derived from the token (`<expiry>.<name>.<HMAC-SHA256(token,
+//!   "session:v2:<expiry>:<name>")>`, the name percent-encoded), never the token itself: a
+//!   leaked cookie expires, rotating the token ends every session, and the name the audit log
+//!   records for the session's actions cannot be changed without breaking the MAC. The cookie
+//!   is `HttpOnly` (no script can read it) and `SameSite=Strict` (not sent on cross-site
+//!   requests).
+//! - API clients name their operator in the `X-Subsync-Actor` header (else `api`); a name
+//!   that fails validation is refused before the request runs.
 //! - State changes are POST only. Every POST is refused when the browser says it comes from
 //!   another site (`Sec-Fetch-Site`) or from another origin (`Origin`), and HTML forms also
 //!   carry a CSRF token derived from the session. Bearer-authenticated POSTs need no CSRF
@@ -23,7 +28,11 @@ use thiserror::Error;
 
 use crate::AdminState;
 use crate::api::json_error;
+use crate::audit::{API_DEFAULT_ACTOR, Actor, Via};
 use crate::html;
+
+/// The header an API client names its operator in, for the audit log.
+pub const ACTOR_HEADER: &str = "x-subsync-actor";
 
 /// The cookie that carries a browser session.
 pub const SESSION_COOKIE: &str = "subsync_admin_session";
@@ -99,20 +108,31 @@ impl AdminToken {
         }
     }
 
-    /// A session value valid until `expires` (unix seconds).
-    pub(crate) fn session_value(&self, expires: i64) -> String {
-        format!("{expires}.{}", self.mac_hex(&format!("session:v1:{expires}")))
+    /// A session for `actor` (a validated name) valid until `expires` (unix seconds).
+    pub(crate) fn session_value(&self, expires: i64, actor: &Actor) -> String {
+        self.session_for_encoded(expires, &html::url_encode(actor.name()))
     }
 
-    /// True when `value` is a session this token issued and it has not expired.
-    pub(crate) fn verify_session(&self, value: &str, now: i64) -> bool {
-        let Some((expires, _)) = value.split_once('.') else { return false };
-        let Ok(expires) = expires.parse::<i64>() else { return false };
+    fn session_for_encoded(&self, expires: i64, name: &str) -> String {
+        format!("{expires}.{name}.{}", self.mac_hex(&format!("session:v2:{expires}:{name}")))
+    }
+
+    /// The session's actor when `value` is a session this token issued and it has not
+    /// expired. The name sits between the first and the last dot (neither the expiry nor the
+    /// hex MAC has one).
+    pub(crate) fn verify_session(&self, value: &str, now: i64) -> Option<Actor> {
+        let (expires, rest) = value.split_once('.')?;
+        let (name, _) = rest.rsplit_once('.')?;
+        let expires = expires.parse::<i64>().ok()?;
         if expires <= now || expires > now + SESSION_SECONDS + 60 {
-            return false;
+            return None;
         }
-        let want = self.session_value(expires);
-        want.as_bytes().ct_eq(value.as_bytes()).into()
+        let want = self.session_for_encoded(expires, name);
+        if !bool::from(want.as_bytes().ct_eq(value.as_bytes())) {
+            return None;
+        }
+        let name = percent_encoding::percent_decode_str(name).decode_utf8().ok()?;
+        Actor::new(&name, Via::Dashboard).ok()
     }
 
     /// The CSRF token for forms shown to the holder of `session`.
@@ -127,31 +147,58 @@ impl AdminToken {
     }
 }
 
-/// How the current request proved itself; handlers read it from the request extensions.
+/// How the current request proved itself, and who it acts for; handlers read it from the
+/// request extensions.
 #[derive(Debug, Clone)]
 pub enum Principal {
-    /// `Authorization: Bearer` with the right token (scripts, curl).
-    Bearer,
-    /// A browser session cookie; carries the session value to derive the CSRF token from.
-    Session(String),
+    /// `Authorization: Bearer` with the right token (scripts, curl); the actor is the
+    /// `X-Subsync-Actor` header's, else `api`.
+    Bearer(Actor),
+    /// A browser session cookie: the session value to derive the CSRF token from, and the
+    /// name given at sign-in.
+    Session {
+        /// The cookie's value.
+        value: String,
+        /// Who signed in.
+        actor: Actor,
+    },
 }
 
 impl Principal {
+    /// Who the request acts for, as the audit log records it.
+    pub fn actor(&self) -> &Actor {
+        match self {
+            Principal::Bearer(actor) | Principal::Session { actor, .. } => actor,
+        }
+    }
+
     /// The CSRF token to embed in forms, when this is a browser session.
     pub(crate) fn csrf(&self, token: &AdminToken) -> Option<String> {
         match self {
-            Principal::Session(s) => Some(token.csrf_token(s)),
-            Principal::Bearer => None,
+            Principal::Session { value, .. } => Some(token.csrf_token(value)),
+            Principal::Bearer(_) => None,
         }
     }
 
     /// Checks a submitted form's CSRF field. Bearer requests are CSRF-safe by construction.
     pub(crate) fn check_csrf(&self, token: &AdminToken, presented: Option<&str>) -> bool {
         match self {
-            Principal::Bearer => true,
-            Principal::Session(s) => presented.is_some_and(|p| token.verify_csrf(s, p)),
+            Principal::Bearer(_) => true,
+            Principal::Session { value, .. } => presented.is_some_and(|p| token.verify_csrf(value, p)),
         }
     }
+}
+
+/// Who a bearer request acts for: the `X-Subsync-Actor` header (UTF-8, validated like every
+/// actor name), else [`API_DEFAULT_ACTOR`]. The error is the message to answer with.
+fn bearer_actor(headers: &HeaderMap) -> Result<Actor, String> {
+    let name = match headers.get(ACTOR_HEADER) {
+        None => API_DEFAULT_ACTOR,
+        Some(value) => {
+            std::str::from_utf8(value.as_bytes()).map_err(|_| "the X-Subsync-Actor header is not UTF-8".to_string())?
+        }
+    };
+    Actor::new(name, Via::Api).map_err(|e| format!("X-Subsync-Actor: {e}"))
 }
 
 /// The session cookie's value from the request, if any.
@@ -237,18 +284,25 @@ pub(crate) async fn require_auth(State(state): State<AdminState>, mut req: Reque
     }
 
     let principal = match bearer(req.headers()) {
-        Some(Ok(token)) if state.token.matches(token) => Some(Principal::Bearer),
+        Some(Ok(token)) if state.token.matches(token) => match bearer_actor(req.headers()) {
+            Ok(actor) => Some(Principal::Bearer(actor)),
+            Err(message) if api => return json_error(StatusCode::BAD_REQUEST, "bad_request", &message),
+            Err(message) => return html::error_page(StatusCode::BAD_REQUEST, "Bad Request", &message),
+        },
         // A wrong bearer token is an error even if a cookie is also present: the client meant
         // to use the token.
         Some(_) => None,
         None => {
             let now = chrono::Utc::now().timestamp();
-            session_cookie(req.headers()).filter(|s| state.token.verify_session(s, now)).map(Principal::Session)
+            session_cookie(req.headers()).and_then(|value| {
+                let actor = state.token.verify_session(&value, now)?;
+                Some(Principal::Session { value, actor })
+            })
         }
     };
 
     match principal {
-        Some(Principal::Session(_)) if api && unsafe_method => json_error(
+        Some(Principal::Session { .. }) if api && unsafe_method => json_error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "API POST requests need `Authorization: Bearer <token>`; a browser session is not enough",
@@ -302,28 +356,68 @@ mod tests {
         assert!(!token().matches(""));
     }
 
+    fn alice() -> Actor {
+        Actor::new("alice", Via::Dashboard).unwrap()
+    }
+
     #[test]
     fn sessions_expire_and_never_contain_the_token() {
         let t = token();
         let now = 1_800_000_000;
-        let s = t.session_value(now + SESSION_SECONDS);
+        let s = t.session_value(now + SESSION_SECONDS, &alice());
         assert!(!s.contains("0123456789abcdef-secret"));
-        assert!(t.verify_session(&s, now));
-        assert!(!t.verify_session(&s, now + SESSION_SECONDS), "expired");
+        assert_eq!(t.verify_session(&s, now), Some(alice()));
+        assert_eq!(t.verify_session(&s, now + SESSION_SECONDS), None, "expired");
         let other = AdminToken::new("another-token-0123456789").unwrap();
-        assert!(!other.verify_session(&s, now), "a rotated token ends sessions");
+        assert_eq!(other.verify_session(&s, now), None, "a rotated token ends sessions");
         // Tampering with the expiry breaks the MAC.
         let forged = s.replacen(&(now + SESSION_SECONDS).to_string(), &(now + SESSION_SECONDS - 1).to_string(), 1);
-        assert!(!t.verify_session(&forged, now));
-        assert!(!t.verify_session("garbage", now));
-        assert!(!t.verify_session("", now));
+        assert_eq!(t.verify_session(&forged, now), None);
+        assert_eq!(t.verify_session("garbage", now), None);
+        assert_eq!(t.verify_session("", now), None);
+        // A session of the old form (no name) is no session: sign in again.
+        let v1 = format!("{}.{}", now + 60, t.mac_hex(&format!("session:v1:{}", now + 60)));
+        assert_eq!(t.verify_session(&v1, now), None);
+    }
+
+    #[test]
+    fn the_session_carries_its_name_and_the_name_cannot_be_changed() {
+        let t = token();
+        let now = 1_800_000_000;
+        let odd = Actor::new("Zoë O'Brien. (on call); x=1", Via::Dashboard).unwrap();
+        let s = t.session_value(now + 60, &odd);
+        assert!(s.chars().all(|c| c.is_ascii_alphanumeric() || "-._~%".contains(c)), "cookie-safe: {s}");
+        assert_eq!(t.verify_session(&s, now), Some(odd));
+        let mallory = s.replacen("Zo", "Mo", 1);
+        assert_ne!(mallory, s);
+        assert_eq!(t.verify_session(&mallory, now), None, "renaming the session breaks its MAC");
+        // A MAC'd name that no longer passes validation (never issued, but belt and braces).
+        let bad = t.session_for_encoded(now + 60, "a%0Ab");
+        assert_eq!(t.verify_session(&bad, now), None);
+    }
+
+    #[test]
+    fn bearer_requests_name_their_actor_in_a_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer_actor(&h).unwrap().name(), "api");
+        h.insert(ACTOR_HEADER, "deploy-bot".parse().unwrap());
+        let actor = bearer_actor(&h).unwrap();
+        assert_eq!((actor.name(), actor.via()), ("deploy-bot", Via::Api));
+        h.insert(ACTOR_HEADER, axum::http::HeaderValue::from_bytes("Zoë".as_bytes()).unwrap());
+        assert_eq!(bearer_actor(&h).unwrap().name(), "Zoë");
+        h.insert(ACTOR_HEADER, "".parse().unwrap());
+        assert!(bearer_actor(&h).unwrap_err().contains("empty"));
+        h.insert(ACTOR_HEADER, "a\tb".parse().unwrap());
+        assert!(bearer_actor(&h).unwrap_err().contains("control"));
+        h.insert(ACTOR_HEADER, axum::http::HeaderValue::from_bytes(&[0xff, 0xfe]).unwrap());
+        assert!(bearer_actor(&h).unwrap_err().contains("UTF-8"));
     }
 
     #[test]
     fn csrf_is_bound_to_the_session() {
         let t = token();
-        let a = t.session_value(2_000_000_000);
-        let b = t.session_value(2_000_000_001);
+        let a = t.session_value(2_000_000_000, &alice());
+        let b = t.session_value(2_000_000_001, &alice());
         let csrf = t.csrf_token(&a);
         assert!(t.verify_csrf(&a, &csrf));
         assert!(!t.verify_csrf(&b, &csrf));

@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 mod api;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod html;
