@@ -289,7 +289,7 @@ async fn replay_is_recorded_with_its_job_and_failures_with_their_error(b: Backen
 async fn the_audit_table_is_append_only(b: Backend) {
     let t = TestDb::new(b).await;
     let app = app(&t.store);
-    seed_dead(&t.store, "evt_x1", "sub_x", "boom").await;
+    let job = seed_dead(&t.store, "evt_x1", "sub_x", "boom").await.to_string();
     post_as(&app, "/api/jobs/evt_x1/retry", Some("hank"), "").await;
     assert_eq!(entries(&app, "").await.len(), 1);
 
@@ -310,9 +310,6 @@ async fn the_audit_table_is_append_only(b: Backend) {
     t.store.prune_before(chrono::Utc::now() + chrono::Duration::days(1), true).await.unwrap();
     subsync_eventlog::prune(&t.store, chrono::Utc::now() + chrono::Duration::days(1)).await.unwrap();
     let list = entries(&app, "").await;
-    assert_eq!(
-        list.iter().map(summary).collect::<Vec<_>>(),
-        vec![row("hank", "api", "retry", &list[0]["target"].as_str().unwrap().to_string(), 1, true)]
-    );
+    assert_eq!(list.iter().map(summary).collect::<Vec<_>>(), vec![row("hank", "api", "retry", &job, 1, true)]);
     t.close().await;
 }
