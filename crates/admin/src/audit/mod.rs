@@ -153,6 +153,31 @@ pub async fn list(store: &Store, filter: &AuditFilter) -> Result<Vec<AuditRecord
     on_dialect!(store.pool(), list(filter))
 }
 
+/// The most characters kept of an entry's target, detail or error: an operator may paste
+/// anything as an id, and one entry must stay one readable row.
+pub const MAX_TEXT_CHARS: usize = 1000;
+
+/// `s`, cut to [`MAX_TEXT_CHARS`] characters (never inside a character).
+fn cap(s: &str) -> &str {
+    match s.char_indices().nth(MAX_TEXT_CHARS) {
+        Some((end, _)) => &s[..end],
+        None => s,
+    }
+}
+
 fn to_u64(n: i64, what: &str) -> Result<u64, QueueError> {
     u64::try_from(n).map_err(|_| QueueError::Corrupt(format!("audit {what} {n}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_texts_are_cut_on_a_character_boundary() {
+        assert_eq!(cap("evt_1"), "evt_1");
+        let long = "é".repeat(MAX_TEXT_CHARS + 5);
+        assert_eq!(cap(&long).chars().count(), MAX_TEXT_CHARS);
+        assert_eq!(AuditAction::BulkCancel.as_str(), "bulk_cancel");
+    }
 }

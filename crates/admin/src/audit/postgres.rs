@@ -5,7 +5,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use subsync_queue::QueueError;
 
-use super::{AuditFilter, AuditRecord, NewEntry, to_u64};
+use super::{AuditFilter, AuditRecord, NewEntry, cap, to_u64};
 
 pub(super) async fn insert(c: &mut PgConnection, e: &NewEntry<'_>) -> Result<(), QueueError> {
     let jobs = i64::try_from(e.jobs).unwrap_or(i64::MAX);
@@ -16,11 +16,11 @@ pub(super) async fn insert(c: &mut PgConnection, e: &NewEntry<'_>) -> Result<(),
     .bind(e.actor.name())
     .bind(e.actor.via().as_str())
     .bind(e.action.as_str())
-    .bind(&e.target)
-    .bind(&e.detail)
+    .bind(cap(&e.target))
+    .bind(e.detail.as_deref().map(cap))
     .bind(jobs)
     .bind(e.error.is_none())
-    .bind(&e.error)
+    .bind(e.error.as_deref().map(cap))
     .execute(c)
     .await?;
     Ok(())
