@@ -13,6 +13,7 @@ both_backends!(
     operator_commands_refuse_an_unmigrated_database,
     operator_commands_refuse_an_older_schema,
     tiers_check_and_unmapped,
+    cli_actions_are_audited_under_their_actor,
 );
 
 /// Every operator command, read-only and writing; none may create or change the schema.
@@ -25,6 +26,7 @@ const COMMANDS: &[&[&str]] = &[
     &["entitlements", "list"],
     &["entitlements", "show", "usr_1"],
     &["tiers", "unmapped"],
+    &["audit", "list"],
     &["jobs", "retry", "--state", "dead", "--yes"],
     &["jobs", "cancel", "evt_1"],
     &["events", "replay", "evt_1"],
@@ -32,13 +34,17 @@ const COMMANDS: &[&[&str]] = &[
 ];
 
 async fn run(db: &TestDb, args: &[&str]) -> std::process::Output {
-    tokio::process::Command::new(common::binary())
-        .args(args)
-        .env("DATABASE_URL", &db.url)
-        .env("RUST_LOG", "error")
-        .output()
-        .await
-        .expect("run subsync")
+    run_env(db, args, &[]).await
+}
+
+/// [`run`] with extra environment variables (and no inherited `SUBSYNC_ACTOR`).
+async fn run_env(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new(common::binary());
+    cmd.args(args).env("DATABASE_URL", &db.url).env("RUST_LOG", "error").env_remove("SUBSYNC_ACTOR");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().await.expect("run subsync")
 }
 
 async fn tables(db: &TestDb) -> i64 {
@@ -125,5 +131,87 @@ async fn tiers_check_and_unmapped(b: Backend) {
     assert_eq!((rows[0]["events"].as_i64(), rows[0]["subscriptions"].as_i64()), (Some(2), Some(2)));
     assert_eq!(rows[0]["effect"], "dead", "the worst effect");
     assert_eq!(rows[0]["closest_mapped_key"], "pro_monthly", "a near miss is suggested, never matched");
+    db.close().await;
+}
+
+/// `jobs retry`, `jobs cancel` and `events replay` through the real binary are recorded under
+/// `--actor`, `SUBSYNC_ACTOR` or `$USER@hostname`, failures with their error, and `audit list`
+/// shows them newest first; only the acting commands take `--actor`.
+async fn cli_actions_are_audited_under_their_actor(b: Backend) {
+    let db = TestDb::new(b).await;
+    let job = subsync_queue::testing::seed::seed_dead(&db.store, "evt_c1", "sub_c", "boom").await.to_string();
+    let ok = |out: &std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    ok(&run(&db, &["jobs", "retry", "evt_c1", "--actor", "alice"]).await);
+    let again = run(&db, &["jobs", "retry", "evt_c1", "--actor", "alice"]).await;
+    assert_eq!(again.status.code(), Some(1), "a pending job cannot be retried");
+    ok(&run_env(&db, &["jobs", "cancel", "evt_c1"], &[("SUBSYNC_ACTOR", "bob")]).await);
+    let default = [("USER", "carol"), ("HOSTNAME", "box-1")];
+    let replay = run_env(&db, &["events", "replay", "evt_nope"], &default).await;
+    assert_eq!(replay.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&replay.stderr).contains("no stored event with id `evt_nope`"));
+    ok(&run_env(&db, &["jobs", "retry", "--state", "cancelled", "--yes"], &default).await);
+
+    let bad = run(&db, &["jobs", "retry", "evt_c1", "--actor", ""]).await;
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{err}");
+    assert!(err.contains("--actor (SUBSYNC_ACTOR): the actor name is empty"), "{err}");
+
+    let listed = run(&db, &["audit", "list", "--json"]).await;
+    ok(&listed);
+    let json: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+    let rows: Vec<(String, String, String, String, u64, bool)> = json["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (s("actor"), s("via"), s("action"), s("target"), e["jobs"].as_u64().unwrap(), e["ok"] == true)
+        })
+        .collect();
+    let row = |a: &str, action: &str, target: &str, jobs: u64, ok: bool| {
+        (a.to_string(), "cli".to_string(), action.to_string(), target.to_string(), jobs, ok)
+    };
+    assert_eq!(
+        rows,
+        vec![
+            row("carol@box-1", "bulk_retry", "state=cancelled", 1, true),
+            row("carol@box-1", "replay", "evt_nope", 0, false),
+            row("bob", "cancel", &job, 1, true),
+            row("alice", "retry", &job, 0, false),
+            row("alice", "retry", &job, 1, true),
+        ]
+    );
+    let entries = json["entries"].as_array().expect("entries");
+    assert_eq!(entries[1]["error"], "no stored event with id `evt_nope`");
+    assert!(entries[3]["error"].as_str().unwrap_or_default().contains("is pending"), "{}", entries[3]);
+
+    let table = run(&db, &["audit", "list", "--actor", "alice", "--since", "1h", "--limit", "1"]).await;
+    ok(&table);
+    let text = String::from_utf8_lossy(&table.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("AT (UTC)") && lines[0].contains("ACTOR"), "{text}");
+    assert!(lines[1].contains("alice") && lines[1].contains("retry") && lines[1].contains("error: job"), "{text}");
+    assert!(lines[2].starts_with("showing the newest 1"), "{text}");
+    let refused = run(&db, &["audit", "list", "--limit", "0"]).await;
+    assert_eq!(refused.status.code(), Some(2), "{}", String::from_utf8_lossy(&refused.stderr));
+
+    for (args, has_actor) in [
+        (&["jobs", "retry", "--help"][..], true),
+        (&["jobs", "cancel", "--help"], true),
+        (&["events", "replay", "--help"], true),
+        (&["jobs", "list", "--help"], false),
+        (&["events", "show", "--help"], false),
+        (&["audit", "list", "--help"], false), // its --actor filters; it does not act
+    ] {
+        let help = String::from_utf8_lossy(&run(&db, args).await.stdout).into_owned();
+        assert_eq!(help.contains("Who is acting, for the audit log"), has_actor, "{args:?}: {help}");
+    }
     db.close().await;
 }

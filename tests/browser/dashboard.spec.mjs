@@ -1,7 +1,8 @@
 // Drives the subsync admin dashboard in Debian's Chromium, the way an operator would:
-// sign in, find the dead job, press Retry, see it leave `dead`, keep a screenshot.
+// sign in with a name, find the dead job, press Retry, see it leave `dead`, find the retry
+// under that name on the audit page, keep screenshots.
 //
-//   node dashboard.spec.mjs <dashboard url> <admin token> <screenshot.png> [event id]
+//   node dashboard.spec.mjs <dashboard url> <admin token> <screenshot.png> [event id] [name]
 //
 // Exit 0 on success; non-zero with a one-line reason otherwise. Run by
 // crates/admin/tests/browser.rs; install prerequisites with scripts/ensure-chromium.sh.
@@ -10,9 +11,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { chromium } from 'playwright-core';
 
-const [url, token, screenshot, eventId] = process.argv.slice(2);
+const [url, token, screenshot, eventId, operatorName = 'Dashboard Tester'] = process.argv.slice(2);
 if (!url || !token || !screenshot) {
-  console.error('usage: node dashboard.spec.mjs <dashboard url> <admin token> <screenshot.png> [event id]');
+  console.error('usage: node dashboard.spec.mjs <dashboard url> <admin token> <screenshot.png> [event id] [name]');
   process.exit(2);
 }
 
@@ -41,6 +42,7 @@ try {
   // Not signed in: the dashboard sends us to the login page.
   await page.goto(url);
   await page.waitForURL(/\/login/);
+  await page.fill('input[name="name"]', operatorName);
   await page.fill('input[name="token"]', token);
   await Promise.all([
     page.waitForURL((u) => !u.pathname.startsWith('/login')),
@@ -77,7 +79,19 @@ try {
   await page.locator('h1').waitFor();
   await page.screenshot({ path: screenshot.replace(/\.png$/, '') + '-job.png', fullPage: true });
 
-  console.log(JSON.stringify({ ok: true, jobId, before, after, flash }));
+  // The audit page, reached through the navigation, shows the retry under our name.
+  await Promise.all([page.waitForURL(/\/audit$/), page.click('header nav a[href="/audit"]')]);
+  const audited = page.locator('tbody tr[data-action="retry"][data-ok="true"]').filter({
+    has: page.locator(`a[href="/jobs/${jobId}"]`),
+  });
+  await audited.first().waitFor();
+  const auditedBy = await audited.first().locator('td').nth(1).innerText();
+  if (auditedBy !== operatorName) throw new Error(`the retry is audited under "${auditedBy}", not "${operatorName}"`);
+  const signIn = await page.locator('tbody tr[data-action="login"] td').nth(1).innerText();
+  if (signIn !== operatorName) throw new Error(`the sign-in is audited under "${signIn}"`);
+  await page.screenshot({ path: screenshot.replace(/\.png$/, '') + '-audit.png', fullPage: true });
+
+  console.log(JSON.stringify({ ok: true, jobId, before, after, flash, auditedBy }));
 } catch (err) {
   console.error(`dashboard.spec failed: ${err?.message ?? err}`);
   if (page) {

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::AtomicU64;
 
+use axum::Extension;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
@@ -20,6 +21,8 @@ use subsync_metrics::Registry;
 use subsync_queue::JobState;
 
 use crate::AdminState;
+use crate::audit::{self, AuditQuery};
+use crate::auth::Principal;
 use crate::error::AdminError;
 use crate::ops::{self, Action};
 use crate::query::{JobQuery, ListQuery};
@@ -62,6 +65,7 @@ pub(crate) fn routes() -> Router<AdminState> {
         .route("/api/entitlements", get(list_entitlements))
         .route("/api/entitlements/{user}", get(get_entitlement))
         .route("/api/events/{event_id}", get(get_event))
+        .route("/api/audit", get(list_audit))
 }
 
 type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
@@ -110,14 +114,22 @@ async fn show_job(
     Ok(Json(json!(job)))
 }
 
-async fn retry_job(State(state): State<AdminState>, Path(id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
-    let job = ops::act_on_one(&state.store, Action::Retry, &id, "api").await?;
+async fn retry_job(
+    State(state): State<AdminState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let job = ops::act_on_one(&state.store, Action::Retry, &id, principal.actor()).await?;
     state.record_action(Action::Retry, 1);
     Ok(Json(json!({ "retried": 1, "job": job })))
 }
 
-async fn cancel_job(State(state): State<AdminState>, Path(id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
-    let job = ops::act_on_one(&state.store, Action::Cancel, &id, "api").await?;
+async fn cancel_job(
+    State(state): State<AdminState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let job = ops::act_on_one(&state.store, Action::Cancel, &id, principal.actor()).await?;
     state.record_action(Action::Cancel, 1);
     Ok(Json(json!({ "cancelled": 1, "job": job })))
 }
@@ -167,7 +179,12 @@ fn parse_bulk(body: &Bytes) -> Result<(JobQuery, bool), AdminError> {
     ))
 }
 
-async fn bulk(state: &AdminState, action: Action, body: &Bytes) -> Result<serde_json::Value, AdminError> {
+async fn bulk(
+    state: &AdminState,
+    action: Action,
+    principal: &Principal,
+    body: &Bytes,
+) -> Result<serde_json::Value, AdminError> {
     let (query, confirm) = parse_bulk(body)?;
     if query.state.iter().all(|s| s.trim().is_empty()) {
         return Err(AdminError::InvalidInput(format!(
@@ -185,9 +202,9 @@ async fn bulk(state: &AdminState, action: Action, body: &Bytes) -> Result<serde_
             query.describe()
         )));
     }
-    let changed = ops::apply_in_chunks(&state.store, action, &ids, |_, _, _| {}).await?;
+    let changed =
+        ops::apply_bulk(&state.store, action, &ids, &query.describe(), principal.actor(), |_, _, _| {}).await?;
     state.record_action(action, changed);
-    tracing::info!(action = action.verb(), matched = ids.len(), changed, filter = %query.describe(), via = "api", "operator bulk action");
     let key = match action {
         Action::Retry => "retried",
         Action::Cancel => "cancelled",
@@ -195,12 +212,27 @@ async fn bulk(state: &AdminState, action: Action, body: &Bytes) -> Result<serde_
     Ok(json!({ key: changed, "matched": ids.len() }))
 }
 
-async fn bulk_retry(State(state): State<AdminState>, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
-    Ok(Json(bulk(&state, Action::Retry, &body).await?))
+async fn bulk_retry(
+    State(state): State<AdminState>,
+    Extension(principal): Extension<Principal>,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(bulk(&state, Action::Retry, &principal, &body).await?))
 }
 
-async fn bulk_cancel(State(state): State<AdminState>, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
-    Ok(Json(bulk(&state, Action::Cancel, &body).await?))
+async fn bulk_cancel(
+    State(state): State<AdminState>,
+    Extension(principal): Extension<Principal>,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(bulk(&state, Action::Cancel, &principal, &body).await?))
+}
+
+/// The audit log, newest first: `?since=2h&actor=alice&limit=100`.
+async fn list_audit(State(state): State<AdminState>, q: Pairs) -> ApiResult<Json<serde_json::Value>> {
+    let filter = AuditQuery::from_pairs(&pairs(q)?)?.filter(Utc::now())?;
+    let entries = audit::list(&state.store, &filter).await?;
+    Ok(Json(json!({ "entries": entries, "limit": filter.limit })))
 }
 
 async fn stats(State(state): State<AdminState>) -> ApiResult<Json<ops::Stats>> {

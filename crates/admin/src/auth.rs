@@ -2,10 +2,15 @@
 //!
 //! - One shared secret, the [`AdminToken`]. API clients send it as `Authorization: Bearer`.
 //!   Every comparison is constant time.
-//! - Browsers log in once with the token and get a cookie holding a *session value* derived
-//!   from it (`<expiry>.<HMAC-SHA256(token, "session:v1:<expiry>")>`), never the token itself:
-//!   a leaked cookie expires, and rotating the token ends every session. The cookie is
-//!   `HttpOnly` (no script can read it) and `SameSite=Strict` (not sent on cross-site requests).
+//! - Browsers log in once with the token and their name, and get a cookie holding a *session
+//!   value* derived from the token (`<expiry>.<name>.<HMAC-SHA256(token,
+//!   "session:v2:<expiry>:<name>")>`, the name percent-encoded), never the token itself: a
+//!   leaked cookie expires, rotating the token ends every session, and the name the audit log
+//!   records for the session's actions cannot be changed without breaking the MAC. The cookie
+//!   is `HttpOnly` (no script can read it) and `SameSite=Strict` (not sent on cross-site
+//!   requests).
+//! - API clients name their operator in the `X-Subsync-Actor` header (else `api`); a name
+//!   that fails validation is refused before the request runs.
 //! - State changes are POST only. Every POST is refused when the browser says it comes from
 //!   another site (`Sec-Fetch-Site`) or from another origin (`Origin`), and HTML forms also
 //!   carry a CSRF token derived from the session. Bearer-authenticated POSTs need no CSRF
@@ -16,14 +21,14 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-use thiserror::Error;
 
 use crate::AdminState;
 use crate::api::json_error;
+use crate::audit::{API_DEFAULT_ACTOR, Actor, Via};
 use crate::html;
+
+/// The header an API client names its operator in, for the audit log.
+pub const ACTOR_HEADER: &str = "x-subsync-actor";
 
 /// The cookie that carries a browser session.
 pub const SESSION_COOKIE: &str = "subsync_admin_session";
@@ -31,127 +36,62 @@ pub const SESSION_COOKIE: &str = "subsync_admin_session";
 /// How long a browser session lasts: one on-call night.
 pub const SESSION_SECONDS: i64 = 12 * 3600;
 
-/// Why a token was refused at start-up.
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum TokenError {
-    /// Short tokens can be guessed; 16 characters is the floor, 32+ random is better.
-    #[error(
-        "admin token is too short: {len} characters, need at least {min} (generate one with `openssl rand -hex 32`)"
-    )]
-    TooShort {
-        /// Characters given.
-        len: usize,
-        /// The minimum.
-        min: usize,
-    },
-    /// Leading/trailing whitespace or control characters are almost always a copy-paste
-    /// accident (a trailing newline from a secrets file) and would never match a header.
-    #[error("admin token contains whitespace or control characters; remove them (a trailing newline?)")]
-    BadCharacters,
-}
+mod token;
 
-/// The admin secret. Its `Debug` never shows the value, so it cannot leak through logs.
-#[derive(Clone)]
-pub struct AdminToken {
-    secret: String,
-}
+pub use token::{AdminToken, TokenError};
 
-impl std::fmt::Debug for AdminToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AdminToken(***)")
-    }
-}
-
-impl AdminToken {
-    /// The shortest token accepted.
-    pub const MIN_LEN: usize = 16;
-
-    /// Validates and wraps the token (from `SUBSYNC_ADMIN_TOKEN`).
-    pub fn new(secret: impl Into<String>) -> Result<Self, TokenError> {
-        let secret = secret.into();
-        let len = secret.chars().count();
-        if secret.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(TokenError::BadCharacters);
-        }
-        if len < Self::MIN_LEN {
-            return Err(TokenError::TooShort { len, min: Self::MIN_LEN });
-        }
-        Ok(Self { secret })
-    }
-
-    /// Constant-time check of a presented token. Both sides are hashed first so the
-    /// comparison does not even leak the token's length.
-    pub fn matches(&self, presented: &str) -> bool {
-        let want = Sha256::digest(self.secret.as_bytes());
-        let got = Sha256::digest(presented.as_bytes());
-        want.as_slice().ct_eq(got.as_slice()).into()
-    }
-
-    fn mac_hex(&self, message: &str) -> String {
-        match <Hmac<Sha256> as KeyInit>::new_from_slice(self.secret.as_bytes()) {
-            Ok(mut mac) => {
-                mac.update(message.as_bytes());
-                hex::encode(mac.finalize().into_bytes())
-            }
-            // HMAC takes keys of any length; this arm cannot happen, and an empty MAC
-            // matches nothing a client can send.
-            Err(_) => String::new(),
-        }
-    }
-
-    /// A session value valid until `expires` (unix seconds).
-    pub(crate) fn session_value(&self, expires: i64) -> String {
-        format!("{expires}.{}", self.mac_hex(&format!("session:v1:{expires}")))
-    }
-
-    /// True when `value` is a session this token issued and it has not expired.
-    pub(crate) fn verify_session(&self, value: &str, now: i64) -> bool {
-        let Some((expires, _)) = value.split_once('.') else { return false };
-        let Ok(expires) = expires.parse::<i64>() else { return false };
-        if expires <= now || expires > now + SESSION_SECONDS + 60 {
-            return false;
-        }
-        let want = self.session_value(expires);
-        want.as_bytes().ct_eq(value.as_bytes()).into()
-    }
-
-    /// The CSRF token for forms shown to the holder of `session`.
-    pub(crate) fn csrf_token(&self, session: &str) -> String {
-        self.mac_hex(&format!("csrf:v1:{session}"))
-    }
-
-    /// Constant-time CSRF check.
-    pub(crate) fn verify_csrf(&self, session: &str, presented: &str) -> bool {
-        let want = self.csrf_token(session);
-        !want.is_empty() && want.as_bytes().ct_eq(presented.as_bytes()).into()
-    }
-}
-
-/// How the current request proved itself; handlers read it from the request extensions.
+/// How the current request proved itself, and who it acts for; handlers read it from the
+/// request extensions.
 #[derive(Debug, Clone)]
 pub enum Principal {
-    /// `Authorization: Bearer` with the right token (scripts, curl).
-    Bearer,
-    /// A browser session cookie; carries the session value to derive the CSRF token from.
-    Session(String),
+    /// `Authorization: Bearer` with the right token (scripts, curl); the actor is the
+    /// `X-Subsync-Actor` header's, else `api`.
+    Bearer(Actor),
+    /// A browser session cookie: the session value to derive the CSRF token from, and the
+    /// name given at sign-in.
+    Session {
+        /// The cookie's value.
+        value: String,
+        /// Who signed in.
+        actor: Actor,
+    },
 }
 
 impl Principal {
+    /// Who the request acts for, as the audit log records it.
+    pub fn actor(&self) -> &Actor {
+        match self {
+            Principal::Bearer(actor) | Principal::Session { actor, .. } => actor,
+        }
+    }
+
     /// The CSRF token to embed in forms, when this is a browser session.
     pub(crate) fn csrf(&self, token: &AdminToken) -> Option<String> {
         match self {
-            Principal::Session(s) => Some(token.csrf_token(s)),
-            Principal::Bearer => None,
+            Principal::Session { value, .. } => Some(token.csrf_token(value)),
+            Principal::Bearer(_) => None,
         }
     }
 
     /// Checks a submitted form's CSRF field. Bearer requests are CSRF-safe by construction.
     pub(crate) fn check_csrf(&self, token: &AdminToken, presented: Option<&str>) -> bool {
         match self {
-            Principal::Bearer => true,
-            Principal::Session(s) => presented.is_some_and(|p| token.verify_csrf(s, p)),
+            Principal::Bearer(_) => true,
+            Principal::Session { value, .. } => presented.is_some_and(|p| token.verify_csrf(value, p)),
         }
     }
+}
+
+/// Who a bearer request acts for: the `X-Subsync-Actor` header (UTF-8, validated like every
+/// actor name), else [`API_DEFAULT_ACTOR`]. The error is the message to answer with.
+fn bearer_actor(headers: &HeaderMap) -> Result<Actor, String> {
+    let name = match headers.get(ACTOR_HEADER) {
+        None => API_DEFAULT_ACTOR,
+        Some(value) => {
+            std::str::from_utf8(value.as_bytes()).map_err(|_| "the X-Subsync-Actor header is not UTF-8".to_string())?
+        }
+    };
+    Actor::new(name, Via::Api).map_err(|e| format!("X-Subsync-Actor: {e}"))
 }
 
 /// The session cookie's value from the request, if any.
@@ -237,18 +177,25 @@ pub(crate) async fn require_auth(State(state): State<AdminState>, mut req: Reque
     }
 
     let principal = match bearer(req.headers()) {
-        Some(Ok(token)) if state.token.matches(token) => Some(Principal::Bearer),
+        Some(Ok(token)) if state.token.matches(token) => match bearer_actor(req.headers()) {
+            Ok(actor) => Some(Principal::Bearer(actor)),
+            Err(message) if api => return json_error(StatusCode::BAD_REQUEST, "bad_request", &message),
+            Err(message) => return html::error_page(StatusCode::BAD_REQUEST, "Bad Request", &message),
+        },
         // A wrong bearer token is an error even if a cookie is also present: the client meant
         // to use the token.
         Some(_) => None,
         None => {
             let now = chrono::Utc::now().timestamp();
-            session_cookie(req.headers()).filter(|s| state.token.verify_session(s, now)).map(Principal::Session)
+            session_cookie(req.headers()).and_then(|value| {
+                let actor = state.token.verify_session(&value, now)?;
+                Some(Principal::Session { value, actor })
+            })
         }
     };
 
     match principal {
-        Some(Principal::Session(_)) if api && unsafe_method => json_error(
+        Some(Principal::Session { .. }) if api && unsafe_method => json_error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "API POST requests need `Authorization: Bearer <token>`; a browser session is not enough",
@@ -287,47 +234,21 @@ pub(crate) fn safe_next(next: Option<&str>) -> String {
 mod tests {
     use super::*;
 
-    fn token() -> AdminToken {
-        AdminToken::new("0123456789abcdef-secret").unwrap()
-    }
-
     #[test]
-    fn token_rules() {
-        assert_eq!(AdminToken::new("short").err(), Some(TokenError::TooShort { len: 5, min: 16 }));
-        assert_eq!(AdminToken::new("0123456789abcdef\n").err(), Some(TokenError::BadCharacters));
-        assert!(AdminToken::new("0123456789abcdef").is_ok());
-        assert_eq!(format!("{:?}", token()), "AdminToken(***)");
-        assert!(token().matches("0123456789abcdef-secret"));
-        assert!(!token().matches("0123456789abcdef-secreT"));
-        assert!(!token().matches(""));
-    }
-
-    #[test]
-    fn sessions_expire_and_never_contain_the_token() {
-        let t = token();
-        let now = 1_800_000_000;
-        let s = t.session_value(now + SESSION_SECONDS);
-        assert!(!s.contains("0123456789abcdef-secret"));
-        assert!(t.verify_session(&s, now));
-        assert!(!t.verify_session(&s, now + SESSION_SECONDS), "expired");
-        let other = AdminToken::new("another-token-0123456789").unwrap();
-        assert!(!other.verify_session(&s, now), "a rotated token ends sessions");
-        // Tampering with the expiry breaks the MAC.
-        let forged = s.replacen(&(now + SESSION_SECONDS).to_string(), &(now + SESSION_SECONDS - 1).to_string(), 1);
-        assert!(!t.verify_session(&forged, now));
-        assert!(!t.verify_session("garbage", now));
-        assert!(!t.verify_session("", now));
-    }
-
-    #[test]
-    fn csrf_is_bound_to_the_session() {
-        let t = token();
-        let a = t.session_value(2_000_000_000);
-        let b = t.session_value(2_000_000_001);
-        let csrf = t.csrf_token(&a);
-        assert!(t.verify_csrf(&a, &csrf));
-        assert!(!t.verify_csrf(&b, &csrf));
-        assert!(!t.verify_csrf(&a, ""));
+    fn bearer_requests_name_their_actor_in_a_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer_actor(&h).unwrap().name(), "api");
+        h.insert(ACTOR_HEADER, "deploy-bot".parse().unwrap());
+        let actor = bearer_actor(&h).unwrap();
+        assert_eq!((actor.name(), actor.via()), ("deploy-bot", Via::Api));
+        h.insert(ACTOR_HEADER, axum::http::HeaderValue::from_bytes("Zoë".as_bytes()).unwrap());
+        assert_eq!(bearer_actor(&h).unwrap().name(), "Zoë");
+        h.insert(ACTOR_HEADER, "".parse().unwrap());
+        assert!(bearer_actor(&h).unwrap_err().contains("empty"));
+        h.insert(ACTOR_HEADER, "a\tb".parse().unwrap());
+        assert!(bearer_actor(&h).unwrap_err().contains("control"));
+        h.insert(ACTOR_HEADER, axum::http::HeaderValue::from_bytes(&[0xff, 0xfe]).unwrap());
+        assert!(bearer_actor(&h).unwrap_err().contains("UTF-8"));
     }
 
     #[test]

@@ -66,6 +66,7 @@ tbody tr:hover{background:#f8fafc}
 td.mono,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
 td.mono{white-space:nowrap}
 .scroll{overflow-x:auto;border-radius:10px}
+span.err{color:var(--dead)}
 td.err{color:var(--dead);max-width:250px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:12px;font-weight:600}
@@ -95,6 +96,7 @@ const NAV: &[(&str, &str, &str)] = &[
     ("jobs", "/", "Jobs"),
     ("groups", "/groups", "Running groups"),
     ("entitlements", "/entitlements", "Entitlements"),
+    ("audit", "/audit", "Audit log"),
 ];
 
 /// The document around a page: head with title and stylesheet, the header bar (`nav`), then

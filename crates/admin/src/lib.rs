@@ -8,8 +8,10 @@
 //! - the `subsync` binary's operator commands (`jobs`, `groups`, `stats`), which live in
 //!   the binary crate and call [`ops`] and [`query`],
 //!
-//! plus Prometheus `/metrics`. Unlike River UI, nothing is served without the admin token,
-//! and the server is meant for its own private address (`SUBSYNC_ADMIN_LISTEN`, default
+//! plus Prometheus `/metrics`. Every operation that changes jobs takes the [`audit::Actor`]
+//! and records itself in the append-only audit log ([`audit`], table `subsync_audit`), so
+//! none of the three faces can forget to. Unlike River UI, nothing is served without the
+//! admin token, and the server is meant for its own private address (`SUBSYNC_ADMIN_LISTEN`, default
 //! `127.0.0.1:8081`), never the public webhook listener.
 //!
 //! ```no_run
@@ -26,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 mod api;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod html;

@@ -1,14 +1,20 @@
 //! The operator actions themselves, shared by the API, the dashboard and the CLI so all three
 //! behave the same: how an id is resolved, what "retry" refuses, how bulk work is chunked, how
-//! stats are computed.
+//! stats are computed. The actions that change jobs (`actions.rs`) take the [`Actor`] and
+//! write their own audit entry, so no face of subsync can forget it.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
-use subsync_queue::{JobFilter, JobId, JobRecord, JobState, Page, Selection, StateCount, Store};
+use subsync_queue::{JobFilter, JobId, JobRecord, JobState, Page, StateCount, Store};
 
 use crate::error::{AdminError, no_such_job};
+
+mod actions;
+
+pub use crate::audit::Actor;
+pub use actions::{Action, act_on_job, act_on_one, apply_bulk, replay_event, resolve_for_action};
 
 /// Ids are retried or cancelled this many at a time, so a bulk action over 100 000 dead jobs
 /// shows progress and never holds one huge write transaction (SQLite has a single writer).
@@ -43,57 +49,6 @@ pub async fn resolve_job(store: &Store, id_or_key: &str, queue: Option<&str>) ->
     }
 }
 
-/// Which bulk action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Back to pending with a fresh attempt budget.
-    Retry,
-    /// Never run.
-    Cancel,
-}
-
-impl Action {
-    /// The verb, for messages and logs.
-    pub fn verb(self) -> &'static str {
-        match self {
-            Action::Retry => "retry",
-            Action::Cancel => "cancel",
-        }
-    }
-
-    async fn apply(self, store: &Store, selection: &Selection) -> Result<u64, AdminError> {
-        Ok(match self {
-            Action::Retry => store.retry(selection).await?,
-            Action::Cancel => store.cancel(selection).await?,
-        })
-    }
-
-    fn refusal(self, job: &JobRecord) -> String {
-        match self {
-            Action::Retry => format!(
-                "job {} is {}: only dead or cancelled jobs, or pending jobs waiting for their next attempt, can be retried",
-                job.id, job.state
-            ),
-            Action::Cancel => format!(
-                "job {} is {}: only pending or dead jobs can be cancelled (a running job belongs to its worker until it finishes)",
-                job.id, job.state
-            ),
-        }
-    }
-}
-
-/// Retries or cancels one job, found by id or event id. A job in a state the action does not
-/// apply to is a conflict that says which state it is in, rather than a silent no-op.
-pub async fn act_on_one(store: &Store, action: Action, id_or_key: &str, via: &str) -> Result<JobRecord, AdminError> {
-    let job = resolve_job(store, id_or_key, None).await?;
-    let changed = action.apply(store, &Selection::Ids(vec![job.id])).await?;
-    if changed == 0 {
-        return Err(AdminError::Conflict(action.refusal(&job)));
-    }
-    tracing::info!(action = action.verb(), job_id = %job.id, queue = %job.queue, group = %job.group_key, from_state = %job.state, via, "operator action");
-    store.get(job.id).await?.ok_or_else(|| no_such_job(id_or_key))
-}
-
 /// Every job id matching `filter`, newest first: the snapshot a bulk action works through,
 /// so what is changed is what the operator was shown and confirmed.
 pub async fn matching_ids(store: &Store, filter: &JobFilter) -> Result<Vec<JobId>, AdminError> {
@@ -109,24 +64,6 @@ pub async fn matching_ids(store: &Store, filter: &JobFilter) -> Result<Vec<JobId
         offset += n as u64;
     }
     Ok(ids)
-}
-
-/// Applies `action` to `ids` in chunks of [`BULK_CHUNK`], calling `progress(done, total,
-/// changed)` after each chunk. Returns how many jobs changed.
-pub async fn apply_in_chunks(
-    store: &Store,
-    action: Action,
-    ids: &[JobId],
-    mut progress: impl FnMut(usize, usize, u64),
-) -> Result<u64, AdminError> {
-    let mut changed = 0;
-    let mut done = 0;
-    for chunk in ids.chunks(BULK_CHUNK) {
-        changed += action.apply(store, &Selection::Ids(chunk.to_vec())).await?;
-        done += chunk.len();
-        progress(done, ids.len(), changed);
-    }
-    Ok(changed)
 }
 
 /// Finished jobs over one recent window.

@@ -356,7 +356,8 @@ async fn dashboard_login_csrf_and_retry(b: Backend) {
     assert!(wrong.body.contains("That token is not right."));
     assert!(!wrong.headers.contains_key(header::SET_COOKIE));
 
-    let ok = send(&app, Method::POST, "/login", &form, &format!("token={TOKEN}&next=%2F%3Fstate%3Ddead")).await;
+    let ok =
+        send(&app, Method::POST, "/login", &form, &format!("name=alice&token={TOKEN}&next=%2F%3Fstate%3Ddead")).await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER);
     assert_eq!(ok.headers[header::LOCATION], "/?state=dead");
     let set_cookie = ok.headers[header::SET_COOKIE].to_str().unwrap().to_string();
@@ -364,7 +365,8 @@ async fn dashboard_login_csrf_and_retry(b: Backend) {
     assert!(!set_cookie.contains(TOKEN), "the cookie never carries the token");
     let cookie = set_cookie.split(';').next().unwrap().to_string();
     // Open redirects are refused.
-    let evil = send(&app, Method::POST, "/login", &form, &format!("token={TOKEN}&next=%2F%2Fevil.example")).await;
+    let evil =
+        send(&app, Method::POST, "/login", &form, &format!("name=alice&token={TOKEN}&next=%2F%2Fevil.example")).await;
     assert_eq!(evil.headers[header::LOCATION], "/");
 
     let page = send(&app, Method::GET, "/", &[("cookie", &cookie)], "").await;
@@ -445,7 +447,7 @@ async fn dashboard_escapes_attacker_controlled_data(b: Backend) {
         Method::POST,
         "/login",
         &[("content-type", "application/x-www-form-urlencoded")],
-        &format!("token={TOKEN}"),
+        &format!("name=alice&token={TOKEN}"),
     )
     .await;
     let cookie = login.headers[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();
@@ -533,7 +535,7 @@ async fn views_answer_404_until_configured(b: Backend) {
         Method::POST,
         "/login",
         &[("content-type", "application/x-www-form-urlencoded")],
-        &format!("token={TOKEN}"),
+        &format!("name=alice&token={TOKEN}"),
     )
     .await;
     let cookie = login.headers[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();

@@ -1,7 +1,8 @@
 //! The dashboard in a real browser: Debian's Chromium driven by playwright-core
 //! (`tests/browser/dashboard.spec.mjs`) against the admin server on a real socket, over a
-//! SQLite database. It signs in, retries the seeded dead job with its button, and saves a
-//! screenshot to `test-artifacts/dashboard.png`.
+//! SQLite database. It signs in with a name, retries the seeded dead job with its button, finds
+//! the retry under that name on the audit page, and saves screenshots to
+//! `test-artifacts/dashboard*.png`.
 //!
 //! Needs `/usr/bin/chromium` and `tests/browser/node_modules`: run
 //! `bash scripts/ensure-chromium.sh`. Without them this test fails; it never skips.
@@ -15,6 +16,9 @@ use std::time::Duration;
 use serde_json::json;
 use subsync_queue::{JobState, NewJob};
 use support::{Backend, Q, TOKEN, TestDb, seed_dead, seed_pending};
+
+/// The name the browser signs in with.
+const OPERATOR: &str = "Ana Operadora";
 
 fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -74,6 +78,7 @@ async fn operator_retries_a_dead_job_in_chromium() {
         .arg(TOKEN)
         .arg(&screenshot)
         .arg("evt_1QaZ1mPriceUnmapped")
+        .arg(OPERATOR)
         .current_dir(root.join("tests/browser"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -94,6 +99,13 @@ async fn operator_retries_a_dead_job_in_chromium() {
     let job = t.store.get(dead).await.unwrap().unwrap();
     assert_ne!(job.state, JobState::Dead, "job is still dead in the store");
     assert_eq!(job.state, JobState::Pending);
+    // …and so does the audit log: signed in, then retried, under the name given at sign-in.
+    let filter = subsync_admin::audit::AuditFilter { limit: 10, ..Default::default() };
+    let entries = subsync_admin::audit::list(&t.store, &filter).await.unwrap();
+    let seen: Vec<(&str, &str, &str, bool)> =
+        entries.iter().map(|e| (e.actor.as_str(), e.via.as_str(), e.action.as_str(), e.ok)).collect();
+    assert_eq!(seen, vec![(OPERATOR, "dashboard", "retry", true), (OPERATOR, "dashboard", "login", true)]);
+    assert_eq!(entries[0].target, dead.to_string());
     let png = std::fs::metadata(&screenshot).expect("screenshot written");
     assert!(png.len() > 10_000, "screenshot is suspiciously small ({} bytes)", png.len());
 

@@ -49,6 +49,9 @@ enum Command {
     /// Operator commands: jobs, running groups, stats.
     #[command(flatten)]
     Operator(commands::operator::Command),
+    /// The audit log of operator actions: who retried, cancelled or replayed what, and when.
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
     /// Stored Stripe events: show one, or replay its sync.
     #[command(subcommand)]
     Events(commands::events::EventsCommand),
@@ -91,6 +94,10 @@ fn main() -> ExitCode {
             Command::Entitlements(cmd) => commands::entitlements::run(&cli.global, cmd, &cli.output).await,
             Command::Tiers(cmd) => commands::tiers::run(&cli.global, cmd, &cli.output).await,
             Command::Events(cmd) => commands::events::run(&cli.global, cmd, &cli.output).await,
+            Command::Audit(cmd) => {
+                let store = cli.global.connect_migrated().await?;
+                return Ok(commands::audit::run(&store, cmd, &mut std::io::stdout(), cli.output).await);
+            }
             Command::Operator(cmd) => {
                 let store = cli.global.connect_migrated().await?;
                 let mut stdout = std::io::stdout();

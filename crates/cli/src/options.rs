@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use clap::builder::TypedValueParser;
 use clap::error::ErrorKind;
 use clap::{Arg, Args};
+use subsync_admin::audit::{Actor, ActorError, MAX_ACTOR_CHARS, Via, validate_actor_name};
 use subsync_queue::schema::SchemaStatus;
 use subsync_queue::{QueueConfig, Store, StoreOptions, redact_url};
 use subsync_stripe::signature::Secrets;
@@ -146,6 +147,54 @@ impl Global {
         let store = self.connect_for(store).await?;
         store.migrate().await.context("applying database migrations")?;
         Ok(store)
+    }
+}
+
+/// Who runs an acting command (`jobs retry`, `jobs cancel`, `events replay`), recorded in the
+/// audit log. Only those commands take it, so read-only commands' `--help` does not list it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ActorArgs {
+    /// Who is acting, for the audit log (1-100 characters, no control characters; default:
+    /// $USER@hostname).
+    #[arg(long, env = "SUBSYNC_ACTOR", value_name = "NAME", value_parser = ActorName)]
+    pub actor: Option<String>,
+}
+
+impl ActorArgs {
+    /// The actor to record: `--actor` (checked by clap already), else `user@host`.
+    pub fn actor(&self) -> Result<Actor, ActorError> {
+        Actor::new(&self.actor.clone().unwrap_or_else(default_actor_name), Via::Cli)
+    }
+}
+
+/// `$USER@hostname` (`LOGNAME` if `USER` is unset; `HOSTNAME`, else `/etc/hostname`), control
+/// characters dropped and cut to the longest name allowed.
+fn default_actor_name() -> String {
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .map(|v| v.trim().to_string())
+        .find(|v| !v.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{user}@{host}").chars().filter(|c| !c.is_control()).take(MAX_ACTOR_CHARS).collect()
+}
+
+/// The `--actor` flag's parser: the audit log's own validation, in clap's message form.
+#[derive(Debug, Clone, Copy)]
+pub struct ActorName;
+
+impl TypedValueParser for ActorName {
+    type Value = String;
+
+    fn parse_ref(&self, cmd: &clap::Command, arg: Option<&Arg>, value: &OsStr) -> Result<String, clap::Error> {
+        let text = value.to_str().ok_or_else(|| invalid(cmd, format!("{} is not UTF-8", flag_name(arg))))?;
+        validate_actor_name(text).map_err(|e| invalid(cmd, format!("{}: {e}", flag_name(arg))))
     }
 }
 
@@ -283,12 +332,22 @@ mod tests {
         small: u8,
         #[arg(long, value_parser = ListenAddr)]
         listen: Option<SocketAddr>,
+        #[command(flatten)]
+        who: ActorArgs,
     }
 
     fn error(args: &[&str]) -> String {
         let mut argv = vec!["t"];
         argv.extend_from_slice(args);
         Flags::try_parse_from(argv).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn the_default_actor_is_user_at_host_and_always_valid() {
+        let name = default_actor_name();
+        assert!(name.contains('@'), "{name}");
+        assert!(validate_actor_name(&name).is_ok(), "{name}");
+        assert_eq!(ActorArgs::default().actor().unwrap().via(), Via::Cli);
     }
 
     #[test]
@@ -299,6 +358,11 @@ mod tests {
         assert!(error(&["--small", "1001"]).contains("--small must be at most 1000: too slow"));
         assert!(error(&["--small", "300"]).contains("--small `300` is too large"));
         assert!(error(&["--listen", "8080"]).contains("--listen `8080` is not an address like 127.0.0.1:8080"));
+        assert!(error(&["--actor", ""]).contains("--actor (SUBSYNC_ACTOR): the actor name is empty"));
+        assert!(error(&["--actor", "a\u{1b}[31m"]).contains("control characters"));
+        assert!(error(&["--actor", &"x".repeat(101)]).contains("at most 100"));
+        let named = Flags::try_parse_from(["t", "--actor", " alice "]).unwrap();
+        assert_eq!(named.who.actor().unwrap().name(), "alice");
         let flags = Flags::try_parse_from(["t", "--listen", "127.0.0.1:9"]).unwrap();
         assert_eq!(flags.listen, Some("127.0.0.1:9".parse().unwrap()));
     }

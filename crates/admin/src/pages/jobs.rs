@@ -267,7 +267,7 @@ async fn act(state: AdminState, principal: Principal, id: String, form: FormPair
     if let Some(res) = check_csrf(&state, &principal, &pairs) {
         return res;
     }
-    match ops::act_on_one(&state.store, action, &id, "dashboard").await {
+    match ops::act_on_one(&state.store, action, &id, principal.actor()).await {
         Ok(_) => {
             state.record_action(action, 1);
             back_to(field(&pairs, "next"), if action == Action::Retry { "retried" } else { "cancelled" })
@@ -306,7 +306,7 @@ pub(super) async fn bulk(
     if let Some(res) = check_csrf(&state, &principal, &pairs) {
         return res;
     }
-    match bulk_inner(&state, &pairs).await {
+    match bulk_inner(&state, &principal, &pairs).await {
         Ok((action, n, list)) => {
             let qs = list.to_query_string(0);
             let next = if qs.is_empty() { "/".to_string() } else { format!("/?{qs}") };
@@ -316,7 +316,11 @@ pub(super) async fn bulk(
     }
 }
 
-async fn bulk_inner(state: &AdminState, pairs: &[(String, String)]) -> Result<(Action, u64, ListQuery), AdminError> {
+async fn bulk_inner(
+    state: &AdminState,
+    principal: &Principal,
+    pairs: &[(String, String)],
+) -> Result<(Action, u64, ListQuery), AdminError> {
     let action = match field(pairs, "action") {
         Some("retry") => Action::Retry,
         Some("cancel") => Action::Cancel,
@@ -333,9 +337,9 @@ async fn bulk_inner(state: &AdminState, pairs: &[(String, String)]) -> Result<(A
     }
     let filter = list.query.filter(Utc::now())?;
     let ids = ops::matching_ids(&state.store, &filter).await?;
-    let n = ops::apply_in_chunks(&state.store, action, &ids, |_, _, _| {}).await?;
+    let n =
+        ops::apply_bulk(&state.store, action, &ids, &list.query.describe(), principal.actor(), |_, _, _| {}).await?;
     state.record_action(action, n);
-    tracing::info!(action = action.verb(), matched = ids.len(), changed = n, filter = %list.query.describe(), via = "dashboard", "operator bulk action");
     Ok((action, n, list))
 }
 

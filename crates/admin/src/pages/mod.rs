@@ -1,6 +1,7 @@
 //! The dashboard: server-rendered HTML, no JavaScript, one inline stylesheet. Every page reads
 //! the store directly; every change is a POST form carrying a CSRF token.
 
+mod audit;
 mod entitlements;
 mod groups;
 mod jobs;
@@ -28,6 +29,7 @@ pub(crate) fn routes() -> Router<AdminState> {
         .route("/groups", get(groups::running))
         .route("/entitlements", get(entitlements::lookup))
         .route("/events/{event_id}", get(entitlements::event))
+        .route("/audit", get(audit::list))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
 }

@@ -1,12 +1,13 @@
-//! `subsync events show|replay`: what Stripe sent, and a deliberate re-run of its sync.
+//! `subsync events show|replay`: what Stripe sent, and a deliberate re-run of its sync (the
+//! admin crate's `ops::replay_event`, which records it in the audit log under `--actor`).
 
 use crate::commands::output::OutputOptions;
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Subcommand;
 use serde_json::json;
-use subsync_eventlog::{Disposition, SyncJob};
+use subsync_admin::ops;
 
-use crate::options::Global;
+use crate::options::{ActorArgs, Global};
 
 /// Event commands.
 #[derive(Debug, Clone, Subcommand)]
@@ -21,6 +22,9 @@ pub enum EventsCommand {
     Replay {
         /// The Stripe event id (`evt_…`).
         event_id: String,
+        /// Who is acting, for the audit log.
+        #[command(flatten)]
+        actor: ActorArgs,
     },
 }
 
@@ -46,19 +50,13 @@ pub async fn run(global: &Global, cmd: EventsCommand, output: &OutputOptions) ->
                 println!("payload\n{}", serde_json::to_string_pretty(&serde_json::to_value(&event)?["payload"])?);
             }
         }
-        EventsCommand::Replay { event_id } => {
-            let Some(event) = subsync_eventlog::get(&store, &event_id).await? else {
-                bail!("no stored event with id `{event_id}`");
-            };
-            if event.disposition != Disposition::Handled {
-                bail!("event `{event_id}` is {}: there is no sync to replay", event.disposition);
-            }
-            let job = SyncJob::replay(&event.event_id, &event.group_key);
-            let outcome = store.enqueue_one(job).await.context("enqueueing the replay")?;
+        EventsCommand::Replay { event_id, actor } => {
+            let actor = actor.actor().map_err(|e| anyhow::anyhow!("--actor: {e}"))?;
+            let job_id = ops::replay_event(&store, &event_id, &actor).await?;
             if output.json {
-                println!("{}", json!({ "event_id": event_id, "replay_job_id": outcome.job_id() }));
+                println!("{}", json!({ "event_id": event_id, "replay_job_id": job_id }));
             } else {
-                println!("replay of {event_id} enqueued as job {}", outcome.job_id());
+                println!("replay of {event_id} enqueued as job {job_id}");
             }
         }
     }

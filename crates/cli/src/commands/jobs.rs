@@ -7,8 +7,11 @@
 //! subsync jobs list --state dead --since 2h
 //! subsync jobs show evt_1MqLx2…
 //! subsync jobs retry 0193…  evt_1MqLx2…
-//! subsync jobs retry --state dead --group sub_123 --yes
+//! subsync jobs retry --state dead --group sub_123 --yes --actor alice
 //! ```
+//!
+//! `retry` and `cancel` are recorded in the audit log (by the admin crate's operations) under
+//! `--actor` (`SUBSYNC_ACTOR`, default `$USER@hostname`).
 
 use std::io::{BufRead, Write};
 
@@ -17,10 +20,11 @@ use serde_json::json;
 use subsync_admin::AdminError;
 use subsync_admin::ops::{self, Action};
 use subsync_admin::query::{JobQuery, ListQuery};
-use subsync_queue::{JobRecord, JobState, Selection, Store};
+use subsync_queue::{JobRecord, JobState, Store};
 
 use super::output::{CliError, OutputOptions};
 use super::table::{Table, clean, dash, time, truncate, write_json};
+use crate::options::ActorArgs;
 
 /// `subsync jobs …`
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -105,6 +109,9 @@ pub struct ActionArgs {
     /// Bulk: every job matching these flags (needs --state).
     #[command(flatten)]
     pub filter: FilterArgs,
+    /// Who is acting, for the audit log.
+    #[command(flatten)]
+    pub actor: ActorArgs,
 }
 
 /// Runs a jobs command: results to `out`; confirmation questions and progress to `err`;
@@ -223,8 +230,9 @@ async fn act(
         Action::Retry => "retried",
         Action::Cancel => "cancelled",
     };
+    let actor = args.actor.actor().map_err(|e| CliError::Usage(format!("--actor: {e}")))?;
     if !args.ids.is_empty() {
-        return act_on_ids(store, action, &args.ids, out, opts, past).await;
+        return act_on_ids(store, action, &args.ids, &actor, out, opts, past).await;
     }
     let query = args.filter.query();
     if query.state.is_empty() {
@@ -236,6 +244,8 @@ async fn act(
     let filter = query.filter(Utc::now())?;
     let ids = ops::matching_ids(store, &filter).await?;
     if ids.is_empty() {
+        // Recorded like the API's and the dashboard's: asked for, nothing matched.
+        ops::apply_bulk(store, action, &ids, &query.describe(), &actor, |_, _, _| {}).await?;
         if opts.json {
             writeln!(out, "{}", json!({ past: 0, "matched": 0 }))?;
         } else {
@@ -255,13 +265,12 @@ async fn act(
         }
     }
     let mut progress_err = None;
-    let changed = ops::apply_in_chunks(store, action, &ids, |done, total, changed| {
+    let changed = ops::apply_bulk(store, action, &ids, &query.describe(), &actor, |done, total, changed| {
         if let Err(e) = writeln!(err, "{past} {changed} … {done}/{total} processed") {
             progress_err.get_or_insert(e);
         }
     })
     .await?;
-    tracing::info!(action = action.verb(), matched = ids.len(), changed, filter = %query.describe(), via = "cli", "operator bulk action");
     if opts.json {
         writeln!(out, "{}", json!({ past: changed, "matched": ids.len() }))?;
     } else {
@@ -274,24 +283,18 @@ async fn act_on_ids(
     store: &Store,
     action: Action,
     ids: &[String],
+    actor: &ops::Actor,
     out: &mut impl Write,
     opts: OutputOptions,
     past: &str,
 ) -> Result<(), CliError> {
-    // Resolve everything first: one unknown id changes nothing.
-    let mut jobs = Vec::with_capacity(ids.len());
-    for id in ids {
-        jobs.push(ops::resolve_job(store, id, None).await?);
-    }
+    // Resolve everything first: one unknown id changes nothing (and is recorded as failed).
+    let jobs = ops::resolve_for_action(store, action, ids, actor).await?;
     let mut done = Vec::new();
     let mut skipped = Vec::new();
     for job in &jobs {
-        let n = match action {
-            Action::Retry => store.retry(&Selection::Ids(vec![job.id])).await?,
-            Action::Cancel => store.cancel(&Selection::Ids(vec![job.id])).await?,
-        };
-        if n > 0 {
-            tracing::info!(action = action.verb(), job_id = %job.id, from_state = %job.state, via = "cli", "operator action");
+        // Each job is its own audit entry; a skipped one is recorded with the reason.
+        if ops::act_on_job(store, action, job, actor).await? {
             done.push(job);
         } else {
             skipped.push(job);

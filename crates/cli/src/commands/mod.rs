@@ -1,7 +1,8 @@
 //! One module per command. The operator commands (`jobs`, `groups`, `stats`, `events`,
-//! `entitlements`, `prune`) all live here; `operator` mounts the queue's, `output` holds what
+//! `entitlements`, `prune`, `audit`) all live here; `operator` mounts the queue's, `output` holds what
 //! they all share (`--json`, `--yes`, the one-line error) and `table` their terminal output.
 
+pub mod audit;
 pub mod backup;
 pub mod demo;
 pub mod entitlements;

@@ -11,6 +11,7 @@ use support::{Backend, Q, TestDb, both_backends, seed_dead, seed_many_dead, seed
 use super::{CliError, Command, OutputOptions, run_with};
 use crate::commands::groups::GroupsCommand;
 use crate::commands::jobs::{ActionArgs, FilterArgs, JobsCommand, ListArgs, ShowArgs};
+use crate::options::ActorArgs;
 
 both_backends!(
     list_tables_and_json,
@@ -45,6 +46,7 @@ fn retry_ids(ids: &[&str]) -> Command {
     Command::Jobs(JobsCommand::Retry(ActionArgs {
         ids: ids.iter().map(|s| s.to_string()).collect(),
         filter: FilterArgs::default(),
+        actor: ActorArgs { actor: Some("tester".into()) },
     }))
 }
 
@@ -146,6 +148,7 @@ async fn retry_and_cancel_by_id(b: Backend) {
         Command::Jobs(JobsCommand::Cancel(ActionArgs {
             ids: ids.iter().map(|s| s.to_string()).collect(),
             filter: FilterArgs::default(),
+            actor: ActorArgs::default(),
         }))
     };
     let e = exec(&t.store, cancel(&["evt_r1", "evt_nope"]), false, false, "").await.err().expect("unknown");
@@ -167,6 +170,7 @@ async fn bulk_retry_asks_first_and_shows_progress(b: Backend) {
         Command::Jobs(JobsCommand::Retry(ActionArgs {
             ids: Vec::new(),
             filter: FilterArgs { state: vec!["dead".into()], since: Some("1h".into()), ..FilterArgs::default() },
+            actor: ActorArgs { actor: Some("bulk-operator".into()) },
         }))
     };
 
@@ -185,6 +189,16 @@ async fn bulk_retry_asks_first_and_shows_progress(b: Backend) {
     assert!(done.err.contains("retried 600 … 600/600 processed"), "{}", done.err);
     assert_eq!(done.out, "retried 600 of 600 matching job(s)\n");
     assert_eq!(count(&t.store, JobState::Dead).await, 0);
+    // One audit entry for the bulk action, with its filter and counts; none for the refusals.
+    let filter = subsync_admin::audit::AuditFilter { limit: 10, ..Default::default() };
+    let entries = subsync_admin::audit::list(&t.store, &filter).await.unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let e = &entries[0];
+    assert_eq!((e.actor.as_str(), e.via.as_str(), e.action.as_str()), ("bulk-operator", "cli", "bulk_retry"));
+    assert_eq!(
+        (e.target.as_str(), e.detail.as_deref(), e.jobs, e.ok),
+        ("state=dead since=1h", Some("matched 600"), 600, true)
+    );
 
     // --yes skips the question; an empty match is not an error.
     let again = exec(&t.store, bulk(), true, true, "").await.unwrap();
@@ -197,6 +211,7 @@ async fn bulk_retry_asks_first_and_shows_progress(b: Backend) {
     let cancel = Command::Jobs(JobsCommand::Cancel(ActionArgs {
         ids: Vec::new(),
         filter: FilterArgs { state: vec!["pending".into()], group: Some("sub_bk_3".into()), ..FilterArgs::default() },
+        actor: ActorArgs::default(),
     }));
     let out = exec(&t.store, cancel, false, true, "").await.unwrap().out;
     assert_eq!(out, "cancelled 1 of 1 matching job(s)\n");
