@@ -9,6 +9,7 @@ CREATE TABLE subsync_duties (
     checkpoint       BIGINT,
     last_started_at  TIMESTAMPTZ,
     last_finished_at TIMESTAMPTZ,
+    last_success_at  TIMESTAMPTZ,                 -- the last run that succeeded
     last_ok          BOOLEAN,
     last_result      TEXT,                       -- JSON: what the run did
     last_error       TEXT,

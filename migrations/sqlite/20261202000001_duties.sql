@@ -9,6 +9,7 @@ CREATE TABLE subsync_duties (
     checkpoint       BIGINT,
     last_started_at  INTEGER,                    -- unix milliseconds
     last_finished_at INTEGER,
+    last_success_at  INTEGER,                     -- the last run that succeeded
     last_ok          INTEGER,                    -- 1 ok, 0 failed
     last_result      TEXT,                       -- JSON: what the run did
     last_error       TEXT,

@@ -61,6 +61,7 @@ pub(crate) fn routes() -> Router<AdminState> {
         .route("/api/jobs/{id}/retry", post(retry_job))
         .route("/api/jobs/{id}/cancel", post(cancel_job))
         .route("/api/stats", get(stats))
+        .route("/api/duties", get(duties))
         .route("/api/groups/running", get(running_groups))
         .route("/api/entitlements", get(list_entitlements))
         .route("/api/entitlements/{user}", get(get_entitlement))
@@ -235,6 +236,11 @@ async fn list_audit(State(state): State<AdminState>, q: Pairs) -> ApiResult<Json
     Ok(Json(json!({ "entries": entries, "limit": filter.limit })))
 }
 
+async fn duties(State(state): State<AdminState>) -> ApiResult<Json<serde_json::Value>> {
+    let duties = subsync_duties::store::status(&state.store).await?;
+    Ok(Json(serde_json::json!({ "duties": duties })))
+}
+
 async fn stats(State(state): State<AdminState>) -> ApiResult<Json<ops::Stats>> {
     Ok(Json(ops::stats(&state.store, Utc::now()).await?))
 }
@@ -361,5 +367,6 @@ async fn queue_families(state: &AdminState) -> Result<Registry, AdminError> {
                     (ignored beside a mapped plan, free, dead).";
         now.register("subsync_unmapped_prices_seen", help, unmapped).map_err(metric)?;
     }
+    crate::duty_metrics::register(&now, &subsync_duties::store::status(&state.store).await?).map_err(metric)?;
     Ok(now)
 }

@@ -97,6 +97,7 @@ const NAV: &[(&str, &str, &str)] = &[
     ("groups", "/groups", "Running groups"),
     ("entitlements", "/entitlements", "Entitlements"),
     ("audit", "/audit", "Audit log"),
+    ("duties", "/duties", "Duties"),
 ];
 
 /// The document around a page: head with title and stylesheet, the header bar (`nav`), then

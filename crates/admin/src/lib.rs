@@ -30,6 +30,7 @@
 mod api;
 pub mod audit;
 pub mod auth;
+mod duty_metrics;
 pub mod error;
 pub mod html;
 pub mod ops;

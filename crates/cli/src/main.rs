@@ -2,9 +2,11 @@
 //! logging, hand over to a command; the work lives in the library crates.
 
 mod commands;
+mod duties;
 mod job_metrics;
 mod options;
 mod shutdown;
+mod stripe;
 mod telemetry;
 mod views;
 
@@ -46,6 +48,10 @@ enum Command {
         #[command(flatten)]
         retention: options::RetentionArgs,
     },
+    /// Catch up events Stripe could not deliver, from its API (`status`: the scheduled duties).
+    Reconcile(commands::reconcile::ReconcileArgs),
+    /// Import every subscription of the Stripe account (a new install starts correct).
+    Backfill(commands::reconcile::BackfillArgs),
     /// Operator commands: jobs, running groups, stats.
     #[command(flatten)]
     Operator(commands::operator::Command),
@@ -90,6 +96,8 @@ fn main() -> ExitCode {
                 commands::prune::run(&cli.global, &retention, include_dead, &cli.output).await
             }
             Command::Worker(args) => commands::worker::run(&cli.global, args).await,
+            Command::Reconcile(args) => commands::reconcile::reconcile(&cli.global, args, &cli.output).await,
+            Command::Backfill(args) => commands::reconcile::backfill(&cli.global, args, &cli.output).await,
             Command::Demo => commands::demo::run().await,
             Command::Entitlements(cmd) => commands::entitlements::run(&cli.global, cmd, &cli.output).await,
             Command::Tiers(cmd) => commands::tiers::run(&cli.global, cmd, &cli.output).await,

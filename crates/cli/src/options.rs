@@ -169,7 +169,7 @@ impl ActorArgs {
 
 /// `$USER@hostname` (`LOGNAME` if `USER` is unset; `HOSTNAME`, else `/etc/hostname`), control
 /// characters dropped and cut to the longest name allowed.
-fn default_actor_name() -> String {
+pub(crate) fn default_actor_name() -> String {
     let user = ["USER", "LOGNAME"]
         .iter()
         .filter_map(|v| std::env::var(v).ok())
@@ -199,7 +199,7 @@ impl TypedValueParser for ActorName {
 }
 
 /// How a flag is named in messages: `--flag (ENV)`, from its clap definition.
-fn flag_name(arg: Option<&Arg>) -> String {
+pub(crate) fn flag_name(arg: Option<&Arg>) -> String {
     let Some(arg) = arg else { return "a value".to_string() };
     let flag = match arg.get_long() {
         Some(long) => format!("--{long}"),
@@ -212,7 +212,7 @@ fn flag_name(arg: Option<&Arg>) -> String {
 }
 
 /// A value clap refused, with our message (clap prefixes `error: `).
-fn invalid(cmd: &clap::Command, message: impl Display) -> clap::Error {
+pub(crate) fn invalid(cmd: &clap::Command, message: impl Display) -> clap::Error {
     clap::Error::raw(ErrorKind::ValueValidation, format!("{message}\n")).with_cmd(cmd)
 }
 

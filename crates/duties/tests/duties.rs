@@ -64,12 +64,14 @@ async fn runs_are_recorded_with_their_result_or_error(b: Backend) {
     let s = store::get(&t.store, "reconcile").await.unwrap().unwrap();
     assert_eq!((s.runs, s.failures, s.last_ok), (1, 0, Some(true)));
     assert_eq!(s.last_result, Some(ok));
+    let succeeded = s.last_success_at.expect("a success is dated");
     let failed = RunRecord { runner: "proc-a", started_at, finished_at: Utc::now(), result: Err("Stripe API down") };
     store::record_run(&t.store, "reconcile", &failed).await.unwrap();
     let s = store::get(&t.store, "reconcile").await.unwrap().unwrap();
     assert_eq!((s.runs, s.failures, s.last_ok), (2, 1, Some(false)));
     assert_eq!((s.last_error.as_deref(), s.last_result), (Some("Stripe API down"), None));
     assert_eq!(s.last_runner.as_deref(), Some("proc-a"));
+    assert_eq!(s.last_success_at, Some(succeeded), "a failure keeps the last success's time");
     assert_eq!(store::status(&t.store).await.unwrap().len(), 1);
     t.close().await;
 }

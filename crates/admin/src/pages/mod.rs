@@ -2,6 +2,7 @@
 //! the store directly; every change is a POST form carrying a CSRF token.
 
 mod audit;
+mod duties;
 mod entitlements;
 mod groups;
 mod jobs;
@@ -30,6 +31,7 @@ pub(crate) fn routes() -> Router<AdminState> {
         .route("/entitlements", get(entitlements::lookup))
         .route("/events/{event_id}", get(entitlements::event))
         .route("/audit", get(audit::list))
+        .route("/duties", get(duties::list))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
 }

@@ -13,6 +13,7 @@ pub mod migrate;
 pub mod operator;
 pub mod output;
 pub mod prune;
+pub mod reconcile;
 pub mod serve;
 pub mod stats;
 pub mod table;

@@ -180,7 +180,8 @@ async fn run(
                 Some(crate::job_metrics::JobMetrics::new(registry.clone()).context("registering job metrics")?);
             tracing::info!(concurrency = setup.config.queue.concurrency, "worker running in-process");
             let ctx = setup.context(store.clone());
-            Some(tokio::spawn(subsync_worker::run(ctx, setup.config, shutdown::wait(stop.clone()))))
+            let duties = setup.spawn_duties(&store, store_args.retention.window(), &stop);
+            Some((tokio::spawn(subsync_worker::run(ctx, setup.config, shutdown::wait(stop.clone()))), duties))
         }
         None => None,
     };
@@ -191,8 +192,11 @@ async fn run(
         .with_graceful_shutdown(shutdown::wait(stop))
         .await
         .context("intake server failed")?;
-    if let Some(handle) = worker {
+    if let Some((handle, duties)) = worker {
         handle.await.context("worker task")?.context("worker failed")?;
+        for duty in duties {
+            let _ = duty.await;
+        }
     }
     if let Some(handle) = admin_server {
         handle.await.context("admin server task")?.context("admin server failed")?;

@@ -12,8 +12,12 @@ use subsync_domain::{AccessPolicy, TierConfig};
 use subsync_queue::Store;
 use subsync_worker::{SyncContext, WorkerConfig};
 
+use crate::duties::DutyArgs;
 use crate::options::{Bounded, Global, ListenAddr};
 use crate::shutdown;
+use crate::stripe::{Fetcher, RefetchArg, StripeApiArgs};
+use subsync_stripe_api::StripeApi;
+use subsync_worker::RefetchMode;
 
 /// Flags of the worker.
 #[derive(Debug, Clone, ClapArgs)]
@@ -39,6 +43,15 @@ pub struct WorkerArgs {
     /// Days a `past_due` subscription keeps its tier.
     #[arg(long, env = "SUBSYNC_PAST_DUE_GRACE_DAYS", default_value_t = 7)]
     pub past_due_grace_days: u32,
+    /// When to fetch a subscription from Stripe instead of trusting the event's copy:
+    /// `conflict` (two different snapshots in one second, and thin events) or `always`
+    /// (every subscription event; one API call each). Needs STRIPE_API_KEY.
+    #[arg(long, env = "SUBSYNC_REFETCH", default_value = "conflict", value_parser = RefetchArg)]
+    pub refetch: RefetchMode,
+    #[command(flatten)]
+    pub stripe: StripeApiArgs,
+    #[command(flatten)]
+    pub duties: DutyArgs,
 }
 
 /// A validated worker: how it runs jobs, and what the jobs decide with.
@@ -50,12 +63,33 @@ pub struct WorkerSetup {
     pub tiers: TierConfig,
     /// Grace periods.
     pub policy: AccessPolicy,
+    /// Stripe's API, when a key is set.
+    pub api: Option<StripeApi>,
+    /// When jobs fetch from it.
+    pub refetch: RefetchMode,
+    /// How often the scheduled duties run.
+    pub duties: DutyArgs,
 }
 
 impl WorkerSetup {
     /// The handler's context on `store`.
     pub fn context(&self, store: Store) -> SyncContext {
-        SyncContext::new(store, self.tiers.clone(), self.policy)
+        let ctx = SyncContext::new(store, self.tiers.clone(), self.policy);
+        match &self.api {
+            Some(api) => ctx.with_fetcher(Fetcher::shared(api.clone()), self.refetch),
+            None => ctx,
+        }
+    }
+
+    /// Starts the scheduled duties (reconcile with Stripe, prune past `retention`) on `store`.
+    pub fn spawn_duties(
+        &self,
+        store: &Store,
+        retention: Duration,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let duties = crate::duties::duties(&self.duties, store, retention, self.api.clone());
+        crate::duties::spawn(store, duties, stop)
     }
 }
 
@@ -70,7 +104,25 @@ impl WorkerArgs {
         let mut config = WorkerConfig::default().with_concurrency(self.concurrency);
         config.job_timeout = Duration::from_secs(self.job_timeout);
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace);
-        Ok(WorkerSetup { config, tiers, policy: AccessPolicy::with_grace_days(self.past_due_grace_days) })
+        let api = self.stripe.client()?;
+        if api.is_none() && self.refetch == RefetchMode::Always {
+            anyhow::bail!(
+                "--refetch always (SUBSYNC_REFETCH) fetches every subscription from Stripe: set STRIPE_API_KEY"
+            );
+        }
+        if api.is_none() {
+            tracing::info!(
+                "no STRIPE_API_KEY: no catch-up from Stripe's API; same-second conflicts use the status rank, thin events are skipped"
+            );
+        }
+        Ok(WorkerSetup {
+            config,
+            tiers,
+            policy: AccessPolicy::with_grace_days(self.past_due_grace_days),
+            api,
+            refetch: self.refetch,
+            duties: self.duties.clone(),
+        })
     }
 }
 
@@ -121,7 +173,11 @@ pub async fn run(global: &Global, args: Args) -> Result<()> {
         tracing::info!(%addr, "worker metrics on /metrics");
     }
     tracing::info!(backend = store.backend().as_str(), concurrency = setup.config.queue.concurrency, "worker starting");
+    let duties = setup.spawn_duties(&store, args.store.retention.window(), &stop);
     subsync_worker::run(setup.context(store), setup.config, shutdown::wait(stop)).await.context("worker failed")?;
+    for duty in duties {
+        let _ = duty.await;
+    }
     tracing::info!("worker stopped");
     Ok(())
 }

@@ -25,6 +25,8 @@ pub struct DutyStatus {
     pub last_started_at: Option<DateTime<Utc>>,
     /// When the last run ended.
     pub last_finished_at: Option<DateTime<Utc>>,
+    /// When the last successful run ended (alert when it is old).
+    pub last_success_at: Option<DateTime<Utc>>,
     /// Whether the last run succeeded.
     pub last_ok: Option<bool>,
     /// What the last run did (JSON), when it succeeded.

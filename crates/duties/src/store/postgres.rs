@@ -54,8 +54,8 @@ pub(super) async fn release(pool: &PgPool, name: &str, holder: &str) -> Result<(
 
 pub(super) async fn status(pool: &PgPool, name: Option<&str>) -> Result<Vec<DutyStatus>, QueueError> {
     let rows = sqlx::query(
-        "SELECT name, leader, lease_until, checkpoint, last_started_at, last_finished_at, last_ok, last_result, \
-                last_error, last_runner, runs, failures \
+        "SELECT name, leader, lease_until, checkpoint, last_started_at, last_finished_at, last_success_at, last_ok, \
+                last_result, last_error, last_runner, runs, failures \
          FROM subsync_duties WHERE $1::text IS NULL OR name = $1 ORDER BY name",
     )
     .bind(name)
@@ -73,6 +73,7 @@ fn decode(row: &PgRow) -> Result<DutyStatus, QueueError> {
         checkpoint: row.try_get("checkpoint")?,
         last_started_at: row.try_get("last_started_at")?,
         last_finished_at: row.try_get("last_finished_at")?,
+        last_success_at: row.try_get("last_success_at")?,
         last_ok: row.try_get("last_ok")?,
         last_result: parse_result(row.try_get("last_result")?),
         last_error: row.try_get("last_error")?,
@@ -103,13 +104,14 @@ pub(super) async fn record_run(
 ) -> Result<(), QueueError> {
     sqlx::query(
         "INSERT INTO subsync_duties (name, last_started_at, last_finished_at, last_ok, last_result, last_error, \
-                                     last_runner, runs, failures) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8) \
+                                     last_runner, runs, failures, last_success_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9) \
          ON CONFLICT (name) DO UPDATE SET last_started_at = excluded.last_started_at, \
              last_finished_at = excluded.last_finished_at, last_ok = excluded.last_ok, \
              last_result = excluded.last_result, last_error = excluded.last_error, \
              last_runner = excluded.last_runner, runs = subsync_duties.runs + 1, \
-             failures = subsync_duties.failures + excluded.failures",
+             failures = subsync_duties.failures + excluded.failures, \
+             last_success_at = COALESCE(excluded.last_success_at, subsync_duties.last_success_at)",
     )
     .bind(name)
     .bind(run.started_at)
@@ -119,6 +121,7 @@ pub(super) async fn record_run(
     .bind(error)
     .bind(run.runner)
     .bind(i64::from(error.is_some()))
+    .bind(error.is_none().then_some(run.finished_at))
     .execute(pool)
     .await?;
     Ok(())

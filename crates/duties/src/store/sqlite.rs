@@ -70,8 +70,8 @@ pub(super) async fn release(pool: &SqlitePool, name: &str, holder: &str) -> Resu
 
 pub(super) async fn status(pool: &SqlitePool, name: Option<&str>) -> Result<Vec<DutyStatus>, QueueError> {
     let rows = sqlx::query(
-        "SELECT name, leader, lease_until, checkpoint, last_started_at, last_finished_at, last_ok, last_result, \
-                last_error, last_runner, runs, failures \
+        "SELECT name, leader, lease_until, checkpoint, last_started_at, last_finished_at, last_success_at, last_ok, \
+                last_result, last_error, last_runner, runs, failures \
          FROM subsync_duties WHERE ?1 IS NULL OR name = ?1 ORDER BY name",
     )
     .bind(name)
@@ -89,6 +89,7 @@ fn decode(row: &SqliteRow) -> Result<DutyStatus, QueueError> {
         checkpoint: row.try_get("checkpoint")?,
         last_started_at: time(row.try_get("last_started_at")?),
         last_finished_at: time(row.try_get("last_finished_at")?),
+        last_success_at: time(row.try_get("last_success_at")?),
         last_ok: row.try_get::<Option<i64>, _>("last_ok")?.map(|v| v != 0),
         last_result: parse_result(row.try_get("last_result")?),
         last_error: row.try_get("last_error")?,
@@ -119,12 +120,13 @@ pub(super) async fn record_run(
 ) -> Result<(), QueueError> {
     sqlx::query(
         "INSERT INTO subsync_duties (name, last_started_at, last_finished_at, last_ok, last_result, last_error, \
-                                     last_runner, runs, failures) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8) \
+                                     last_runner, runs, failures, last_success_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9) \
          ON CONFLICT (name) DO UPDATE SET last_started_at = excluded.last_started_at, \
              last_finished_at = excluded.last_finished_at, last_ok = excluded.last_ok, \
              last_result = excluded.last_result, last_error = excluded.last_error, \
-             last_runner = excluded.last_runner, runs = runs + 1, failures = failures + excluded.failures",
+             last_runner = excluded.last_runner, runs = runs + 1, failures = failures + excluded.failures, \
+             last_success_at = COALESCE(excluded.last_success_at, last_success_at)",
     )
     .bind(name)
     .bind(ms(run.started_at))
@@ -134,6 +136,7 @@ pub(super) async fn record_run(
     .bind(error)
     .bind(run.runner)
     .bind(i64::from(error.is_some()))
+    .bind(error.is_none().then(|| ms(run.finished_at)))
     .execute(pool)
     .await?;
     Ok(())

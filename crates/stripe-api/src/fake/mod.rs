@@ -102,6 +102,9 @@ struct Shared {
     down: AtomicBool,
     now: Mutex<Option<i64>>,
     next_request: AtomicU64,
+    latency: Mutex<Option<Duration>>,
+    in_flight: std::sync::atomic::AtomicUsize,
+    max_in_flight: std::sync::atomic::AtomicUsize,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -157,6 +160,9 @@ impl FakeStripe {
             down: AtomicBool::new(false),
             now: Mutex::new(None),
             next_request: AtomicU64::new(1),
+            latency: Mutex::new(None),
+            in_flight: Default::default(),
+            max_in_flight: Default::default(),
         });
         let app = axum::Router::new().fallback(server::handle).with_state(shared.clone());
         let server = tokio::spawn(async move {
@@ -280,6 +286,18 @@ impl FakeStripe {
     /// How many queued faults have not been applied yet.
     pub fn pending_faults(&self) -> usize {
         lock(&self.shared.faults).len()
+    }
+
+    /// Delays every answer by `latency` (a slow Stripe for a whole test, unlike a one-off
+    /// [`FakeFault::Delay`]).
+    pub fn set_latency(&self, latency: Option<Duration>) {
+        *lock(&self.shared.latency) = latency;
+    }
+
+    /// The most requests the fake was answering at once so far: whether callers that must
+    /// take turns (one reconcile run at a time) really did.
+    pub fn max_concurrent_requests(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// Every request received so far, in order.

@@ -34,6 +34,11 @@ pub(super) async fn handle(
         user_agent: header("user-agent"),
     });
 
+    let _in_flight = InFlight::enter(&shared);
+    let latency = *super::lock(&shared.latency);
+    if let Some(latency) = latency {
+        tokio::time::sleep(latency).await;
+    }
     if shared.down.load(Ordering::SeqCst) {
         let mut response = Response::new(Body::from("<html><body>503 Service Unavailable</body></html>"));
         *response.status_mut() = axum::http::StatusCode::SERVICE_UNAVAILABLE;
@@ -72,6 +77,23 @@ pub(super) async fn handle(
             .insert("stripe-should-retry", HeaderValue::from_static(if advice { "true" } else { "false" }));
     }
     finish(&shared, response, "application/json", version.as_deref())
+}
+
+/// Counts a request as being answered until dropped, keeping the maximum.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Stripe's headers on every answer: `Date` (the fake's clock), `Request-Id`, the version.
