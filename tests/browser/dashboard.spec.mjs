@@ -91,7 +91,21 @@ try {
   if (signIn !== operatorName) throw new Error(`the sign-in is audited under "${signIn}"`);
   await page.screenshot({ path: screenshot.replace(/\.png$/, '') + '-audit.png', fullPage: true });
 
-  console.log(JSON.stringify({ ok: true, jobId, before, after, flash, auditedBy }));
+  // The support view: look a user up by their Stripe customer id from the Entitlements page.
+  await Promise.all([page.waitForURL(/\/entitlements$/), page.click('header nav a[href="/entitlements"]')]);
+  await page.fill('input[name="user"]', 'cus_1QaZSupport');
+  await Promise.all([page.waitForURL(/user=cus_1QaZSupport/), page.getByRole('button', { name: 'Look up' }).click()]);
+  const tier = await page.locator('#tier').innerText();
+  if (tier !== 'pro') throw new Error(`the support view shows tier "${tier}"`);
+  const denied = await page.locator('#features tr.denied td.mono').allInnerTexts();
+  if (!denied.includes('itsa.final_declaration')) throw new Error(`denied features: ${denied}`);
+  const deadEvent = page.locator('#events tr').filter({ hasText: 'dead job' });
+  await deadEvent.first().waitFor();
+  await Promise.all([page.waitForURL(/\/events\/evt_1QaZ1mPriceUnmapped$/), deadEvent.first().locator('a').click()]);
+  await page.goBack();
+  await page.screenshot({ path: screenshot.replace(/\.png$/, '') + '-support.png', fullPage: true });
+
+  console.log(JSON.stringify({ ok: true, jobId, before, after, flash, auditedBy, tier }));
 } catch (err) {
   console.error(`dashboard.spec failed: ${err?.message ?? err}`);
   if (page) {

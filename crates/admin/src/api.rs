@@ -65,6 +65,7 @@ pub(crate) fn routes() -> Router<AdminState> {
         .route("/api/groups/running", get(running_groups))
         .route("/api/entitlements", get(list_entitlements))
         .route("/api/entitlements/{user}", get(get_entitlement))
+        .route("/api/support/{key}", get(get_support))
         .route("/api/events/{event_id}", get(get_event))
         .route("/api/audit", get(list_audit))
 }
@@ -284,6 +285,14 @@ async fn get_entitlement(
     let row =
         view.get(&user).await?.ok_or_else(|| AdminError::NotFound(format!("no entitlement for user `{user}`")))?;
     Ok(Json(row))
+}
+
+async fn get_support(State(state): State<AdminState>, Path(key): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+    let view = state.entitlements.as_ref().ok_or(AdminError::NotConfigured("entitlements"))?;
+    let found = view.support(&key).await?.ok_or_else(|| {
+        AdminError::NotFound(format!("no user, customer or subscription `{key}` is known to subsync"))
+    })?;
+    Ok(Json(found))
 }
 
 async fn get_event(

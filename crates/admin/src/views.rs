@@ -31,4 +31,9 @@ pub trait EntitlementsView: Send + Sync {
     /// first; each row a JSON object with at least `price_id`, `lookup_key`, `events`,
     /// `subscriptions`, `effect` (`ignored`, `free`, `dead`) and `example_event_id`.
     fn unmapped_prices(&self, since: DateTime<Utc>) -> BoxFuture<'_, Result<Vec<serde_json::Value>, ViewError>>;
+    /// One user's whole story for support, found by user, customer (`cus_…`) or subscription
+    /// (`sub_…`) id: `None` when nothing matches. The object has `user_id`, `found_by`,
+    /// `entitlement` (or null), `features` (`[{feature, allowed, value}]`), `subscriptions`,
+    /// `history` and `events` (`[{event_id, event_type, outcome, reason, at, …}]`).
+    fn support<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<serde_json::Value>, ViewError>>;
 }

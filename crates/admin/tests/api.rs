@@ -484,6 +484,13 @@ impl EntitlementsView for FakeEntitlements {
         })
     }
 
+    fn support<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Value>, ViewError>> {
+        Box::pin(async move {
+            Ok((key == "u1" || key == "cus_1")
+                .then(|| json!({ "user_id": "u1", "found_by": "user_id", "entitlement": null })))
+        })
+    }
+
     fn unmapped_prices(&self, _since: chrono::DateTime<chrono::Utc>) -> BoxFuture<'_, Result<Vec<Value>, ViewError>> {
         Box::pin(async move {
             Ok(vec![json!({
@@ -528,6 +535,8 @@ async fn views_answer_404_until_configured(b: Backend) {
     let broken = get(&full, "/api/entitlements/broken").await;
     assert_eq!(broken.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(get(&full, "/api/events/evt_1").await.json()["event_type"], "invoice.paid");
+    assert_eq!(get(&full, "/api/support/cus_1").await.json()["user_id"], "u1");
+    assert_eq!(get(&full, "/api/support/cus_2").await.status, StatusCode::NOT_FOUND);
     assert_eq!(get(&full, "/api/events/evt_2").await.status, StatusCode::NOT_FOUND);
 
     let login = send(

@@ -20,6 +20,60 @@ use support::{Backend, Q, TOKEN, TestDb, seed_dead, seed_pending};
 /// The name the browser signs in with.
 const OPERATOR: &str = "Ana Operadora";
 
+/// One user's support view, in the worker's shape (`subsync_worker::SupportView`), found by
+/// their customer id: what the page must render (the view itself is tested in the worker).
+struct OneUser;
+
+impl subsync_admin::EntitlementsView for OneUser {
+    fn list(
+        &self,
+        _: u32,
+        _: u64,
+    ) -> subsync_admin::BoxFuture<'_, Result<Vec<serde_json::Value>, subsync_admin::ViewError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn get<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> subsync_admin::BoxFuture<'a, Result<Option<serde_json::Value>, subsync_admin::ViewError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn unmapped_prices(
+        &self,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> subsync_admin::BoxFuture<'_, Result<Vec<serde_json::Value>, subsync_admin::ViewError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn support<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> subsync_admin::BoxFuture<'a, Result<Option<serde_json::Value>, subsync_admin::ViewError>> {
+        Box::pin(async move {
+            Ok((key == "cus_1QaZSupport").then(|| {
+                json!({
+                    "user_id": "usr_1QaZSupport", "found_by": "customer_id",
+                    "entitlement": {"tier": "pro", "reason": "active", "status": "active",
+                                    "subscription_id": "sub_1QaZ1mBravo", "lapsed": false},
+                    "features": [{"feature": "itsa.quarterly", "allowed": true, "value": "yes"},
+                                 {"feature": "itsa.final_declaration", "allowed": false, "value": "no"},
+                                 {"feature": "sources.max", "allowed": true, "value": "5"}],
+                    "subscriptions": [{"subscription_id": "sub_1QaZ1mBravo", "status": "active",
+                                       "prices": ["pro_monthly"], "cancel_at_period_end": false,
+                                       "last_event_id": "evt_1QaZ0kSucceeded"}],
+                    "history": [{"at": "2026-11-30T10:00:00Z", "from_tier": "free", "to_tier": "pro",
+                                 "cause_event_id": "evt_1QaZ0kSucceeded", "subscription_id": "sub_1QaZ1mBravo"}],
+                    "events": [{"at": "2026-11-30T11:00:00Z", "event_id": "evt_1QaZ1mPriceUnmapped",
+                                "event_type": "customer.subscription.updated", "outcome": "dead job",
+                                "reason": "price price_1QaZ1m has no tier mapping"}]
+                })
+            }))
+        })
+    }
+}
+
 fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -66,7 +120,8 @@ async fn operator_retries_a_dead_job_in_chromium() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(subsync_admin::serve(listener, support::state(&t.store), async {
+    let state = support::state(&t.store).with_entitlements(std::sync::Arc::new(OneUser));
+    let server = tokio::spawn(subsync_admin::serve(listener, state, async {
         let _ = stop_rx.await;
     }));
 

@@ -35,4 +35,11 @@ impl EntitlementsView for Entitlements {
             rows.into_iter().map(|r| serde_json::to_value(r).map_err(view_error)).collect()
         })
     }
+
+    fn support<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<serde_json::Value>, ViewError>> {
+        Box::pin(async move {
+            let view = subsync_worker::support(&self.0, key, chrono::Utc::now()).await.map_err(view_error)?;
+            view.map(|v| serde_json::to_value(v).map_err(view_error)).transpose()
+        })
+    }
 }

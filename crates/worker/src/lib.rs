@@ -13,6 +13,9 @@
 //! - [`entitlements`]: the read API for the CLI and admin (list, get, history, outcomes).
 //!   Reads compute *current* access from the stored `access_until`.
 //!
+//! - [`support`]: one user's whole story for support (entitlement, subscriptions, history,
+//!   events and their outcomes), found by user, customer or subscription id.
+//!
 //! SQL lives in `store/{sqlite,postgres}.rs`, one dialect each, like the queue's drivers.
 
 #![forbid(unsafe_code)]
@@ -23,10 +26,12 @@ pub mod error;
 pub mod fetch;
 pub mod runtime;
 mod store;
+pub mod support;
 pub mod sync;
 
 pub use entitlements::{EntitlementRow, EventOutcomeRow, HistoryRow};
 pub use error::WorkerError;
 pub use fetch::{FetchError, FetchedObject, RefetchMode, SubscriptionFetcher};
 pub use runtime::{WorkerConfig, run};
+pub use support::{SupportView, support};
 pub use sync::{SyncContext, SyncObserver, handle};

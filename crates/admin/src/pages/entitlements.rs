@@ -42,7 +42,7 @@ pub(super) async fn lookup(
     let view = state.entitlements.as_ref().ok_or(AdminError::NotConfigured("entitlements"))?;
     let user = field(&q, "user").map(str::trim).filter(|u| !u.is_empty());
     let found = match user {
-        Some(user) => Lookup::One(user, view.get(user).await?),
+        Some(user) => Lookup::One(user, view.support(user).await?),
         None => {
             let (limit, offset) = limit_offset(&q)?;
             let since = chrono::Utc::now() - chrono::Duration::days(UNMAPPED_DAYS);
@@ -109,12 +109,14 @@ fn lookup_body(found: &Lookup<'_>) -> Markup {
     html! {
         h1 { "Entitlements" }
         form.filters method="get" action="/entitlements" {
-            label { "User id" input name="user" value=(user) placeholder="user id"; }
+            label { "User, customer or subscription id" input name="user" value=(user) placeholder="usr_…, cus_… or sub_…"; }
             button.primary type="submit" { "Look up" }
         }
         @match found {
-            Lookup::One(_, Some(row)) => (json_card(row)),
-            Lookup::One(user, None) => div.flash.bad { "No entitlement for user " span.mono { (user) } "." },
+            Lookup::One(_, Some(view)) => (super::support::body(view)),
+            Lookup::One(user, None) => div.flash.bad {
+                "No user, customer or subscription " span.mono { (user) } " is known to subsync (such a user has the free tier)."
+            },
             Lookup::Latest(rows, unmapped) => {
                 (unmapped_card(unmapped))
                 h2 { "Latest " (rows.len()) }

@@ -7,6 +7,7 @@ mod entitlements;
 mod groups;
 mod jobs;
 mod login;
+mod support;
 
 use axum::Router;
 use axum::extract::rejection::FormRejection;

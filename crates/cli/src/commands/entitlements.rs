@@ -3,6 +3,7 @@
 use crate::commands::output::OutputOptions;
 use anyhow::{Result, bail};
 use clap::Subcommand;
+use subsync_worker::SupportView;
 use subsync_worker::entitlements::{self, EntitlementRow};
 
 use crate::options::{Bounded, Global};
@@ -19,9 +20,10 @@ pub enum EntitlementsCommand {
         #[arg(long, default_value_t = 0)]
         offset: u64,
     },
-    /// One user's tier, features and tier history.
+    /// One user's whole story: tier and features, subscriptions, tier history, events and
+    /// what became of them.
     Show {
-        /// The app's user id (or the Stripe customer id before checkout named the user).
+        /// The app's user id, a Stripe customer id (`cus_…`) or a subscription id (`sub_…`).
         user: String,
     },
 }
@@ -39,23 +41,85 @@ pub async fn run(global: &Global, cmd: EntitlementsCommand, output: &OutputOptio
             }
         }
         EntitlementsCommand::Show { user } => {
-            let Some(row) = entitlements::get(&store, &user).await? else {
-                bail!("no entitlement for user `{user}`");
+            let Some(view) = subsync_worker::support(&store, &user, chrono::Utc::now()).await? else {
+                bail!("no user, customer or subscription `{user}` is known to subsync (such a user has the free tier)");
             };
-            let history = entitlements::history(&store, &user).await?;
             if output.json {
-                println!("{}", serde_json::json!({ "entitlement": row, "history": history }));
+                println!("{}", serde_json::to_string_pretty(&view)?);
             } else {
-                print_table(std::slice::from_ref(&row));
-                println!("\nfeatures: {}", serde_json::to_string(&row.features)?);
-                println!("\nhistory:");
-                for h in history {
-                    println!("  {}", serde_json::to_string(&h)?);
-                }
+                print_support(&view);
             }
         }
     }
     Ok(())
+}
+
+fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// The support view as text: the questions support asks, in the order they ask them.
+fn print_support(v: &SupportView) {
+    let by = match v.found_by {
+        "user_id" => String::new(),
+        other => format!(" (found by {})", other.replace('_', " ")),
+    };
+    println!("user {}{by}", v.user_id);
+    match &v.entitlement {
+        Some(e) => {
+            let lapsed = if e.lapsed { format!(", lapsed from {}", e.stored_tier) } else { String::new() };
+            println!(
+                "tier {} ({}{lapsed}) from {}, status {}, access until {}, period end {}",
+                e.tier,
+                e.reason,
+                e.subscription_id,
+                e.status.as_deref().unwrap_or("-"),
+                time(e.access_until),
+                time(e.period_end)
+            );
+        }
+        None => println!("tier free (no subscription of theirs grants anything)"),
+    }
+    println!("\nfeatures:");
+    let width = v.features.iter().map(|f| f.feature.len()).max().unwrap_or(0);
+    for f in &v.features {
+        println!("  {} {:<width$}  {}", if f.allowed { "✓" } else { "✗" }, f.feature, f.value);
+    }
+    println!("\nsubscriptions:");
+    for s in &v.subscriptions {
+        let cancels = if s.cancel_at_period_end { ", cancels at period end" } else { "" };
+        let past_due = s.past_due_since.map(|t| format!(", past due since {}", time(Some(t)))).unwrap_or_default();
+        println!(
+            "  {}  {}  {}  period end {}{cancels}{past_due}  (last event {})",
+            s.subscription_id,
+            s.status.as_deref().unwrap_or("-"),
+            s.prices.join(", "),
+            time(s.current_period_end),
+            s.last_event_id
+        );
+    }
+    println!("\ntier history:");
+    for h in &v.history {
+        println!(
+            "  {}  {} → {}  ({} on {})",
+            time(Some(h.at)),
+            h.from_tier,
+            h.to_tier,
+            h.cause_event_id,
+            h.subscription_id
+        );
+    }
+    println!("\nevents, newest first:");
+    for e in &v.events {
+        let reason = e.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+        println!(
+            "  {}  {}  {}  {}{reason}",
+            time(Some(e.at)),
+            e.event_id,
+            e.event_type.as_deref().unwrap_or("?"),
+            e.outcome
+        );
+    }
 }
 
 /// A readable table of entitlement rows.

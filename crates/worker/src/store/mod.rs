@@ -5,6 +5,7 @@
 
 mod postgres;
 mod sqlite;
+pub(crate) mod support;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
@@ -330,7 +331,7 @@ fn effect_name(worst: i32) -> String {
 }
 
 /// Milliseconds → time (SQLite stores INTEGER milliseconds).
-fn from_ms(ms: i64) -> Result<DateTime<Utc>, WorkerError> {
+pub(crate) fn from_ms(ms: i64) -> Result<DateTime<Utc>, WorkerError> {
     Utc.timestamp_millis_opt(ms).single().ok_or_else(|| WorkerError::Corrupt(format!("timestamp {ms} out of range")))
 }
 
@@ -338,10 +339,10 @@ fn from_ms_opt(ms: Option<i64>) -> Result<Option<DateTime<Utc>>, WorkerError> {
     ms.map(from_ms).transpose()
 }
 
-fn parse_job_id(s: Option<String>) -> Result<Option<JobId>, WorkerError> {
+pub(crate) fn parse_job_id(s: Option<String>) -> Result<Option<JobId>, WorkerError> {
     s.map(|s| JobId::parse_str(&s).map_err(|_| WorkerError::Corrupt(format!("job id `{s}` is not a UUID")))).transpose()
 }
 
-fn parse_json(s: &str, what: &str) -> Result<serde_json::Value, WorkerError> {
+pub(crate) fn parse_json(s: &str, what: &str) -> Result<serde_json::Value, WorkerError> {
     serde_json::from_str(s).map_err(|e| WorkerError::Corrupt(format!("{what} is not JSON: {e}")))
 }
