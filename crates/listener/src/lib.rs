@@ -40,9 +40,11 @@ pub use metrics::{ListenerFamilies, ListenerMetrics};
 use budget::BodyBudget;
 use shed::Registry;
 
-/// hyper's read buffer per connection, at most: far more than any Stripe request's headers
-/// (a few hundred bytes), small enough that the cap times it stays a few tens of MB.
-pub const MAX_BUF: usize = 32 * 1024;
+/// hyper's read buffer per connection, at most (it starts at 8 KiB and grows only for large
+/// headers): room for a 64 KiB `Stripe-Signature` header, which is answered with its own
+/// error code rather than a bare 431, while the cap times it stays bounded (96 MiB at the
+/// default cap, reached only by clients sending such headers).
+pub const MAX_BUF: usize = 96 * 1024;
 
 /// First pause after an accept error such as "too many open files"; doubled up to
 /// [`ACCEPT_BACKOFF_MAX`] while the errors continue.

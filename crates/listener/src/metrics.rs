@@ -102,6 +102,11 @@ impl ListenerMetrics {
         }
     }
 
+    /// Connections closed so far by `phase`'s timeout (`headers`, `idle`, `body`).
+    pub fn timed_out_count(&self, phase: &str) -> u64 {
+        self.timed_out.iter().find(|(p, _)| *p == phase).map_or(0, |(_, c)| c.get())
+    }
+
     /// Connections shed so far, all reasons.
     pub fn shed_total(&self) -> u64 {
         self.shed_cap.get() + self.shed_budget.get() + self.shed_file_limit.get()
