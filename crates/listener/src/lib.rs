@@ -137,6 +137,9 @@ pub async fn serve(
             Ok((stream, _peer)) => {
                 backoff = ACCEPT_BACKOFF;
                 if shared.registry.active() >= shared.config.max_connections {
+                    // Let the open connections read what they were sent, so a stalled request
+                    // is told apart from a fresh one before choosing which to close.
+                    tokio::task::yield_now().await;
                     if shared.registry.shed_one().is_some() {
                         shared.metrics.shed_cap.inc();
                         shared.warn_throttled("connection cap reached: shedding idle and slow connections");
