@@ -8,7 +8,8 @@
 //! connection.
 //!
 //! Checked: every signed webhook gets 200 within [`ANSWER_BOUND`] (a liveness bound, not a
-//! performance figure: those are in docs/benchmarks.md); the process's resident memory
+//! performance figure: those are in docs/benchmarks.md; a connection closed before any answer
+//! is tried again within the bound); the process's resident memory
 //! (VmRSS, /proc) stays under [`RSS_BOUND`] (docs/production.md states it); the listener shed
 //! connections (its metrics say so); once the flood stops, fresh connections are all served
 //! and every accepted webhook is stored. On SQLite: the listener does not depend on the
