@@ -6,10 +6,12 @@
 //! cargo run --release -p subsync-bench -- queue  --postgres postgres://postgres@127.0.0.1:5432/test
 //! cargo run --release -p subsync-bench -- intake --postgres postgres://postgres@127.0.0.1:5432/test
 //! cargo run --release -p subsync-bench -- report    # everything, both backends, < 5 min
+//! cargo build --release -p subsync-cli && cargo run --release -p subsync-bench -- flood
 //! ```
 
 mod db;
 mod e2e;
+mod flood;
 mod graphile;
 mod intake;
 mod load;
@@ -38,6 +40,9 @@ enum Command {
     Report(report::Args),
     /// Send signed webhook load to a running intake on this machine (loopback only, bounded).
     Load(load::Args),
+    /// Connection flood (half-open + slow 1 MiB bodies) against the real `subsync serve` built
+    /// beside this benchmark: webhook p50/p99 and peak RSS during the flood.
+    Flood(flood::Args),
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -46,6 +51,7 @@ async fn main() -> Result<()> {
         Command::Queue(args) => queue::run(args).await,
         Command::Intake(args) => intake::run(args).await,
         Command::Report(args) => report::run(args).await,
+        Command::Flood(args) => flood::run(args).await,
         Command::Load(args) => {
             let report = load::run_load(&args).await?;
             println!(

@@ -42,7 +42,9 @@ pub async fn read_limited(mut body: Body, limit: usize, declared: Option<u64>) -
         }
         return Err(BodyError::TooLarge);
     }
-    let mut kept: Vec<u8> = Vec::new();
+    // Sized once from the declared length (the listener's body budget already reserved it),
+    // so the buffer never holds up to twice the body while doubling.
+    let mut kept: Vec<u8> = Vec::with_capacity(declared.map_or(0, |n| n as usize).min(limit));
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| BodyError::Malformed(e.to_string()))?;
         let Ok(data) = frame.into_data() else { continue };

@@ -18,6 +18,9 @@ pub const DEFAULT_MAX_BATCH: usize = 64;
 /// fraction of one commit, so it costs little latency and spares a whole commit per tiny batch.
 pub const DEFAULT_COMMIT_LINGER: Duration = Duration::from_millis(2);
 
+/// How long a client may take to send its body by default.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Intake settings. Build with [`IntakeConfig::new`] and adjust fields.
 #[derive(Debug, Clone)]
 pub struct IntakeConfig {
@@ -27,15 +30,24 @@ pub struct IntakeConfig {
     pub tolerance: Duration,
     /// Largest body accepted; larger gets 413. Stripe events are a few KiB.
     pub body_limit: usize,
+    /// How long a client may take to send its body (408 after it): a slow sender must not
+    /// hold a connection or its share of the listener's body budget.
+    pub body_timeout: Duration,
     /// How concurrent webhooks are grouped into commits.
     pub batching: Batching,
 }
 
 impl IntakeConfig {
-    /// Defaults: 300 s tolerance, 1 MiB bodies, one committer, batches of up to 64, a
-    /// [`DEFAULT_COMMIT_LINGER`].
+    /// Defaults: 300 s tolerance, 1 MiB bodies received within 10 s, one committer, batches
+    /// of up to 64, a [`DEFAULT_COMMIT_LINGER`].
     pub fn new(secrets: Secrets) -> Self {
-        Self { secrets, tolerance: DEFAULT_TOLERANCE, body_limit: 1024 * 1024, batching: Batching::default() }
+        Self {
+            secrets,
+            tolerance: DEFAULT_TOLERANCE,
+            body_limit: 1024 * 1024,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            batching: Batching::default(),
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The HTTP surface: `POST /webhooks/stripe`, health, readiness and metrics.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -18,9 +18,6 @@ use crate::body::{BodyError, read_limited};
 use crate::committer::Committer;
 use crate::config::IntakeConfig;
 use crate::metrics::IntakeMetrics;
-
-/// How long a client may take to send its body; a slow sender must not hold a connection.
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything a request handler needs, shared by all requests.
 pub struct IntakeState {
@@ -100,7 +97,7 @@ async fn webhook(State(state): State<Arc<IntakeState>>, headers: HeaderMap, body
 }
 
 async fn handle(state: &IntakeState, headers: &HeaderMap, body: Body) -> Result<(Response, &'static str), Refusal> {
-    let limit = state.config.body_limit;
+    let (limit, body_timeout) = (state.config.body_limit, state.config.body_timeout);
     let too_large = || {
         Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -114,16 +111,16 @@ async fn handle(state: &IntakeState, headers: &HeaderMap, body: Body) -> Result<
     if declared.is_some_and(|n| n > limit as u64) {
         // Refused unread; `read_limited` discards a moderately oversized body first so
         // the client reads this 413 instead of a connection reset.
-        let _ = tokio::time::timeout(BODY_TIMEOUT, read_limited(body, limit, declared)).await;
+        let _ = tokio::time::timeout(body_timeout, read_limited(body, limit, declared)).await;
         return Err(too_large());
     }
     check_content_type(headers)?;
-    let bytes = match tokio::time::timeout(BODY_TIMEOUT, read_limited(body, limit, declared)).await {
+    let bytes = match tokio::time::timeout(body_timeout, read_limited(body, limit, declared)).await {
         Err(_) => {
             return Err(Refusal::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "body_timeout",
-                format!("request body not received within {}s", BODY_TIMEOUT.as_secs()),
+                format!("request body not received within {}s", body_timeout.as_secs()),
                 "rejected_payload",
             ));
         }

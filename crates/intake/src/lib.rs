@@ -16,5 +16,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 
-pub use config::{Batching, DEFAULT_COMMIT_LINGER, DEFAULT_COMMITTERS, DEFAULT_MAX_BATCH, IntakeConfig};
+pub use config::{
+    Batching, DEFAULT_BODY_TIMEOUT, DEFAULT_COMMIT_LINGER, DEFAULT_COMMITTERS, DEFAULT_MAX_BATCH, IntakeConfig,
+};
 pub use http::{IntakeState, router};

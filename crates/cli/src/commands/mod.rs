@@ -9,6 +9,7 @@ pub mod entitlements;
 pub mod events;
 pub mod groups;
 pub mod jobs;
+pub mod listen;
 pub mod migrate;
 pub mod operator;
 pub mod output;

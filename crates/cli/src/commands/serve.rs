@@ -58,6 +58,8 @@ pub struct IntakeArgs {
     /// Do not apply migrations at start (when a one-shot `subsync migrate` does it).
     #[arg(long, env = "SUBSYNC_NO_MIGRATE")]
     pub no_migrate: bool,
+    #[command(flatten)]
+    pub limits: super::listen::ListenArgs,
 }
 
 /// Flags of the admin API and dashboard, served beside the intake on a private address.
@@ -72,6 +74,8 @@ pub struct AdminArgs {
     /// Mark the dashboard's session cookie `Secure` (set when the admin address is behind HTTPS).
     #[arg(long, env = "SUBSYNC_ADMIN_SECURE_COOKIES")]
     pub admin_secure_cookies: bool,
+    #[command(flatten)]
+    pub limits: super::listen::AdminListenArgs,
 }
 
 /// Flags of `subsync intake`.
@@ -104,6 +108,7 @@ impl AdminArgs {
         &self,
         store: &subsync_queue::Store,
         registry: Arc<subsync_metrics::Registry>,
+        limits: (subsync_listener::ListenerConfig, subsync_listener::ListenerMetrics),
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>> {
         let Some(raw) = self.admin_token.as_deref() else {
@@ -118,7 +123,9 @@ impl AdminArgs {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen} for the admin API"))?;
-        Ok(Some(tokio::spawn(subsync_admin::serve(listener, state, shutdown::wait(stop)))))
+        let (config, metrics) = limits;
+        let app = subsync_admin::router(state);
+        Ok(Some(tokio::spawn(subsync_listener::serve(listener, app, config, metrics, shutdown::wait(stop)))))
     }
 }
 
@@ -137,6 +144,7 @@ impl IntakeArgs {
         let mut config = IntakeConfig::new(secrets);
         config.tolerance = Duration::from_secs(self.signature_tolerance);
         config.body_limit = self.body_limit;
+        config.body_timeout = Duration::from_secs(self.limits.body_timeout);
         config.batching = Batching {
             committers: self.committers,
             max_batch: self.max_batch,
@@ -166,14 +174,18 @@ async fn run(
 ) -> Result<()> {
     let listen = intake.listen;
     let config = intake.config()?;
+    let admin_runs = admin.admin_token.is_some();
+    let limits = intake.limits.listeners(&admin.limits, intake.body_limit, store_args.db_pool, admin_runs)?;
     let store = if intake.no_migrate {
         global.connect_for(store_args).await?
     } else {
         global.connect_and_migrate(store_args).await?
     };
     let registry = Arc::new(subsync_metrics::Registry::new());
+    let families = subsync_listener::ListenerFamilies::register(&registry).context("registering listener metrics")?;
     let stop = shutdown::broadcast();
-    let admin_server = admin.start(&store, registry.clone(), stop.clone()).await?;
+    let admin_listener = (limits.admin, families.listener("admin"));
+    let admin_server = admin.start(&store, registry.clone(), admin_listener, stop.clone()).await?;
     let worker = match worker {
         Some(mut setup) => {
             setup.config.queue.observer =
@@ -188,8 +200,8 @@ async fn run(
     let state = IntakeState::new(store.clone(), config, registry).context("registering metrics")?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(%listen, backend = store.backend().as_str(), "intake listening on POST /webhooks/stripe");
-    axum::serve(listener, subsync_intake::router(state))
-        .with_graceful_shutdown(shutdown::wait(stop))
+    let app = subsync_intake::router(state);
+    subsync_listener::serve(listener, app, limits.intake, families.listener("intake"), shutdown::wait(stop))
         .await
         .context("intake server failed")?;
     if let Some((handle, duties)) = worker {
