@@ -24,6 +24,8 @@ pub mod fetch;
 pub mod runtime;
 mod store;
 pub mod sync;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use entitlements::{EntitlementRow, EventOutcomeRow, HistoryRow};
 pub use error::WorkerError;
