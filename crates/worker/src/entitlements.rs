@@ -3,7 +3,7 @@
 //!
 //! # Current access at read time: the one definition
 //!
-//! [`effective`] is the single definition of "what this user may do at instant T"; [`get_at`]
+//! `effective` is the single definition of "what this user may do at instant T"; [`get_at`]
 //! and [`list_at`] (and [`get`]/[`list`] at the wall clock) apply it to stored rows, and the SQL
 //! view `subsync_effective_entitlements` (migration `20261204000001_effective_view`) applies the
 //! same rule for applications that share the database — a test on both backends holds the two

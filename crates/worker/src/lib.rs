@@ -10,8 +10,10 @@
 //!   or a re-run can never apply an event twice.
 //! - [`runtime`]: the apalis worker over [`subsync_queue::QueueBackend`], with concurrency,
 //!   per-job timeout, a tracing span per job and graceful shutdown ([`runtime::run`]).
-//! - [`entitlements`]: the read API for the CLI and admin (list, get, history, outcomes).
-//!   Reads compute *current* access from the stored `access_until`.
+//! - [`entitlements`]: the reads for every reader — CLI, admin, the application's read API
+//!   (list, get, history, outcomes). `entitlements::effective` is the one definition of
+//!   *current* access from the stored `access_until`; the SQL view
+//!   `subsync_effective_entitlements` mirrors it for applications sharing the database.
 //!
 //! SQL lives in `store/{sqlite,postgres}.rs`, one dialect each, like the queue's drivers.
 

@@ -89,7 +89,7 @@ pub struct ApiArgs {
 
 impl ApiArgs {
     /// The read API to run, or `None` (with the reason logged) when no key is set.
-    async fn start(
+    pub(crate) async fn start(
         &self,
         store: &subsync_queue::Store,
         tiers: &subsync_domain::TierConfig,

@@ -87,6 +87,8 @@ pub struct Args {
     /// Address to serve this worker's `/metrics` and `/healthz` on; none when unset.
     #[arg(long, env = "SUBSYNC_METRICS_LISTEN", value_parser = ListenAddr)]
     pub metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub api: crate::commands::serve::ApiArgs,
 }
 
 /// Runs the worker until SIGTERM/SIGINT.
@@ -120,8 +122,12 @@ pub async fn run(global: &Global, args: Args) -> Result<()> {
         tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(shutdown::wait(stop.clone())).into_future());
         tracing::info!(%addr, "worker metrics on /metrics");
     }
+    let api_server = args.api.start(&store, &setup.tiers, stop.clone()).await?;
     tracing::info!(backend = store.backend().as_str(), concurrency = setup.config.queue.concurrency, "worker starting");
     subsync_worker::run(setup.context(store), setup.config, shutdown::wait(stop)).await.context("worker failed")?;
+    if let Some(handle) = api_server {
+        handle.await.context("read API task")?.context("application read API failed")?;
+    }
     tracing::info!("worker stopped");
     Ok(())
 }
