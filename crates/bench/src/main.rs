@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release -p subsync-bench -- queue  --postgres postgres://postgres@127.0.0.1:5432/test
 //! cargo run --release -p subsync-bench -- intake --postgres postgres://postgres@127.0.0.1:5432/test
+//! cargo run --release -p subsync-bench -- read   --postgres postgres://postgres@127.0.0.1:5432/test
 //! cargo run --release -p subsync-bench -- report    # everything, both backends, < 5 min
 //! cargo build --release -p subsync-cli && cargo run --release -p subsync-bench -- flood
 //! ```
@@ -16,6 +17,7 @@ mod graphile;
 mod intake;
 mod load;
 mod queue;
+mod read;
 mod report;
 mod stats;
 
@@ -36,6 +38,9 @@ enum Command {
     Queue(queue::Args),
     /// Intake: signed webhooks/s and p50/p99 through loopback HTTP, beside the raw ceiling.
     Intake(intake::Args),
+    /// The application's read API: requests/s and p50/p99 at N concurrent readers, beside the
+    /// same reads without HTTP.
+    Read(read::Args),
     /// Every figure on SQLite and PostgreSQL in one run, written to docs/benchmarks.md (< 5 min).
     Report(report::Args),
     /// Send signed webhook load to a running intake on this machine (loopback only, bounded).
@@ -50,6 +55,7 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Queue(args) => queue::run(args).await,
         Command::Intake(args) => intake::run(args).await,
+        Command::Read(args) => read::run(args).await,
         Command::Report(args) => report::run(args).await,
         Command::Flood(args) => flood::run(args).await,
         Command::Load(args) => {

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use subsync_queue::{Dialect, QueueConfig};
 
 use crate::db::BenchDb;
-use crate::{e2e, graphile, intake, queue};
+use crate::{e2e, graphile, intake, queue, read};
 
 /// Options of `subsync-bench report`.
 #[derive(Debug, clap::Args)]
@@ -30,6 +30,7 @@ struct Row {
     q: queue::Figures,
     i: intake::Figures,
     e: e2e::Figures,
+    r: read::Figures,
 }
 
 pub async fn run(args: Args) -> Result<()> {
@@ -59,7 +60,10 @@ pub async fn run(args: Args) -> Result<()> {
         let db = open().await?;
         let e = e2e::measure(&db, 100, 3_000, 16).await?;
         db.close().await;
-        rows.push(Row { version, q, i, e });
+        let db = open().await?;
+        let r = read::measure(&db, 2_000, 40_000, 16).await?;
+        db.close().await;
+        rows.push(Row { version, q, i, e, r });
     }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let mut md = String::new();
@@ -96,6 +100,12 @@ pub async fn run(args: Args) -> Result<()> {
             r.e.pair_p99,
             r.q.overlaps
         ));
+    }
+    md.push_str("\nThe application's read API (`subsync-bench read`): 16 concurrent readers over loopback HTTP, 40,000 requests on 2,000 stored users (and one in eleven never seen), whole entitlements and single features, every eighth request revalidating an ETag; beside the same reads without HTTP.\n\n");
+    md.push_str(read::HEADER);
+    for r in &rows {
+        md.push_str(&r.r.row());
+        md.push('\n');
     }
     if let (Some(g), Some(pg)) = (&reference, rows.iter().find(|r| r.q.label == "PostgreSQL")) {
         md.push_str(&format!(

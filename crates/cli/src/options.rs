@@ -315,6 +315,25 @@ impl TypedValueParser for WebhookSecrets {
     }
 }
 
+/// The application keys flag: `value_parser = AppKeysFlag`. Like the webhook secrets, the
+/// error names the bad key by position, never by value.
+#[derive(Debug, Clone, Copy)]
+pub struct AppKeysFlag;
+
+impl TypedValueParser for AppKeysFlag {
+    type Value = subsync_appapi::AppKeys;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&Arg>,
+        value: &OsStr,
+    ) -> Result<subsync_appapi::AppKeys, clap::Error> {
+        subsync_appapi::AppKeys::parse(&value.to_string_lossy())
+            .map_err(|e| invalid(cmd, format!("{}: {e}", flag_name(arg))))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;

@@ -163,4 +163,113 @@ impl Features {
     pub fn none() -> Features {
         Features::default()
     }
+
+    /// Every feature by its dotted name (the tier file's spelling), in a fixed order: what an
+    /// application may ask about, and the list an unknown name is answered with.
+    pub const NAMES: [&'static str; 10] = [
+        "records",
+        "export",
+        "obligations.view",
+        "itsa.quarterly",
+        "itsa.final_declaration",
+        "sources.max",
+        "sources.uk_property",
+        "sources.foreign_property",
+        "vat.returns",
+        "agent.clients",
+    ];
+
+    /// One feature by its dotted name, or `None` for a name that is not a feature, so
+    /// applications ask "may this user do X" without knowing the struct's layout.
+    pub fn get(&self, name: &str) -> Option<FeatureValue> {
+        Some(match name {
+            "records" => FeatureValue::Flag(self.records),
+            "export" => FeatureValue::Flag(self.export),
+            "obligations.view" => FeatureValue::Flag(self.obligations.view),
+            "itsa.quarterly" => FeatureValue::Flag(self.itsa.quarterly),
+            "itsa.final_declaration" => FeatureValue::Flag(self.itsa.final_declaration),
+            "sources.max" => match self.sources.max {
+                SourceLimit::Limited(n) => FeatureValue::Count(n),
+                SourceLimit::Unlimited => FeatureValue::Unlimited,
+            },
+            "sources.uk_property" => FeatureValue::Flag(self.sources.uk_property),
+            "sources.foreign_property" => FeatureValue::Flag(self.sources.foreign_property),
+            "vat.returns" => FeatureValue::Flag(self.vat.returns),
+            "agent.clients" => FeatureValue::Count(self.agent.clients),
+            _ => return None,
+        })
+    }
+}
+
+/// The value of one feature: a flag, or a number of things allowed (`sources.max`,
+/// `agent.clients`). Exists so a check API can answer both kinds the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeatureValue {
+    /// Granted or not.
+    Flag(bool),
+    /// At most this many (0: not granted).
+    Count(u32),
+    /// No limit.
+    Unlimited,
+}
+
+impl FeatureValue {
+    /// Whether the feature is granted at all: a true flag, or a limit above zero.
+    pub fn allowed(self) -> bool {
+        match self {
+            FeatureValue::Flag(on) => on,
+            FeatureValue::Count(n) => n > 0,
+            FeatureValue::Unlimited => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every leaf of the serialized struct, dotted: the names a tier file can set.
+    fn leaves(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    leaves(&name, v, out);
+                }
+            }
+            _ => out.push(prefix.to_owned()),
+        }
+    }
+
+    #[test]
+    fn names_cover_every_field_and_each_resolves() {
+        let json = serde_json::to_value(Features::default()).expect("features serialize");
+        let mut fields = Vec::new();
+        leaves("", &json, &mut fields);
+        fields.sort();
+        let mut names: Vec<String> = Features::NAMES.iter().map(|n| (*n).to_owned()).collect();
+        names.sort();
+        assert_eq!(fields, names, "Features::NAMES must list every field, so `get` answers for each");
+        for name in Features::NAMES {
+            assert!(Features::default().get(name).is_some(), "{name} resolves");
+        }
+        assert_eq!(Features::default().get("itsa"), None, "a group is not a feature");
+        assert_eq!(Features::default().get("vat.return"), None);
+    }
+
+    #[test]
+    fn values_and_allowed() {
+        let mut f = Features::none();
+        f.itsa.quarterly = true;
+        f.sources.max = SourceLimit::Limited(3);
+        assert_eq!(f.get("itsa.quarterly"), Some(FeatureValue::Flag(true)));
+        assert_eq!(f.get("itsa.final_declaration"), Some(FeatureValue::Flag(false)));
+        assert_eq!(f.get("sources.max"), Some(FeatureValue::Count(3)));
+        assert_eq!(f.get("agent.clients"), Some(FeatureValue::Count(0)));
+        assert!(f.get("sources.max").is_some_and(FeatureValue::allowed));
+        assert!(!f.get("agent.clients").is_some_and(FeatureValue::allowed));
+        f.sources.max = SourceLimit::Unlimited;
+        assert_eq!(f.get("sources.max"), Some(FeatureValue::Unlimited));
+        assert!(FeatureValue::Unlimited.allowed());
+    }
 }

@@ -33,7 +33,7 @@ pub use state::{
     Snapshot, SnapshotRecord, StaleReason, SubscriptionState, TierChange, apply, apply_all, replay,
 };
 pub use tiers::{
-    AgentFeatures, ConfigError, ConfigErrorKind, DEFAULT_TIERS_TOML, FeatureSource, Features, ItsaFeatures,
-    ObligationFeatures, PlanTier, PriceRef, SourceFeatures, SourceLimit, TierConfig, TierName, UnmappedPolicy,
-    UnmappedPrice, VatFeatures,
+    AgentFeatures, ConfigError, ConfigErrorKind, DEFAULT_TIERS_TOML, FeatureSource, FeatureValue, Features,
+    ItsaFeatures, ObligationFeatures, PlanTier, PriceRef, SourceFeatures, SourceLimit, TierConfig, TierName,
+    UnmappedPolicy, UnmappedPrice, VatFeatures,
 };

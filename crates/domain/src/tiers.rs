@@ -12,7 +12,7 @@ use thiserror::Error;
 use toml::Spanned;
 
 pub use crate::features::{
-    AgentFeatures, Features, ItsaFeatures, ObligationFeatures, SourceFeatures, SourceLimit, VatFeatures,
+    AgentFeatures, FeatureValue, Features, ItsaFeatures, ObligationFeatures, SourceFeatures, SourceLimit, VatFeatures,
 };
 pub use error::{ConfigError, ConfigErrorKind};
 pub use policy::{FeatureSource, UnmappedPolicy};

@@ -1,8 +1,13 @@
-//! The read API for the CLI and the admin: "what may this user do", and why.
+//! The read API for every reader — the CLI, the admin, the application's read API
+//! (`subsync-appapi`): "what may this user do", and why.
 //!
-//! # Current access at read time
+//! # Current access at read time: the one definition
 //!
-//! The worker evaluates a user's entitlement when an event changes one of the user's
+//! `effective` is the single definition of "what this user may do at instant T"; [`get_at`]
+//! and [`list_at`] (and [`get`]/[`list`] at the wall clock) apply it to stored rows, and the SQL
+//! view `subsync_effective_entitlements` (migration `20261204000001_effective_view`) applies the
+//! same rule for applications that share the database — a test on both backends holds the two
+//! together. The worker evaluates a user's entitlement when an event changes one of the user's
 //! subscriptions, and stores the decision with `access_until`: the instant (exclusive) the
 //! grant lapses without any further Stripe event — the end of a `past_due` grace period, or
 //! the period end of a subscription that cancels then. No Stripe event marks that instant,
@@ -60,6 +65,9 @@ pub struct EntitlementRow {
     pub updated_at: DateTime<Utc>,
     /// The event that last changed it.
     pub last_event_id: String,
+    /// Grows whenever the stored decision changes (never for a bookkeeping-only write); see
+    /// the migration `20261204000001_effective_view`. 0 for rows unchanged since it.
+    pub version: i64,
 }
 
 /// A page of entitlements, most recently updated first, evaluated at the current time.
@@ -77,7 +85,11 @@ pub async fn list_at(
     if limit == 0 || limit > MAX_LIMIT {
         return Err(WorkerError::InvalidInput(format!("limit must be between 1 and {MAX_LIMIT}")));
     }
-    store::list_entitlements(store, limit, offset).await?.into_iter().map(|row| current(row, now)).collect()
+    store::list_entitlements(store, limit, offset)
+        .await?
+        .into_iter()
+        .map(|v| effective(v.row, v.version, now))
+        .collect()
 }
 
 /// One user's entitlement at the current time; `None` when the user has none (never bought,
@@ -88,7 +100,7 @@ pub async fn get(store: &Store, user_id: &str) -> Result<Option<EntitlementRow>,
 
 /// [`get`] evaluated at `now`.
 pub async fn get_at(store: &Store, user_id: &str, now: DateTime<Utc>) -> Result<Option<EntitlementRow>, WorkerError> {
-    store::get_entitlement(store, user_id).await?.map(|row| current(row, now)).transpose()
+    store::get_entitlement(store, user_id).await?.map(|v| effective(v.row, v.version, now)).transpose()
 }
 
 /// A user's tier changes, oldest first.
@@ -115,9 +127,22 @@ pub async fn subscription_state(
         .transpose()
 }
 
-/// Applies read-time lapsing (see the module docs).
-fn current(row: StoredEntitlement, now: DateTime<Utc>) -> Result<EntitlementRow, WorkerError> {
-    let lapsed = row.access_until.is_some_and(|until| now >= until);
+/// Whether a grant stored with `access_until` has lapsed at `now`: `access_until` is
+/// exclusive, so the instant itself is already lapsed. The view's `lapsed` column is the same
+/// comparison.
+pub fn is_lapsed(access_until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    access_until.is_some_and(|until| now >= until)
+}
+
+/// The definition of current access: a stored row as it holds at `now` (see the module docs).
+/// Every reader goes through it; the worker's own reads of a row inside its transaction may
+/// use it too (`store::entitlement_in` gives the stored row).
+pub(crate) fn effective(
+    row: StoredEntitlement,
+    version: i64,
+    now: DateTime<Utc>,
+) -> Result<EntitlementRow, WorkerError> {
+    let lapsed = is_lapsed(row.access_until, now);
     let (tier, features, reason) = if lapsed {
         (row.lapse_tier, row.lapse_features, lapse_reason(&row.reason, row.access_until, row.period_end))
     } else {
@@ -141,6 +166,7 @@ fn current(row: StoredEntitlement, now: DateTime<Utc>) -> Result<EntitlementRow,
         evaluated_at: row.evaluated_at,
         updated_at: row.updated_at,
         last_event_id: row.last_event_id,
+        version,
     })
 }
 

@@ -10,8 +10,10 @@
 //!   or a re-run can never apply an event twice.
 //! - [`runtime`]: the apalis worker over [`subsync_queue::QueueBackend`], with concurrency,
 //!   per-job timeout, a tracing span per job and graceful shutdown ([`runtime::run`]).
-//! - [`entitlements`]: the read API for the CLI and admin (list, get, history, outcomes).
-//!   Reads compute *current* access from the stored `access_until`.
+//! - [`entitlements`]: the reads for every reader — CLI, admin, the application's read API
+//!   (list, get, history, outcomes). `entitlements::effective` is the one definition of
+//!   *current* access from the stored `access_until`; the SQL view
+//!   `subsync_effective_entitlements` mirrors it for applications sharing the database.
 //!
 //! - [`support`]: one user's whole story for support (entitlement, subscriptions, history,
 //!   events and their outcomes), found by user, customer or subscription id.
@@ -28,6 +30,8 @@ pub mod runtime;
 mod store;
 pub mod support;
 pub mod sync;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use entitlements::{EntitlementRow, EventOutcomeRow, HistoryRow};
 pub use error::WorkerError;

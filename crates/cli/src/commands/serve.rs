@@ -11,7 +11,7 @@ use subsync_intake::Batching;
 use subsync_intake::{IntakeConfig, IntakeState};
 use subsync_stripe::signature::Secrets;
 
-use crate::options::{Bounded, Global, ListenAddr, WebhookSecrets};
+use crate::options::{AppKeysFlag, Bounded, Global, ListenAddr, WebhookSecrets};
 use crate::shutdown;
 
 /// Flags of the webhook intake.
@@ -78,6 +78,40 @@ pub struct AdminArgs {
     pub limits: super::listen::AdminListenArgs,
 }
 
+/// Flags of the application's read API, on its own private address: the application's
+/// network path never reaches the admin listener, and the API runs without an admin token.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct ApiArgs {
+    /// Private address of the application's read API (never the public webhook address).
+    #[arg(long, env = "SUBSYNC_API_LISTEN", default_value = subsync_appapi::DEFAULT_LISTEN, value_parser = ListenAddr)]
+    pub api_listen: SocketAddr,
+    /// Application keys (comma-separated, 16+ characters each; several during a rotation).
+    /// Without them the read API does not start.
+    #[arg(long, env = "SUBSYNC_APP_KEYS", hide_env_values = true, value_parser = AppKeysFlag)]
+    pub app_keys: Option<subsync_appapi::AppKeys>,
+}
+
+impl ApiArgs {
+    /// The read API to run, or `None` (with the reason logged) when no key is set.
+    pub(crate) async fn start(
+        &self,
+        store: &subsync_queue::Store,
+        tiers: &subsync_domain::TierConfig,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>> {
+        let Some(keys) = self.app_keys.clone() else {
+            tracing::info!("application read API not started: set SUBSYNC_APP_KEYS (16+ characters each) to enable it");
+            return Ok(None);
+        };
+        let listen = self.api_listen;
+        let state = subsync_appapi::AppApiState::new(store.clone(), keys, tiers);
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen} for the application read API"))?;
+        Ok(Some(tokio::spawn(subsync_appapi::serve(listener, state, shutdown::wait(stop)))))
+    }
+}
+
 /// Flags of `subsync intake`.
 #[derive(Debug, Clone, ClapArgs)]
 pub struct IntakeOnlyArgs {
@@ -98,6 +132,8 @@ pub struct Args {
     pub intake: IntakeArgs,
     #[command(flatten)]
     pub admin: AdminArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
     #[command(flatten)]
     pub worker: crate::commands::worker::WorkerArgs,
 }
@@ -156,13 +192,13 @@ impl IntakeArgs {
 
 /// Runs the intake (and the admin API when configured) until shutdown.
 pub async fn intake_only(global: &Global, args: IntakeOnlyArgs) -> Result<()> {
-    run(global, &args.store, args.intake, args.admin, None).await
+    run(global, &args.store, args.intake, args.admin, None, None).await
 }
 
-/// Runs every part in one process: intake, worker, admin.
+/// Runs every part in one process: intake, worker, admin, the application's read API.
 pub async fn serve(global: &Global, args: Args) -> Result<()> {
     let worker = args.worker.setup()?;
-    run(global, &args.store, args.intake, args.admin, Some(worker)).await
+    run(global, &args.store, args.intake, args.admin, Some(args.api), Some(worker)).await
 }
 
 async fn run(
@@ -170,6 +206,7 @@ async fn run(
     store_args: &crate::options::StoreArgs,
     intake: IntakeArgs,
     admin: AdminArgs,
+    api: Option<ApiArgs>,
     worker: Option<super::worker::WorkerSetup>,
 ) -> Result<()> {
     let listen = intake.listen;
@@ -186,6 +223,11 @@ async fn run(
     let stop = shutdown::broadcast();
     let admin_listener = (limits.admin, families.listener("admin"));
     let admin_server = admin.start(&store, registry.clone(), admin_listener, stop.clone()).await?;
+    // The API answers unknown users with the worker's tier file's `free` tier.
+    let api_server = match (&api, &worker) {
+        (Some(api), Some(setup)) => api.start(&store, &setup.tiers, stop.clone()).await?,
+        _ => None,
+    };
     let worker = match worker {
         Some(mut setup) => {
             setup.config.queue.observer =
@@ -212,6 +254,9 @@ async fn run(
     }
     if let Some(handle) = admin_server {
         handle.await.context("admin server task")?.context("admin server failed")?;
+    }
+    if let Some(handle) = api_server {
+        handle.await.context("read API task")?.context("application read API failed")?;
     }
     tracing::info!("stopped");
     Ok(())

@@ -139,6 +139,8 @@ pub struct Args {
     /// Address to serve this worker's `/metrics` and `/healthz` on; none when unset.
     #[arg(long, env = "SUBSYNC_METRICS_LISTEN", value_parser = ListenAddr)]
     pub metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub api: crate::commands::serve::ApiArgs,
 }
 
 /// Runs the worker until SIGTERM/SIGINT.
@@ -172,11 +174,15 @@ pub async fn run(global: &Global, args: Args) -> Result<()> {
         tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(shutdown::wait(stop.clone())).into_future());
         tracing::info!(%addr, "worker metrics on /metrics");
     }
+    let api_server = args.api.start(&store, &setup.tiers, stop.clone()).await?;
     tracing::info!(backend = store.backend().as_str(), concurrency = setup.config.queue.concurrency, "worker starting");
     let duties = setup.spawn_duties(&store, args.store.retention.window(), &stop);
     subsync_worker::run(setup.context(store), setup.config, shutdown::wait(stop)).await.context("worker failed")?;
     for duty in duties {
         let _ = duty.await;
+    }
+    if let Some(handle) = api_server {
+        handle.await.context("read API task")?.context("application read API failed")?;
     }
     tracing::info!("worker stopped");
     Ok(())

@@ -52,6 +52,48 @@ pub(crate) struct StoredEntitlement {
     pub last_event_id: String,
 }
 
+/// A stored entitlement with its `version`, as the readers see it. Separate from
+/// [`StoredEntitlement`] because the version is the database's to assign (in
+/// [`upsert_entitlement`]), never the writer's.
+#[derive(Debug, Clone)]
+pub(crate) struct VersionedEntitlement {
+    pub row: StoredEntitlement,
+    pub version: i64,
+}
+
+/// The columns whose change is a change of the user's entitlement (what readers act on):
+/// everything but the bookkeeping (`updated_at`, `evaluated_at`, `last_event_id`).
+const DECISION_COLUMNS: [&str; 11] = [
+    "user_source",
+    "tier",
+    "features",
+    "lapse_tier",
+    "lapse_features",
+    "subscription_id",
+    "status",
+    "reason",
+    "plan_tier",
+    "access_until",
+    "period_end",
+];
+
+/// The `version = …` assignment of the upsert's `ON CONFLICT` branch, in a dialect's
+/// null-safe "differs" operator and two-argument maximum: unchanged when no decision column
+/// changes, else `max(old + 1, the inserted value)` (the write's time in ms, so a row that
+/// is deleted and created again still gets a higher version than it ever had).
+fn version_on_conflict(distinct: &str, greatest: &str) -> String {
+    let changed = DECISION_COLUMNS
+        .iter()
+        .map(|c| format!("subsync_entitlements.{c} {distinct} excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    format!(
+        "version = CASE WHEN {changed} \
+         THEN {greatest}(subsync_entitlements.version + 1, excluded.version) \
+         ELSE subsync_entitlements.version END"
+    )
+}
+
 /// One history line to append.
 #[derive(Debug)]
 pub(crate) struct HistoryWrite<'a> {
@@ -114,8 +156,11 @@ pub(crate) async fn entitlement_in(tx: &mut Tx, user_id: &str) -> Result<Option<
     on_dialect!(tx.conn(), entitlement_in(user_id))
 }
 
-/// Inserts or replaces a user's entitlement.
-pub(crate) async fn upsert_entitlement(tx: &mut Tx, row: &StoredEntitlement) -> Result<(), WorkerError> {
+/// Inserts or replaces a user's entitlement and returns its `version` after the write: raised
+/// (in the same statement) when any decision column changed, kept when only the bookkeeping
+/// did. Whoever reacts to a change (history, notifications) can compare it with the version
+/// read before.
+pub(crate) async fn upsert_entitlement(tx: &mut Tx, row: &StoredEntitlement) -> Result<i64, WorkerError> {
     on_dialect!(tx.conn(), upsert_entitlement(row))
 }
 
@@ -140,13 +185,13 @@ pub(crate) async fn list_entitlements(
     store: &Store,
     limit: u32,
     offset: u64,
-) -> Result<Vec<StoredEntitlement>, WorkerError> {
+) -> Result<Vec<VersionedEntitlement>, WorkerError> {
     let offset = i64::try_from(offset).map_err(|_| WorkerError::InvalidInput("offset is too large".into()))?;
     on_dialect!(store.pool(), list_entitlements(i64::from(limit), offset))
 }
 
 /// One user's stored entitlement.
-pub(crate) async fn get_entitlement(store: &Store, user_id: &str) -> Result<Option<StoredEntitlement>, WorkerError> {
+pub(crate) async fn get_entitlement(store: &Store, user_id: &str) -> Result<Option<VersionedEntitlement>, WorkerError> {
     on_dialect!(store.pool(), get_entitlement(user_id))
 }
 

@@ -8,13 +8,13 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{
     EventOutcomeRow, HistoryRow, HistoryWrite, OutcomeWrite, StoredEntitlement, StoredSummary, SubscriptionRow,
-    SubscriptionWrite, UnmappedPriceRow, UnmappedWrite, effect_name, from_ms, from_ms_opt, parse_job_id, parse_json,
-    unmapped_summary, user_features_sql,
+    SubscriptionWrite, UnmappedPriceRow, UnmappedWrite, VersionedEntitlement, effect_name, from_ms, from_ms_opt,
+    parse_job_id, parse_json, unmapped_summary, user_features_sql, version_on_conflict,
 };
 use crate::error::WorkerError;
 
 const ENTITLEMENT_COLUMNS: &str = "user_id, user_source, tier, features, lapse_tier, lapse_features, \
-     subscription_id, status, reason, plan_tier, access_until, period_end, updated_at, evaluated_at, last_event_id";
+     subscription_id, status, reason, plan_tier, access_until, period_end, updated_at, evaluated_at, last_event_id, version";
 
 fn decode_entitlement(row: &SqliteRow) -> Result<StoredEntitlement, WorkerError> {
     Ok(StoredEntitlement {
@@ -34,6 +34,10 @@ fn decode_entitlement(row: &SqliteRow) -> Result<StoredEntitlement, WorkerError>
         evaluated_at: from_ms(row.try_get("evaluated_at")?)?,
         last_event_id: row.try_get("last_event_id")?,
     })
+}
+
+fn decode_versioned(row: &SqliteRow) -> Result<VersionedEntitlement, WorkerError> {
+    Ok(VersionedEntitlement { row: decode_entitlement(row)?, version: row.try_get("version")? })
 }
 
 fn decode_subscription(row: &SqliteRow) -> Result<SubscriptionRow, WorkerError> {
@@ -114,35 +118,41 @@ pub(super) async fn entitlement_in(
     row.as_ref().map(decode_entitlement).transpose()
 }
 
-pub(super) async fn upsert_entitlement(c: &mut SqliteConnection, e: &StoredEntitlement) -> Result<(), WorkerError> {
-    sqlx::query(
+pub(super) async fn upsert_entitlement(c: &mut SqliteConnection, e: &StoredEntitlement) -> Result<i64, WorkerError> {
+    let version = version_on_conflict("IS NOT", "max");
+    let sql = format!(
         "INSERT INTO subsync_entitlements (user_id, user_source, tier, features, lapse_tier, lapse_features, \
-           subscription_id, status, reason, plan_tier, access_until, period_end, updated_at, evaluated_at, last_event_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+           subscription_id, status, reason, plan_tier, access_until, period_end, updated_at, evaluated_at, last_event_id, \
+           version) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
          ON CONFLICT (user_id) DO UPDATE SET user_source = excluded.user_source, tier = excluded.tier, \
            features = excluded.features, lapse_tier = excluded.lapse_tier, lapse_features = excluded.lapse_features, \
            subscription_id = excluded.subscription_id, status = excluded.status, reason = excluded.reason, \
            plan_tier = excluded.plan_tier, access_until = excluded.access_until, period_end = excluded.period_end, \
-           updated_at = excluded.updated_at, evaluated_at = excluded.evaluated_at, last_event_id = excluded.last_event_id",
-    )
-    .bind(&e.user_id)
-    .bind(&e.user_source)
-    .bind(&e.tier)
-    .bind(e.features.to_string())
-    .bind(&e.lapse_tier)
-    .bind(e.lapse_features.to_string())
-    .bind(&e.subscription_id)
-    .bind(&e.status)
-    .bind(&e.reason)
-    .bind(&e.plan_tier)
-    .bind(e.access_until.map(|t| t.timestamp_millis()))
-    .bind(e.period_end.map(|t| t.timestamp_millis()))
-    .bind(e.updated_at.timestamp_millis())
-    .bind(e.evaluated_at.timestamp_millis())
-    .bind(&e.last_event_id)
-    .execute(&mut *c)
-    .await?;
-    Ok(())
+           updated_at = excluded.updated_at, evaluated_at = excluded.evaluated_at, last_event_id = excluded.last_event_id, \
+           {version} \
+         RETURNING version"
+    );
+    let version = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(&e.user_id)
+        .bind(&e.user_source)
+        .bind(&e.tier)
+        .bind(e.features.to_string())
+        .bind(&e.lapse_tier)
+        .bind(e.lapse_features.to_string())
+        .bind(&e.subscription_id)
+        .bind(&e.status)
+        .bind(&e.reason)
+        .bind(&e.plan_tier)
+        .bind(e.access_until.map(|t| t.timestamp_millis()))
+        .bind(e.period_end.map(|t| t.timestamp_millis()))
+        .bind(e.updated_at.timestamp_millis())
+        .bind(e.evaluated_at.timestamp_millis())
+        .bind(&e.last_event_id)
+        .bind(Utc::now().timestamp_millis())
+        .fetch_one(&mut *c)
+        .await?;
+    Ok(version)
 }
 
 pub(super) async fn delete_entitlement(c: &mut SqliteConnection, user_id: &str) -> Result<(), WorkerError> {
@@ -187,21 +197,21 @@ pub(super) async fn list_entitlements(
     pool: &SqlitePool,
     limit: i64,
     offset: i64,
-) -> Result<Vec<StoredEntitlement>, WorkerError> {
+) -> Result<Vec<VersionedEntitlement>, WorkerError> {
     let sql = format!(
         "SELECT {ENTITLEMENT_COLUMNS} FROM subsync_entitlements ORDER BY updated_at DESC, user_id LIMIT ?1 OFFSET ?2"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).bind(offset).fetch_all(pool).await?;
-    rows.iter().map(decode_entitlement).collect()
+    rows.iter().map(decode_versioned).collect()
 }
 
 pub(super) async fn get_entitlement(
     pool: &SqlitePool,
     user_id: &str,
-) -> Result<Option<StoredEntitlement>, WorkerError> {
+) -> Result<Option<VersionedEntitlement>, WorkerError> {
     let sql = format!("SELECT {ENTITLEMENT_COLUMNS} FROM subsync_entitlements WHERE user_id = ?1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_optional(pool).await?;
-    row.as_ref().map(decode_entitlement).transpose()
+    row.as_ref().map(decode_versioned).transpose()
 }
 
 pub(super) async fn history(pool: &SqlitePool, user_id: &str) -> Result<Vec<HistoryRow>, WorkerError> {
