@@ -14,6 +14,7 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 bash tests/official-stripe/install.sh
 bash tests/prometheus/install.sh
+bash tests/standard-webhooks/install.sh
 bash scripts/ensure-chromium.sh
 
 if cargo nextest --version >/dev/null 2>&1; then

@@ -27,6 +27,7 @@ const SECRETS: &[&str] = &["STRIPE_WEBHOOK_SECRET", "SUBSYNC_ADMIN_TOKEN"];
 const DUMMIES: &[(&str, &str)] = &[
     ("STRIPE_WEBHOOK_SECRET", "whsec_compose_test_secret"),
     ("SUBSYNC_ADMIN_TOKEN", "compose-test-admin-token-0123456789"),
+    ("SUBSYNC_APP_KEYS", "compose-test-app-key-0123456789"),
 ];
 
 fn root() -> PathBuf {

@@ -62,6 +62,7 @@ pub(crate) fn routes() -> Router<AdminState> {
         .route("/api/jobs/{id}/cancel", post(cancel_job))
         .route("/api/stats", get(stats))
         .route("/api/duties", get(duties))
+        .route("/api/notifications", get(notifications))
         .route("/api/groups/running", get(running_groups))
         .route("/api/entitlements", get(list_entitlements))
         .route("/api/entitlements/{user}", get(get_entitlement))
@@ -242,6 +243,15 @@ async fn duties(State(state): State<AdminState>) -> ApiResult<Json<serde_json::V
     Ok(Json(serde_json::json!({ "duties": duties })))
 }
 
+/// The outbox of change notifications: `?user=…&undelivered=1&limit=…`.
+async fn notifications(
+    State(state): State<AdminState>,
+    q: Pairs,
+) -> ApiResult<Json<crate::notifications::NotificationsView>> {
+    let query = crate::notifications::NotificationsQuery::from_pairs(&pairs(q)?)?;
+    Ok(Json(crate::notifications::view(&state.store, &query, Utc::now()).await?))
+}
+
 async fn stats(State(state): State<AdminState>) -> ApiResult<Json<ops::Stats>> {
     Ok(Json(ops::stats(&state.store, Utc::now()).await?))
 }
@@ -377,5 +387,6 @@ async fn queue_families(state: &AdminState) -> Result<Registry, AdminError> {
         now.register("subsync_unmapped_prices_seen", help, unmapped).map_err(metric)?;
     }
     crate::duty_metrics::register(&now, &subsync_duties::store::status(&state.store).await?).map_err(metric)?;
+    crate::notifications::register_metrics(&now, &state.store).await?;
     Ok(now)
 }

@@ -98,6 +98,7 @@ const NAV: &[(&str, &str, &str)] = &[
     ("entitlements", "/entitlements", "Entitlements"),
     ("audit", "/audit", "Audit log"),
     ("duties", "/duties", "Duties"),
+    ("notifications", "/notifications", "Notifications"),
 ];
 
 /// The document around a page: head with title and stylesheet, the header bar (`nav`), then

@@ -33,6 +33,7 @@ pub mod auth;
 mod duty_metrics;
 pub mod error;
 pub mod html;
+pub mod notifications;
 pub mod ops;
 mod pages;
 pub mod query;

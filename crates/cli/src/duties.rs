@@ -113,7 +113,10 @@ pub fn duties(args: &DutyArgs, store: &Store, retention: Duration, api: Option<S
                 let before = chrono::Utc::now() - retention;
                 let jobs = store.prune_before(before, false).await.map_err(|e| e.to_string())?;
                 let events = subsync_eventlog::prune(&store, before).await.map_err(|e| e.to_string())?;
-                Ok(serde_json::json!({ "jobs_deleted": jobs, "events_deleted": events, "before": before }))
+                let notifications = subsync_outbox::prune(&store, before).await.map_err(|e| e.to_string())?;
+                Ok(serde_json::json!({
+                    "jobs_deleted": jobs, "events_deleted": events, "notifications_deleted": notifications, "before": before
+                }))
             })
         });
         out.push(Duty::new(PRUNE_DUTY, args.prune_every, task));

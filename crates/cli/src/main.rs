@@ -4,6 +4,7 @@
 mod commands;
 mod duties;
 mod job_metrics;
+mod notify;
 mod options;
 mod shutdown;
 mod stripe;
@@ -58,6 +59,8 @@ enum Command {
     /// The audit log of operator actions: who retried, cancelled or replayed what, and when.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
+    /// Change notifications to the application: delivered, failing, waiting.
+    Notifications(commands::notifications::Args),
     /// Stored Stripe events: show one, or replay its sync.
     #[command(subcommand)]
     Events(commands::events::EventsCommand),
@@ -105,6 +108,10 @@ fn main() -> ExitCode {
             Command::Audit(cmd) => {
                 let store = cli.global.connect_migrated().await?;
                 return Ok(commands::audit::run(&store, cmd, &mut std::io::stdout(), cli.output).await);
+            }
+            Command::Notifications(args) => {
+                let store = cli.global.connect_migrated().await?;
+                return Ok(commands::notifications::run(&store, args, &mut std::io::stdout(), cli.output).await);
             }
             Command::Operator(cmd) => {
                 let store = cli.global.connect_migrated().await?;

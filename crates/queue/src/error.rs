@@ -27,6 +27,9 @@ pub enum QueueError {
     /// A stored row could not be decoded (e.g. unknown state text).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The apalis worker running a queue's jobs stopped with an error.
+    #[error("worker runtime failed: {0}")]
+    Runtime(String),
 }
 
 impl QueueError {

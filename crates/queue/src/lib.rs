@@ -55,6 +55,6 @@ pub use model::{
     ClaimedJob, EnqueueOutcome, FailOutcome, JobFilter, JobId, JobRecord, JobState, Lease, NewJob, Page, RunningGroup,
     StateCount,
 };
-pub use runtime::{AbortHandle, JobObserver, JobOutcome, QueueBackend, WorkerOptions};
+pub use runtime::{AbortHandle, JobObserver, JobOutcome, QueueBackend, RunConfig, WorkerOptions, run_jobs};
 pub use schema::Backend;
 pub use store::{BackupSummary, PgJobBatch, Selection, Store, StoreOptions, Tx, redact_url};

@@ -15,9 +15,9 @@
 //! reported with the stored `lapse_tier`/`lapse_features` (the `free` floor, captured with
 //! the tier config used at evaluation), `lapsed = true` and the lapse reason. `stored_tier`
 //! keeps what was decided at evaluation, for support. The access rules guarantee a lapse
-//! always lands on `free`, so readers never need the tier config. A periodic re-evaluation
-//! (not built yet) would only have to rewrite rows whose `access_until` has passed, which
-//! the `subsync_entitlements_access_until` index serves.
+//! always lands on `free`, so readers never need the tier config. A lapse job due at
+//! `access_until` (`sync::LapseJob`) then rewrites the stored row at that instant, so history
+//! and the application's notification follow; readers never wait for it.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

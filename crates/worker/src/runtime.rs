@@ -1,36 +1,21 @@
-//! The worker process: an apalis worker over [`QueueBackend`] consuming queue
+//! The worker process: an apalis worker over [`subsync_queue::QueueBackend`] consuming queue
 //! [`SYNC_QUEUE`] with [`crate::sync::handle`].
 //!
-//! Layers, outermost first: the queue's lease layer (heartbeats, records the outcome),
-//! apalis `concurrency`, a timeout-to-retry mapping, apalis `timeout` (a job running past
-//! `job_timeout` is dropped — its transaction rolls back — and counts as a retryable
-//! failure), then the handler, which opens a tracing span per job with `event_id`, `job_id`
-//! and `subscription_id`.
-//!
-//! Shutdown: when the `shutdown` future completes the worker stops claiming and lets
-//! in-flight jobs finish for up to `shutdown_grace`; then it aborts the rest through
-//! [`subsync_queue::AbortHandle`], which releases them (pending at once, attempt not counted)
-//! so another worker takes them immediately instead of waiting for their leases to expire.
+//! The layers (lease, concurrency, job timeout) and the graceful shutdown are the queue's
+//! [`subsync_queue::run_jobs`], shared with the notification deliverer; the handler opens a
+//! tracing span per job with `event_id`, `job_id` and `subscription_id`.
 
 use std::future::Future;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use apalis::layers::WorkerBuilderExt;
-use apalis_core::error::BoxDynError;
-use apalis_core::worker::builder::WorkerBuilder;
 use subsync_eventlog::SYNC_QUEUE;
-use subsync_queue::{Job, JobError, QueueBackend, WorkerOptions};
-use tower::{Layer, Service};
+use subsync_queue::{Job, QueueError, RunConfig, WorkerOptions, run_jobs};
 
 use crate::error::WorkerError;
 use crate::sync::{SyncContext, handle};
 
 /// Most jobs claimed in one round trip.
 const MAX_CLAIM_BATCH: u32 = 64;
-
-/// How long [`run`] waits for the worker to wind down after aborting in-flight jobs.
-const ABORT_WAIT: Duration = Duration::from_secs(10);
 
 /// How one worker process runs jobs (what the jobs decide with, the tiers and the access
 /// policy, is the [`SyncContext`]'s). The binary's `subsync worker` / `subsync serve` fill
@@ -103,109 +88,20 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WorkerError> {
     config.validate()?;
-    let options = config.queue.clone();
-    let backend = QueueBackend::new(ctx.store().clone(), options.clone());
-    let abort = backend.abort_handle();
-    let timeout = config.job_timeout;
-    let worker = WorkerBuilder::new(options.worker_id.as_str())
-        .backend(backend)
-        .concurrency(options.concurrency)
-        .layer(TimeoutMessageLayer { timeout })
-        .timeout(timeout)
-        .build(move |job: Job| {
+    let store = ctx.store().clone();
+    let run = RunConfig { queue: config.queue, job_timeout: config.job_timeout, shutdown_grace: config.shutdown_grace };
+    run_jobs(
+        store,
+        run,
+        move |job: Job| {
             let ctx = ctx.clone();
             async move { handle(job, ctx).await }
-        });
-    tracing::info!(worker_id = %options.worker_id, queue = SYNC_QUEUE, concurrency = options.concurrency, "sync worker starting");
-
-    let (fired_tx, mut fired_rx) = tokio::sync::watch::channel(false);
-    let signal = async move {
-        shutdown.await;
-        tracing::info!("shutdown requested: no new jobs; letting in-flight jobs finish");
-        let _ = fired_tx.send(true);
-        Ok::<(), std::io::Error>(())
-    };
-    let grace = config.shutdown_grace;
-    let deadline = async move {
-        if fired_rx.wait_for(|fired| *fired).await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        tokio::time::sleep(grace).await;
-    };
-    let running = worker.run_until(signal);
-    tokio::pin!(running);
-    tokio::select! {
-        res = &mut running => {
-            // Jobs that finished in the grace period are recorded by the lease layer: wait for it.
-            abort.settled(ABORT_WAIT).await;
-            return res.map_err(|e| WorkerError::Runtime(e.to_string()));
-        }
-        () = deadline => {
-            tracing::warn!(grace_secs = grace.as_secs_f64(), "shutdown grace over: aborting in-flight jobs and releasing them to other workers");
-            abort.abort();
-        }
-    }
-    let stopped = match tokio::time::timeout(ABORT_WAIT, running).await {
-        Ok(res) => res.map_err(|e| WorkerError::Runtime(e.to_string())),
-        Err(_) => Err(WorkerError::Runtime(format!(
-            "worker did not stop within {ABORT_WAIT:?} after aborting its jobs; their leases will expire"
-        ))),
-    };
-    // The aborted jobs' releases are written by the lease layer; return only once they are.
-    if !abort.settled(ABORT_WAIT).await {
-        tracing::warn!("some aborted jobs were still being released at exit; their leases will expire");
-    }
-    stopped
-}
-
-/// Turns the timeout layer's error into a retryable [`JobError`] saying what happened, so
-/// operators read "job timed out after 60s" rather than tower's "request timed out".
-#[derive(Debug, Clone, Copy)]
-struct TimeoutMessageLayer {
-    timeout: Duration,
-}
-
-impl<S> Layer<S> for TimeoutMessageLayer {
-    type Service = TimeoutMessage<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        TimeoutMessage { inner, timeout: self.timeout }
-    }
-}
-
-/// See [`TimeoutMessageLayer`].
-#[derive(Debug, Clone)]
-struct TimeoutMessage<S> {
-    inner: S,
-    timeout: Duration,
-}
-
-impl<S, R> Service<R> for TimeoutMessage<S>
-where
-    S: Service<R>,
-    S::Error: Into<BoxDynError>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = BoxDynError;
-    type Future = futures::future::BoxFuture<'static, Result<S::Response, BoxDynError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, req: R) -> Self::Future {
-        let timeout = self.timeout;
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            fut.await.map_err(|e| {
-                let e: BoxDynError = e.into();
-                if e.is::<tower::timeout::error::Elapsed>() {
-                    Box::new(JobError::retry(format!("job timed out after {timeout:?}"))) as BoxDynError
-                } else {
-                    e
-                }
-            })
-        })
-    }
+        },
+        shutdown,
+    )
+    .await
+    .map_err(|e| match e {
+        QueueError::Runtime(msg) => WorkerError::Runtime(msg),
+        other => WorkerError::Queue(other),
+    })
 }

@@ -7,6 +7,7 @@ mod entitlements;
 mod groups;
 mod jobs;
 mod login;
+mod notifications;
 mod support;
 
 use axum::Router;
@@ -33,6 +34,7 @@ pub(crate) fn routes() -> Router<AdminState> {
         .route("/events/{event_id}", get(entitlements::event))
         .route("/audit", get(audit::list))
         .route("/duties", get(duties::list))
+        .route("/notifications", get(notifications::list))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
 }

@@ -1,5 +1,5 @@
 //! One module per command. The operator commands (`jobs`, `groups`, `stats`, `events`,
-//! `entitlements`, `prune`, `audit`) all live here; `operator` mounts the queue's, `output` holds what
+//! `entitlements`, `prune`, `audit`, `notifications`) all live here; `operator` mounts the queue's, `output` holds what
 //! they all share (`--json`, `--yes`, the one-line error) and `table` their terminal output.
 
 pub mod audit;
@@ -11,6 +11,7 @@ pub mod groups;
 pub mod jobs;
 pub mod listen;
 pub mod migrate;
+pub mod notifications;
 pub mod operator;
 pub mod output;
 pub mod prune;

@@ -1,5 +1,6 @@
-//! `subsync prune`: delete finished jobs and their events past the retention window. Event
-//! ids inside the window stay, so a late Stripe redelivery is still recognised.
+//! `subsync prune`: delete finished jobs, their events and delivered notifications past the
+//! retention window. Event ids inside the window stay, so a late Stripe redelivery is still
+//! recognised; undelivered notifications are never deleted.
 
 use crate::commands::output::OutputOptions;
 use anyhow::Result;
@@ -14,11 +15,15 @@ pub async fn run(global: &Global, retention: &RetentionArgs, include_dead: bool,
     let before = chrono::Utc::now() - retention;
     let jobs = store.prune_before(before, include_dead).await?;
     let events = subsync_eventlog::prune(&store, before).await?;
+    let notifications = subsync_outbox::prune(&store, before).await?;
     if output.json {
-        println!("{}", serde_json::json!({ "jobs_deleted": jobs, "events_deleted": events, "before": before }));
+        let summary = serde_json::json!({
+            "jobs_deleted": jobs, "events_deleted": events, "notifications_deleted": notifications, "before": before
+        });
+        println!("{summary}");
     } else {
         println!(
-            "deleted {jobs} finished jobs and {events} events older than {} ({} days){}",
+            "deleted {jobs} finished jobs, {events} events and {notifications} delivered notifications older than {} ({} days){}",
             before.format("%Y-%m-%d %H:%M UTC"),
             days,
             if include_dead { "" } else { "; dead jobs kept (use --include-dead)" }

@@ -235,7 +235,8 @@ async fn run(
             tracing::info!(concurrency = setup.config.queue.concurrency, "worker running in-process");
             let ctx = setup.context(store.clone());
             let duties = setup.spawn_duties(&store, store_args.retention.window(), &stop);
-            Some((tokio::spawn(subsync_worker::run(ctx, setup.config, shutdown::wait(stop.clone()))), duties))
+            let notifier = setup.spawn_notifier(&store, &registry, &stop)?;
+            Some((tokio::spawn(subsync_worker::run(ctx, setup.config, shutdown::wait(stop.clone()))), duties, notifier))
         }
         None => None,
     };
@@ -246,10 +247,13 @@ async fn run(
     subsync_listener::serve(listener, app, limits.intake, families.listener("intake"), shutdown::wait(stop))
         .await
         .context("intake server failed")?;
-    if let Some((handle, duties)) = worker {
+    if let Some((handle, duties, notifier)) = worker {
         handle.await.context("worker task")?.context("worker failed")?;
         for duty in duties {
             let _ = duty.await;
+        }
+        if let Some(notifier) = notifier {
+            notifier.await.context("notification task")??;
         }
     }
     if let Some(handle) = admin_server {

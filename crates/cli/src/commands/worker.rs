@@ -9,10 +9,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args as ClapArgs;
 use subsync_domain::{AccessPolicy, TierConfig};
+use subsync_notify::NotifyConfig;
 use subsync_queue::Store;
 use subsync_worker::{SyncContext, WorkerConfig};
 
 use crate::duties::DutyArgs;
+use crate::notify::NotifyArgs;
 use crate::options::{Bounded, Global, ListenAddr};
 use crate::shutdown;
 use crate::stripe::{Fetcher, RefetchArg, StripeApiArgs};
@@ -52,6 +54,8 @@ pub struct WorkerArgs {
     pub stripe: StripeApiArgs,
     #[command(flatten)]
     pub duties: DutyArgs,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
 }
 
 /// A validated worker: how it runs jobs, and what the jobs decide with.
@@ -69,16 +73,40 @@ pub struct WorkerSetup {
     pub refetch: RefetchMode,
     /// How often the scheduled duties run.
     pub duties: DutyArgs,
+    /// Where to notify the application of changes, when set.
+    pub notify: Option<NotifyConfig>,
 }
 
 impl WorkerSetup {
     /// The handler's context on `store`.
     pub fn context(&self, store: Store) -> SyncContext {
-        let ctx = SyncContext::new(store, self.tiers.clone(), self.policy);
-        match &self.api {
-            Some(api) => ctx.with_fetcher(Fetcher::shared(api.clone()), self.refetch),
-            None => ctx,
+        let mut ctx = SyncContext::new(store, self.tiers.clone(), self.policy);
+        if let Some(api) = &self.api {
+            ctx = ctx.with_fetcher(Fetcher::shared(api.clone()), self.refetch);
         }
+        if self.notify.is_some() {
+            ctx = ctx.with_notifications();
+        }
+        ctx
+    }
+
+    /// Starts the notification deliverer on `store` when `--notify-url` is set.
+    pub fn spawn_notifier(
+        &self,
+        store: &Store,
+        registry: &Arc<subsync_metrics::Registry>,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Option<tokio::task::JoinHandle<Result<()>>>> {
+        let Some(config) = self.notify.clone() else { return Ok(None) };
+        crate::notify::spawn(
+            config,
+            store,
+            registry,
+            self.config.queue.observer.clone(),
+            self.config.shutdown_grace,
+            stop,
+        )
+        .map(Some)
     }
 
     /// Starts the scheduled duties (reconcile with Stripe, prune past `retention`) on `store`.
@@ -122,6 +150,7 @@ impl WorkerArgs {
             api,
             refetch: self.refetch,
             duties: self.duties.clone(),
+            notify: self.notify.config()?,
         })
     }
 }
@@ -153,6 +182,7 @@ pub async fn run(global: &Global, args: Args) -> Result<()> {
         global.connect_and_migrate(&args.store).await?
     };
     let registry = Arc::new(subsync_metrics::Registry::new());
+    let notify_registry = registry.clone();
     setup.config.queue.observer =
         Some(crate::job_metrics::JobMetrics::new(registry.clone()).context("registering job metrics")?);
     let stop = shutdown::broadcast();
@@ -177,9 +207,13 @@ pub async fn run(global: &Global, args: Args) -> Result<()> {
     let api_server = args.api.start(&store, &setup.tiers, stop.clone()).await?;
     tracing::info!(backend = store.backend().as_str(), concurrency = setup.config.queue.concurrency, "worker starting");
     let duties = setup.spawn_duties(&store, args.store.retention.window(), &stop);
+    let notifier = setup.spawn_notifier(&store, &notify_registry, &stop)?;
     subsync_worker::run(setup.context(store), setup.config, shutdown::wait(stop)).await.context("worker failed")?;
     for duty in duties {
         let _ = duty.await;
+    }
+    if let Some(notifier) = notifier {
+        notifier.await.context("notification task")??;
     }
     if let Some(handle) = api_server {
         handle.await.context("read API task")?.context("application read API failed")?;

@@ -7,11 +7,12 @@
 //!   handler if the lease is lost, and then records the outcome with a compare-and-set.
 //!
 //! `options.rs` holds what a caller configures, `backend.rs` the claim loop, `lease.rs` the
-//! layer around each job.
+//! layer around each job, `run.rs` a handler run as a worker with graceful shutdown.
 
 mod backend;
 mod lease;
 mod options;
+mod run;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -20,6 +21,7 @@ use tokio::sync::Notify;
 pub use backend::QueueBackend;
 pub use lease::{LeaseLayer, LeaseService};
 pub use options::{AbortHandle, JobObserver, JobOutcome, WorkerOptions};
+pub use run::{RunConfig, run_jobs};
 
 /// Counts jobs handed to the service and not finished yet; wakes the claimer when one ends.
 #[derive(Debug, Default)]

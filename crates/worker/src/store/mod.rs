@@ -104,6 +104,8 @@ pub(crate) struct HistoryWrite<'a> {
     pub cause_event_id: &'a str,
     pub job_id: JobId,
     pub at: DateTime<Utc>,
+    /// `event` or `lapse` (the table's CHECK).
+    pub cause: &'a str,
 }
 
 /// One event outcome to record.
@@ -151,8 +153,8 @@ pub(crate) async fn lock_customer(tx: &mut Tx, customer_id: &str) -> Result<(), 
     on_dialect!(tx.conn(), lock_customer(customer_id))
 }
 
-/// The stored entitlement of a user, inside the transaction.
-pub(crate) async fn entitlement_in(tx: &mut Tx, user_id: &str) -> Result<Option<StoredEntitlement>, WorkerError> {
+/// The stored entitlement of a user, with its version, inside the transaction.
+pub(crate) async fn entitlement_in(tx: &mut Tx, user_id: &str) -> Result<Option<VersionedEntitlement>, WorkerError> {
     on_dialect!(tx.conn(), entitlement_in(user_id))
 }
 
@@ -223,8 +225,10 @@ pub struct HistoryRow {
     pub from_tier: String,
     /// Tier after (`free` when the entitlement moved away or ended).
     pub to_tier: String,
-    /// The Stripe event that caused it.
+    /// The Stripe event that caused it, or `lapse:<unix ms>` for a timed lapse.
     pub cause_event_id: String,
+    /// `event` (a Stripe event), `lapse` (`access_until` passed) or `operator`.
+    pub cause: String,
     /// The job that applied it.
     pub job_id: Option<JobId>,
     /// When it was written.

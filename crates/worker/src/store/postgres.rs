@@ -121,10 +121,10 @@ pub(super) async fn lock_customer(c: &mut PgConnection, customer_id: &str) -> Re
 pub(super) async fn entitlement_in(
     c: &mut PgConnection,
     user_id: &str,
-) -> Result<Option<StoredEntitlement>, WorkerError> {
+) -> Result<Option<VersionedEntitlement>, WorkerError> {
     let sql = format!("SELECT {ENTITLEMENT_COLUMNS} FROM subsync_entitlements WHERE user_id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_optional(&mut *c).await?;
-    row.as_ref().map(decode_entitlement).transpose()
+    row.as_ref().map(decode_versioned).transpose()
 }
 
 pub(super) async fn upsert_entitlement(c: &mut PgConnection, e: &StoredEntitlement) -> Result<i64, WorkerError> {
@@ -171,8 +171,8 @@ pub(super) async fn delete_entitlement(c: &mut PgConnection, user_id: &str) -> R
 
 pub(super) async fn insert_history(c: &mut PgConnection, h: &HistoryWrite<'_>) -> Result<(), WorkerError> {
     sqlx::query(
-        "INSERT INTO subsync_entitlement_history (user_id, subscription_id, from_tier, to_tier, cause_event_id, job_id, at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (cause_event_id, user_id) DO NOTHING",
+        "INSERT INTO subsync_entitlement_history (user_id, subscription_id, from_tier, to_tier, cause_event_id, job_id, at, \
+           cause) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (cause_event_id, user_id) DO NOTHING",
     )
     .bind(h.user_id)
     .bind(h.subscription_id)
@@ -181,6 +181,7 @@ pub(super) async fn insert_history(c: &mut PgConnection, h: &HistoryWrite<'_>) -
     .bind(h.cause_event_id)
     .bind(h.job_id)
     .bind(h.at)
+    .bind(h.cause)
     .execute(&mut *c)
     .await?;
     Ok(())
@@ -222,7 +223,7 @@ pub(super) async fn get_entitlement(pool: &PgPool, user_id: &str) -> Result<Opti
 
 pub(super) async fn history(pool: &PgPool, user_id: &str) -> Result<Vec<HistoryRow>, WorkerError> {
     let rows = sqlx::query(
-        "SELECT id, user_id, subscription_id, from_tier, to_tier, cause_event_id, job_id, at \
+        "SELECT id, user_id, subscription_id, from_tier, to_tier, cause_event_id, job_id, at, cause \
          FROM subsync_entitlement_history WHERE user_id = $1 ORDER BY id",
     )
     .bind(user_id)
@@ -237,6 +238,7 @@ pub(super) async fn history(pool: &PgPool, user_id: &str) -> Result<Vec<HistoryR
                 from_tier: r.try_get("from_tier")?,
                 to_tier: r.try_get("to_tier")?,
                 cause_event_id: r.try_get("cause_event_id")?,
+                cause: r.try_get("cause")?,
                 job_id: r.try_get("job_id")?,
                 at: r.try_get("at")?,
             })

@@ -112,10 +112,10 @@ pub(super) async fn lock_customer(_c: &mut SqliteConnection, _customer_id: &str)
 pub(super) async fn entitlement_in(
     c: &mut SqliteConnection,
     user_id: &str,
-) -> Result<Option<StoredEntitlement>, WorkerError> {
+) -> Result<Option<VersionedEntitlement>, WorkerError> {
     let sql = format!("SELECT {ENTITLEMENT_COLUMNS} FROM subsync_entitlements WHERE user_id = ?1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_optional(&mut *c).await?;
-    row.as_ref().map(decode_entitlement).transpose()
+    row.as_ref().map(decode_versioned).transpose()
 }
 
 pub(super) async fn upsert_entitlement(c: &mut SqliteConnection, e: &StoredEntitlement) -> Result<i64, WorkerError> {
@@ -162,8 +162,8 @@ pub(super) async fn delete_entitlement(c: &mut SqliteConnection, user_id: &str) 
 
 pub(super) async fn insert_history(c: &mut SqliteConnection, h: &HistoryWrite<'_>) -> Result<(), WorkerError> {
     sqlx::query(
-        "INSERT INTO subsync_entitlement_history (user_id, subscription_id, from_tier, to_tier, cause_event_id, job_id, at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (cause_event_id, user_id) DO NOTHING",
+        "INSERT INTO subsync_entitlement_history (user_id, subscription_id, from_tier, to_tier, cause_event_id, job_id, at, \
+           cause) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (cause_event_id, user_id) DO NOTHING",
     )
     .bind(h.user_id)
     .bind(h.subscription_id)
@@ -172,6 +172,7 @@ pub(super) async fn insert_history(c: &mut SqliteConnection, h: &HistoryWrite<'_
     .bind(h.cause_event_id)
     .bind(h.job_id.to_string())
     .bind(h.at.timestamp_millis())
+    .bind(h.cause)
     .execute(&mut *c)
     .await?;
     Ok(())
@@ -216,7 +217,7 @@ pub(super) async fn get_entitlement(
 
 pub(super) async fn history(pool: &SqlitePool, user_id: &str) -> Result<Vec<HistoryRow>, WorkerError> {
     let rows = sqlx::query(
-        "SELECT id, user_id, subscription_id, from_tier, to_tier, cause_event_id, job_id, at \
+        "SELECT id, user_id, subscription_id, from_tier, to_tier, cause_event_id, job_id, at, cause \
          FROM subsync_entitlement_history WHERE user_id = ?1 ORDER BY id",
     )
     .bind(user_id)
@@ -231,6 +232,7 @@ pub(super) async fn history(pool: &SqlitePool, user_id: &str) -> Result<Vec<Hist
                 from_tier: r.try_get("from_tier")?,
                 to_tier: r.try_get("to_tier")?,
                 cause_event_id: r.try_get("cause_event_id")?,
+                cause: r.try_get("cause")?,
                 job_id: parse_job_id(r.try_get("job_id")?)?,
                 at: from_ms(r.try_get("at")?)?,
             })

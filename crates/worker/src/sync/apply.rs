@@ -1,24 +1,20 @@
 //! The transactional half of a sync: state, entitlement, history and outcome, written in the
 //! caller's transaction.
 //!
-//! A user's entitlement is the best (highest-ranked tier; ties: smallest subscription id)
-//! among all subscriptions attributed to the user, evaluated at `now` — the same rule as the
-//! test oracle. When a subscription's user changes (the Stripe customer id is replaced by our
-//! app user id once the checkout link arrives), both the old and the new user are
-//! recomputed: the old row moves away (deleted when nothing is left) and each side gets a
-//! history line if its tier changed.
+//! Every user the event touches is recomputed by `refresh` (the user's entitlement, history,
+//! notification, timed lapse). When a subscription's user changes (the Stripe customer id is
+//! replaced by our app user id once the checkout link arrives), both the old and the new user
+//! are recomputed: the old row moves away (deleted when nothing is left).
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
-use subsync_domain::{
-    Entitlement, FeatureSummary, Features, Input, Outcome, Snapshot, SubscriptionState, TierName, UnixSeconds,
-    UnmappedPrice,
-};
+use subsync_domain::{FeatureSummary, Input, Outcome, Snapshot, SubscriptionState, UnmappedPrice};
 use subsync_queue::{JobError, JobId, Tx};
 
 use super::input::Decision;
+use super::refresh::{Cause, refresh_user};
 use super::{SyncContext, job_error};
-use crate::store::{self, HistoryWrite, OutcomeWrite, StoredEntitlement, SubscriptionWrite, UnmappedWrite};
+use crate::store::{self, OutcomeWrite, SubscriptionWrite, UnmappedWrite};
 
 /// A change of a user's tier made by one event (logged; also in the history table).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -191,7 +187,7 @@ pub(crate) async fn apply(
             store::lock_users(tx, &users).await.map_err(job_error)?;
             let mut tier_changes = Vec::new();
             for user_id in users {
-                let cause = Cause { event_id, job_id, subscription_id: sub_id, at };
+                let cause = Cause::event(event_id, job_id, sub_id, at);
                 if let Some(change) = refresh_user(tx, ctx, user_id, &cause, now).await? {
                     tier_changes.push(change);
                 }
@@ -210,14 +206,6 @@ pub(crate) async fn apply(
     };
     record(tx, job_id, event_id, Some(sub_id), &report, at).await?;
     Ok(report)
-}
-
-/// What caused a recomputation, for history lines.
-struct Cause<'a> {
-    event_id: &'a str,
-    job_id: JobId,
-    subscription_id: &'a str,
-    at: DateTime<Utc>,
 }
 
 async fn record(
@@ -277,7 +265,7 @@ async fn apply_features(
             store::lock_users(tx, &refs).await.map_err(job_error)?;
             let mut tier_changes = Vec::new();
             for user_id in &refs {
-                let cause = Cause { event_id, job_id, subscription_id: customer, at };
+                let cause = Cause::event(event_id, job_id, customer, at);
                 if let Some(change) = refresh_user(tx, ctx, user_id, &cause, now).await? {
                     tier_changes.push(change);
                 }
@@ -293,164 +281,7 @@ async fn apply_features(
     Ok(report)
 }
 
-fn decode_state(sub_id: &str, json: serde_json::Value) -> Result<SubscriptionState, JobError> {
+pub(super) fn decode_state(sub_id: &str, json: serde_json::Value) -> Result<SubscriptionState, JobError> {
     serde_json::from_value(json)
         .map_err(|e| JobError::permanent(format!("stored state of {sub_id} does not decode: {e}")))
-}
-
-/// Recomputes one user's entitlement from all of the user's subscriptions (the best tier
-/// among them, plus every granting subscription's add-ons); writes it (or deletes it when
-/// none is left) and a history line when the tier changed.
-async fn refresh_user(
-    tx: &mut Tx,
-    ctx: &SyncContext,
-    user_id: &str,
-    cause: &Cause<'_>,
-    now: DateTime<Utc>,
-) -> Result<Option<TierChangeReport>, JobError> {
-    let tiers = ctx.tiers();
-    let mut best: Option<(String, SubscriptionState, Entitlement)> = None;
-    let mut addons: Vec<(String, Features)> = Vec::new();
-    for (sub_id, json) in store::user_subscriptions(tx, user_id).await.map_err(job_error)? {
-        let state = decode_state(&sub_id, json)?;
-        let ent = state
-            .entitlement(tiers, ctx.policy(), now.timestamp())
-            .map_err(|e| JobError::permanent(format!("subscription {sub_id}: {e}")))?;
-        addons.push((sub_id.clone(), ent.addons.clone()));
-        let better = best.as_ref().is_none_or(|(_, _, b)| tiers.rank(&ent.tier) > tiers.rank(&b.tier));
-        if better {
-            best = Some((sub_id, state, ent));
-        }
-    }
-    // The granting subscription's features hold its own add-ons; the others' stack on top.
-    if let Some((best_id, _, ent)) = best.as_mut() {
-        for (sub_id, extra) in &addons {
-            if sub_id != best_id {
-                ent.features = ent.features.plus(extra, 1);
-            }
-        }
-    }
-    // Stripe's Entitlements, when the tier file uses them, grant on top of all that.
-    let stripe = if tiers.feature_source().uses_stripe_entitlements() {
-        store::user_stripe_features(tx, user_id).await.map_err(job_error)?
-    } else {
-        None
-    };
-    let stripe_grants = stripe.as_ref().map(|keys| tiers.stripe_grants(keys.iter().map(String::as_str)));
-    if let (Some((_, _, ent)), Some(grants)) = (best.as_mut(), &stripe_grants) {
-        ent.features = ent.features.plus(grants, 1);
-    }
-    let existing = store::entitlement_in(tx, user_id).await.map_err(job_error)?;
-    let from = existing.map_or_else(|| TierName::FREE.to_owned(), |e| e.tier);
-    let (to, granting_sub) = match best {
-        None if stripe_grants.is_some() => {
-            // Only Stripe's Entitlements speak for this user (no subscription of theirs is known).
-            let grants = stripe_grants.unwrap_or_else(Features::none);
-            let row = features_only_row(ctx, user_id, &grants, cause, now)?;
-            store::upsert_entitlement(tx, &row).await.map_err(job_error)?;
-            (row.tier, cause.subscription_id.to_owned())
-        }
-        None => {
-            store::delete_entitlement(tx, user_id).await.map_err(job_error)?;
-            (TierName::FREE.to_owned(), cause.subscription_id.to_owned())
-        }
-        Some((sub_id, state, ent)) => {
-            let row = entitlement_row(ctx, user_id, &sub_id, &state, &ent, stripe_grants.as_ref(), cause, now)?;
-            store::upsert_entitlement(tx, &row).await.map_err(job_error)?;
-            (row.tier, sub_id)
-        }
-    };
-    if from == to {
-        return Ok(None);
-    }
-    let line = HistoryWrite {
-        user_id,
-        subscription_id: &granting_sub,
-        from_tier: &from,
-        to_tier: &to,
-        cause_event_id: cause.event_id,
-        job_id: cause.job_id,
-        at: cause.at,
-    };
-    store::insert_history(tx, &line).await.map_err(job_error)?;
-    Ok(Some(TierChangeReport { user_id: user_id.to_owned(), from, to }))
-}
-
-/// The entitlement of a user known only through a Stripe Entitlements summary: `free` plus
-/// the granted features, held by no subscription (`subscription_id` is empty).
-fn features_only_row(
-    ctx: &SyncContext,
-    user_id: &str,
-    grants: &Features,
-    cause: &Cause<'_>,
-    now: DateTime<Utc>,
-) -> Result<StoredEntitlement, JobError> {
-    let free = ctx.tiers().free_features();
-    Ok(StoredEntitlement {
-        user_id: user_id.to_owned(),
-        user_source: "customer_id".to_owned(),
-        tier: TierName::FREE.to_owned(),
-        features: to_json(&free.plus(grants, 1))?,
-        lapse_tier: TierName::FREE.to_owned(),
-        lapse_features: to_json(&free)?,
-        subscription_id: String::new(),
-        status: None,
-        reason: wire(&subsync_domain::AccessReason::NoSubscription),
-        plan_tier: None,
-        access_until: None,
-        period_end: None,
-        updated_at: cause.at,
-        evaluated_at: now,
-        last_event_id: cause.event_id.to_owned(),
-    })
-}
-
-/// The stored entitlement from the granting subscription's decision; `stripe` (Stripe's
-/// Entitlements grants, already in `ent.features`) outlives the subscription's lapse.
-#[allow(clippy::too_many_arguments)]
-fn entitlement_row(
-    ctx: &SyncContext,
-    user_id: &str,
-    sub_id: &str,
-    state: &SubscriptionState,
-    ent: &Entitlement,
-    stripe: Option<&Features>,
-    cause: &Cause<'_>,
-    now: DateTime<Utc>,
-) -> Result<StoredEntitlement, JobError> {
-    let user_source = state.user().map_or_else(|| "customer_id".to_owned(), |u| wire(&u.source));
-    Ok(StoredEntitlement {
-        user_id: user_id.to_owned(),
-        user_source,
-        tier: ent.tier.as_str().to_owned(),
-        features: to_json(&ent.features)?,
-        lapse_tier: TierName::FREE.to_owned(),
-        lapse_features: to_json(&ctx.tiers().free_features().plus(stripe.unwrap_or(&Features::none()), 1))?,
-        subscription_id: sub_id.to_owned(),
-        status: ent.status.as_ref().map(|s| s.as_str().to_owned()),
-        reason: wire(&ent.reason),
-        plan_tier: ent.plan_tier.as_ref().map(|t| t.as_str().to_owned()),
-        access_until: ent.access_until.and_then(seconds),
-        period_end: state.current().and_then(|c| c.current_period_end).and_then(seconds),
-        updated_at: cause.at,
-        evaluated_at: now,
-        last_event_id: cause.event_id.to_owned(),
-    })
-}
-
-fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, JobError> {
-    serde_json::to_value(value).map_err(|e| JobError::permanent(format!("cannot serialize: {e}")))
-}
-
-/// The serde spelling of a unit enum variant (e.g. `past_due_grace`).
-fn wire<T: Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(other) => other.to_string(),
-        Err(_) => String::new(),
-    }
-}
-
-fn seconds(s: UnixSeconds) -> Option<DateTime<Utc>> {
-    Utc.timestamp_opt(s, 0).single()
 }

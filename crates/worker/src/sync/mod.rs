@@ -14,6 +14,8 @@
 mod apply;
 mod fetched;
 mod input;
+mod lapse;
+mod refresh;
 
 use std::sync::Arc;
 
@@ -28,6 +30,7 @@ use crate::error::WorkerError;
 use crate::fetch::{RefetchMode, SubscriptionFetcher};
 
 pub use apply::TierChangeReport;
+pub use lapse::LapseJob;
 
 /// Hooks around each job, for tests and metrics: e.g. checking that two jobs of one
 /// subscription never run at once. `finished` runs when the handler ends in any way,
@@ -58,6 +61,8 @@ pub struct SyncContext {
     before_job: Option<BeforeJob>,
     fetcher: Option<Arc<dyn SubscriptionFetcher>>,
     refetch: RefetchMode,
+    notifications: bool,
+    wall_clock: bool,
 }
 
 impl std::fmt::Debug for SyncContext {
@@ -68,6 +73,7 @@ impl std::fmt::Debug for SyncContext {
             .field("observer", &self.observer.is_some())
             .field("stripe_api", &self.fetcher.is_some())
             .field("refetch", &self.refetch)
+            .field("notifications", &self.notifications)
             .finish()
     }
 }
@@ -84,7 +90,22 @@ impl SyncContext {
             before_job: None,
             fetcher: None,
             refetch: RefetchMode::OnConflict,
+            notifications: false,
+            wall_clock: true,
         }
+    }
+
+    /// Appends every change of a user's entitlement to the outbox (`subsync-outbox`), in the
+    /// change's transaction, with its delivery job: for a process whose deliverer sends them
+    /// (`--notify-url`). Without it no outbox row is written (nobody would deliver it); on
+    /// PostgreSQL the change is `NOTIFY`d either way.
+    pub fn with_notifications(mut self) -> Self {
+        self.notifications = true;
+        self
+    }
+
+    pub(crate) fn notifications(&self) -> bool {
+        self.notifications
     }
 
     /// Asks Stripe's API through `fetcher` when an event cannot be ordered, is thin, or (in
@@ -105,10 +126,18 @@ impl SyncContext {
     }
 
     /// Evaluates access at `clock()` instead of the wall clock, so tests can compare stored
-    /// entitlements with an oracle evaluated at the same instant.
+    /// entitlements with an oracle evaluated at the same instant. Such a context schedules no
+    /// timed lapses ([`LapseJob`]): they fall due on the queue's clock (the database's wall
+    /// clock), which this context does not follow.
     pub fn with_clock(mut self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
         self.clock = Arc::new(clock);
+        self.wall_clock = false;
         self
+    }
+
+    /// Whether access is evaluated at the wall clock, the clock the queue schedules by.
+    pub(crate) fn on_wall_clock(&self) -> bool {
+        self.wall_clock
     }
 
     /// Calls `observer` around every job.
@@ -159,13 +188,17 @@ impl Drop for Watch<'_> {
     }
 }
 
-/// Applies the Stripe event a job names. The apalis handler of queue [`subsync_eventlog::SYNC_QUEUE`].
+/// Applies the Stripe event a job names, or a grant's timed lapse ([`LapseJob`]). The apalis
+/// handler of queue [`subsync_eventlog::SYNC_QUEUE`].
 pub async fn handle(job: Job, ctx: SyncContext) -> Result<(), JobError> {
     let _watch = ctx.observer.clone().map(|observer| {
         observer.started(&job);
         Watch { observer, job: &job }
     });
-    let args: SyncJob = job.decode()?;
+    let args: SyncJob = match job.decode()? {
+        lapse::SyncTask::Lapse { lapse } => return lapse::run(&job, &ctx, &lapse).await,
+        lapse::SyncTask::Event(args) => args,
+    };
     let span = tracing::info_span!(
         "sync",
         event_id = %args.event_id,

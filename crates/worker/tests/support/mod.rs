@@ -137,6 +137,8 @@ pub struct Sub {
     pub meta_user: Option<String>,
     /// Prices on further items beside the plan (add-ons), with their quantities.
     pub extras: Vec<(CatalogPrice, u32)>,
+    /// The current period, unix seconds: `[T0, T0 + 30 days)` unless a test moves it.
+    pub period: (i64, i64),
 }
 
 impl Sub {
@@ -155,6 +157,7 @@ impl Sub {
             api: ApiVersion::Basil,
             meta_user: None,
             extras: Vec::new(),
+            period: (T0, T0 + 30 * DAY),
         }
     }
 
@@ -193,8 +196,8 @@ impl Sub {
             previous_status: None,
             items: self.items(),
             cancel_at_period_end,
-            current_period_start: T0,
-            current_period_end: T0 + 30 * DAY,
+            current_period_start: self.period.0,
+            current_period_end: self.period.1,
             app_user_id: self.meta_user.clone(),
             subscription_created: T0,
             latest_invoice: None,
