@@ -6,6 +6,7 @@
 //! cargo run --release -p subsync-bench -- queue  --postgres postgres://postgres@127.0.0.1:5432/test
 //! cargo run --release -p subsync-bench -- intake --postgres postgres://postgres@127.0.0.1:5432/test
 //! cargo run --release -p subsync-bench -- read   --postgres postgres://postgres@127.0.0.1:5432/test
+//! cargo run --release -p subsync-bench -- notify --postgres postgres://postgres@127.0.0.1:5432/test
 //! cargo run --release -p subsync-bench -- report    # everything, both backends, < 5 min
 //! cargo build --release -p subsync-cli && cargo run --release -p subsync-bench -- flood
 //! ```
@@ -16,6 +17,7 @@ mod flood;
 mod graphile;
 mod intake;
 mod load;
+mod notify;
 mod queue;
 mod read;
 mod report;
@@ -41,6 +43,9 @@ enum Command {
     /// The application's read API: requests/s and p50/p99 at N concurrent readers, beside the
     /// same reads without HTTP.
     Read(read::Args),
+    /// Webhook in → application notified: p50/p99 from the intake's 2xx to the notification,
+    /// one at a time and under load.
+    Notify(notify::Args),
     /// Every figure on SQLite and PostgreSQL in one run, written to docs/benchmarks.md (< 5 min).
     Report(report::Args),
     /// Send signed webhook load to a running intake on this machine (loopback only, bounded).
@@ -56,6 +61,7 @@ async fn main() -> Result<()> {
         Command::Queue(args) => queue::run(args).await,
         Command::Intake(args) => intake::run(args).await,
         Command::Read(args) => read::run(args).await,
+        Command::Notify(args) => notify::run(args).await,
         Command::Report(args) => report::run(args).await,
         Command::Flood(args) => flood::run(args).await,
         Command::Load(args) => {
