@@ -13,7 +13,7 @@ use subsync_domain::{AccessPolicy, TierConfig};
 use subsync_intake::{IntakeConfig, IntakeState};
 use subsync_queue::Job;
 use subsync_stripe::signature::{Secret, Secrets, sign};
-use subsync_worker::{SyncContext, SyncObserver, WorkerConfig};
+use subsync_worker::{GroupCommit, SyncContext, SyncObserver, WorkerConfig};
 
 use crate::db::BenchDb;
 use crate::load::event_body;
@@ -84,9 +84,79 @@ fn created(event: &str, sub: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-/// Runs both measurements on `db`.
-pub async fn measure(db: &BenchDb, pairs: u64, events: u64, concurrency: usize) -> Result<Figures> {
-    eprintln!("[{}] end to end…", db.label);
+/// Options of `subsync-bench e2e`: the webhook path with each worker commit linger, in one run.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// PostgreSQL server to benchmark (a scratch schema per run, dropped after).
+    #[arg(long, env = "SUBSYNC_BENCH_POSTGRES_URL")]
+    postgres: Option<String>,
+    /// Skip the SQLite runs.
+    #[arg(long)]
+    no_sqlite: bool,
+    /// Worker commit lingers to compare, in ms (0: one commit per job).
+    #[arg(long, value_delimiter = ',', default_value = "0,2")]
+    linger_ms: Vec<u64>,
+    /// Webhooks in the drain.
+    #[arg(long, default_value_t = 3_000)]
+    events: u64,
+    /// Race pairs.
+    #[arg(long, default_value_t = 100)]
+    pairs: u64,
+}
+
+/// One row per backend and linger, alternating lingers so drift hits them alike.
+pub async fn run(args: Args) -> Result<()> {
+    let mut rows = Vec::new();
+    let mut backends = Vec::new();
+    if !args.no_sqlite {
+        backends.push(None);
+    }
+    if let Some(url) = &args.postgres {
+        backends.push(Some(url.clone()));
+    }
+    if backends.is_empty() {
+        bail!("nothing to run: give --postgres URL or drop --no-sqlite");
+    }
+    for url in &backends {
+        for &linger in &args.linger_ms {
+            let db = match url {
+                Some(url) => BenchDb::postgres(url, subsync_queue::QueueConfig::default()).await?,
+                None => BenchDb::sqlite(subsync_queue::QueueConfig::default()).await?,
+            };
+            let group = GroupCommit { linger: Duration::from_millis(linger), ..GroupCommit::default() };
+            let f = measure(&db, args.pairs, args.events, 16, group).await?;
+            rows.push((db.label, linger, f));
+            db.close().await;
+        }
+    }
+    println!();
+    println!(
+        "Webhook path, {} events from 16 senders, {} race pairs; worker commit linger per row",
+        args.events, args.pairs
+    );
+    println!();
+    println!(
+        "| backend | worker commit linger (ms) | drain (events/s) | × linger 0 | webhook → entitlement p50 / p99 (ms) | race pair p50 / p99 (ms) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (label, linger, f) in &rows {
+        let base = rows.iter().find(|(l, g, _)| l == label && *g == 0).map_or(f.drain, |(_, _, b)| b.drain);
+        println!(
+            "| {label} | {linger} | {:.0} | ×{:.2} | {:.1} / {:.1} | {:.1} / {:.1} |",
+            f.drain,
+            f.drain / base,
+            f.effect_p50,
+            f.effect_p99,
+            f.pair_p50,
+            f.pair_p99
+        );
+    }
+    Ok(())
+}
+
+/// Runs both measurements on `db`, the worker committing per `group`.
+pub async fn measure(db: &BenchDb, pairs: u64, events: u64, concurrency: usize, group: GroupCommit) -> Result<Figures> {
+    eprintln!("[{}] end to end (worker commit linger {:?})…", db.label, group.linger);
     // The intake as `subsync intake` runs it (default configuration).
     let config = IntakeConfig::new(Secrets::parse(SECRET)?);
     let state = IntakeState::new(db.store.clone(), config, Arc::new(subsync_metrics::Registry::new()))?;
@@ -95,8 +165,11 @@ pub async fn measure(db: &BenchDb, pairs: u64, events: u64, concurrency: usize) 
     let server = tokio::spawn(async move { axum::serve(listener, subsync_intake::router(state)).await });
     let done = Arc::new(Done::default());
     let tiers = TierConfig::default_config();
-    let context = SyncContext::new(db.store.clone(), tiers, AccessPolicy::default()).with_observer(done.clone());
     let worker_config = WorkerConfig::default().with_concurrency(16);
+    // As `subsync worker` does: a quarter of the slots commit batches at once on PostgreSQL.
+    let context = SyncContext::new(db.store.clone(), tiers, AccessPolicy::default())
+        .with_observer(done.clone())
+        .with_group_commit(group, (worker_config.queue.concurrency / 4).max(1));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(subsync_worker::run(context, worker_config, async move {
         let _ = stop_rx.await;

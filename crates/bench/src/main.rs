@@ -43,6 +43,9 @@ enum Command {
     /// The application's read API: requests/s and p50/p99 at N concurrent readers, beside the
     /// same reads without HTTP.
     Read(read::Args),
+    /// The webhook path end to end (drain, webhook → entitlement, race pair) with each worker
+    /// commit linger, in one run.
+    E2e(e2e::Args),
     /// Webhook in → application notified: p50/p99 from the intake's 2xx to the notification,
     /// one at a time and under load.
     Notify(notify::Args),
@@ -62,6 +65,7 @@ async fn main() -> Result<()> {
         Command::Intake(args) => intake::run(args).await,
         Command::Read(args) => read::run(args).await,
         Command::Notify(args) => notify::run(args).await,
+        Command::E2e(args) => e2e::run(args).await,
         Command::Report(args) => report::run(args).await,
         Command::Flood(args) => flood::run(args).await,
         Command::Load(args) => {

@@ -58,7 +58,7 @@ pub async fn run(args: Args) -> Result<()> {
         db.close().await;
         // A fresh database: the intake run left 10,000 jobs that would skew the worker.
         let db = open().await?;
-        let e = e2e::measure(&db, 100, 3_000, 16).await?;
+        let e = e2e::measure(&db, 100, 3_000, 16, subsync_worker::GroupCommit::default_for(db.store.backend())).await?;
         db.close().await;
         let db = open().await?;
         let r = read::measure(&db, 2_000, 40_000, 16).await?;

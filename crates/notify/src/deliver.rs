@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use subsync_outbox::{DeliveryJob, PendingChange};
-use subsync_queue::{Job, JobError, Store};
+use subsync_queue::{Committer, CommitterGuard, GroupCommit, Job, JobError, Store, Work};
 use tracing::Instrument;
 
 use crate::config::NotifyConfig;
@@ -25,6 +25,7 @@ pub struct Deliverer {
     config: NotifyConfig,
     client: reqwest::Client,
     observer: Option<Arc<dyn DeliveryObserver>>,
+    committer: Committer,
 }
 
 impl std::fmt::Debug for Deliverer {
@@ -41,7 +42,11 @@ impl Deliverer {
             .timeout(config.timeout)
             .user_agent(concat!("subsync/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { store, config, client, observer: None })
+        // A job's last delivery is marked in the transaction that completes the job, several
+        // jobs' in one commit where group commit is on by default (SQLite).
+        let committers = (config.concurrency / 4).max(1);
+        let committer = Committer::grouped(store.clone(), GroupCommit::default_for(store.backend()), committers);
+        Ok(Self { store, config, client, observer: None, committer })
     }
 
     /// Calls `observer` after every POST.
@@ -60,6 +65,11 @@ impl Deliverer {
         &self.config
     }
 
+    /// Starts the group committer for as long as the guard lives (the runner holds it).
+    pub(crate) fn start_committer(&self) -> Option<CommitterGuard> {
+        self.committer.start()
+    }
+
     /// The handler of queue [`subsync_outbox::NOTIFY_QUEUE`]: sends the job's user's
     /// undelivered changes with `seq` up to the job's, oldest first; stops at the first
     /// failure, which fails the job (retried with backoff, or `dead` once the failing change
@@ -67,23 +77,29 @@ impl Deliverer {
     pub async fn handle(&self, job: &Job) -> Result<(), JobError> {
         let args: DeliveryJob = job.decode()?;
         let span = tracing::info_span!("notify", user_id = %args.user_id, change_id = %args.change_id, job_id = %job.id(), attempt = job.attempt());
-        self.catch_up(&args).instrument(span).await
+        self.catch_up(job, &args).instrument(span).await
     }
 
-    async fn catch_up(&self, args: &DeliveryJob) -> Result<(), JobError> {
+    async fn catch_up(&self, job: &Job, args: &DeliveryJob) -> Result<(), JobError> {
         loop {
             let page =
                 subsync_outbox::undelivered(&self.store, &args.user_id, args.seq, PAGE).await.map_err(outbox_error)?;
             if page.is_empty() {
                 return Ok(());
             }
-            for change in &page {
-                self.send(change).await?;
+            let last_page = page.len() < PAGE as usize;
+            for (i, change) in page.iter().enumerate() {
+                // The job's last change is marked with the job's completion, in one commit.
+                let completes = last_page && i + 1 == page.len();
+                self.send(change, completes.then_some(job)).await?;
+                if completes {
+                    return Ok(());
+                }
             }
         }
     }
 
-    async fn send(&self, change: &PendingChange) -> Result<(), JobError> {
+    async fn send(&self, change: &PendingChange, completing: Option<&Job>) -> Result<(), JobError> {
         let started = Instant::now();
         let result = self.post(change).await;
         let now = Utc::now();
@@ -93,7 +109,22 @@ impl Deliverer {
         }
         match result {
             Ok(status) => {
-                subsync_outbox::mark_delivered(&self.store, change.seq, now).await.map_err(outbox_error)?;
+                match completing {
+                    Some(job) => {
+                        let (job, seq) = (job.clone(), change.seq);
+                        let work: Work = Box::new(move |tx| {
+                            Box::pin(async move {
+                                subsync_outbox::mark_delivered_in(tx, seq, now).await.map_err(outbox_error)?;
+                                job.complete_in(tx).await?;
+                                Ok(())
+                            })
+                        });
+                        self.committer.run(work).await?;
+                    }
+                    None => {
+                        subsync_outbox::mark_delivered(&self.store, change.seq, now).await.map_err(outbox_error)?;
+                    }
+                }
                 tracing::info!(change_id = %change.change_id, %status, lag_ms = lag.as_millis() as u64, "notification delivered");
                 Ok(())
             }

@@ -29,6 +29,7 @@ pub async fn run(
     let job_timeout = (config.timeout * 4).max(Duration::from_secs(60));
     let run = RunConfig { queue, job_timeout, shutdown_grace: grace };
     let store = deliverer.store().clone();
+    let _committers = deliverer.start_committer();
     run_jobs(
         store,
         run,

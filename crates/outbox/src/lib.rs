@@ -25,7 +25,7 @@ pub use change::{ChangeCause, DeliveryJob, EntitlementState, NOTIFICATION_TYPE, 
 pub use error::OutboxError;
 pub use store::{
     Appended, ListFilter, MAX_LIST, OutboxRow, OutboxStats, PendingChange, announce, append, get, list, mark_delivered,
-    mark_failed, prune, stats, undelivered,
+    mark_delivered_in, mark_failed, prune, stats, undelivered,
 };
 
 /// The queue that carries delivery jobs (payload [`DeliveryJob`], group = user id).

@@ -55,6 +55,9 @@ pub use model::{
     ClaimedJob, EnqueueOutcome, FailOutcome, JobFilter, JobId, JobRecord, JobState, Lease, NewJob, Page, RunningGroup,
     StateCount,
 };
-pub use runtime::{AbortHandle, JobObserver, JobOutcome, QueueBackend, RunConfig, WorkerOptions, run_jobs};
+pub use runtime::{
+    AbortHandle, Committer, CommitterGuard, GroupCommit, JobObserver, JobOutcome, QueueBackend, RunConfig, Work,
+    WorkerOptions, run_jobs,
+};
 pub use schema::Backend;
-pub use store::{BackupSummary, PgJobBatch, Selection, Store, StoreOptions, Tx, redact_url};
+pub use store::{BackupSummary, PgJobBatch, Savepoint, Selection, Store, StoreOptions, Tx, redact_url};

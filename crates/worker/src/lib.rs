@@ -38,4 +38,4 @@ pub use error::WorkerError;
 pub use fetch::{FetchError, FetchedObject, RefetchMode, SubscriptionFetcher};
 pub use runtime::{WorkerConfig, run};
 pub use support::{SupportView, support};
-pub use sync::{LapseJob, SyncContext, SyncObserver, handle};
+pub use sync::{GroupCommit, LapseJob, SyncContext, SyncObserver, handle};

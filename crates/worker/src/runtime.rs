@@ -89,6 +89,8 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     config.validate()?;
     let store = ctx.store().clone();
+    // Group commit's committers live exactly as long as this worker (stopped or aborted).
+    let _committers = ctx.start_committer();
     let run = RunConfig { queue: config.queue, job_timeout: config.job_timeout, shutdown_grace: config.shutdown_grace };
     run_jobs(
         store,

@@ -11,7 +11,7 @@ use clap::Args as ClapArgs;
 use subsync_domain::{AccessPolicy, TierConfig};
 use subsync_notify::NotifyConfig;
 use subsync_queue::Store;
-use subsync_worker::{SyncContext, WorkerConfig};
+use subsync_worker::{GroupCommit, SyncContext, WorkerConfig};
 
 use crate::duties::DutyArgs;
 use crate::notify::NotifyArgs;
@@ -39,6 +39,20 @@ pub struct WorkerArgs {
     /// Seconds in-flight jobs may still run after SIGTERM before they are released.
     #[arg(long, env = "SUBSYNC_SHUTDOWN_GRACE", default_value_t = 20)]
     pub shutdown_grace: u64,
+    /// Longest a worker commit waits to gather as many jobs as its previous one had, in ms:
+    /// several jobs then share one commit, each in its own savepoint (0: each job commits
+    /// alone). A lone job never waits. Default: 2 on SQLite, 0 on PostgreSQL.
+    #[arg(
+        long, env = "SUBSYNC_WORKER_COMMIT_LINGER_MS",
+        value_parser = Bounded::<u64>::between(0, 1000).unit(" ms"),
+    )]
+    pub worker_commit_linger_ms: Option<u64>,
+    /// Most jobs in one worker commit.
+    #[arg(
+        long, env = "SUBSYNC_WORKER_COMMIT_BATCH", default_value_t = GroupCommit::ON.max_batch,
+        value_parser = Bounded::<usize>::between(1, 512),
+    )]
+    pub worker_commit_batch: usize,
     /// Tier mapping file (TOML: prices → tiers → features); the built-in default when unset.
     #[arg(long, env = "SUBSYNC_TIERS")]
     pub tiers: Option<PathBuf>,
@@ -75,12 +89,20 @@ pub struct WorkerSetup {
     pub duties: DutyArgs,
     /// Where to notify the application of changes, when set.
     pub notify: Option<NotifyConfig>,
+    /// The worker commit linger asked for; `None`: the backend's default.
+    pub commit_linger: Option<Duration>,
+    /// Most jobs per worker commit.
+    pub commit_batch: usize,
 }
 
 impl WorkerSetup {
     /// The handler's context on `store`.
     pub fn context(&self, store: Store) -> SyncContext {
-        let mut ctx = SyncContext::new(store, self.tiers.clone(), self.policy);
+        // On PostgreSQL a quarter of the job slots commit batches at once (SQLite: one).
+        let committers = (self.config.queue.concurrency / 4).max(1);
+        let default = GroupCommit::default_for(store.backend());
+        let group = GroupCommit { linger: self.commit_linger.unwrap_or(default.linger), max_batch: self.commit_batch };
+        let mut ctx = SyncContext::new(store, self.tiers.clone(), self.policy).with_group_commit(group, committers);
         if let Some(api) = &self.api {
             ctx = ctx.with_fetcher(Fetcher::shared(api.clone()), self.refetch);
         }
@@ -151,6 +173,8 @@ impl WorkerArgs {
             refetch: self.refetch,
             duties: self.duties.clone(),
             notify: self.notify.config()?,
+            commit_linger: self.worker_commit_linger_ms.map(Duration::from_millis),
+            commit_batch: self.worker_commit_batch,
         })
     }
 }

@@ -97,6 +97,11 @@ pub async fn mark_delivered(store: &Store, seq: i64, at: DateTime<Utc>) -> Resul
     on_dialect!(store.pool(), mark_delivered(seq, at))
 }
 
+/// [`mark_delivered`] inside `tx`, so the delivery job's completion commits with it.
+pub async fn mark_delivered_in(tx: &mut Tx, seq: i64, at: DateTime<Utc>) -> Result<bool, OutboxError> {
+    on_dialect!(tx.conn(), mark_delivered_in(seq, at))
+}
+
 /// Records a failed POST of a change: one more attempt, and why.
 pub async fn mark_failed(store: &Store, seq: i64, at: DateTime<Utc>, error: &str) -> Result<(), OutboxError> {
     on_dialect!(store.pool(), mark_failed(seq, at, error))

@@ -71,6 +71,18 @@ pub(super) async fn mark_delivered(pool: &PgPool, seq: i64, at: DateTime<Utc>) -
     Ok(done.rows_affected() == 1)
 }
 
+pub(super) async fn mark_delivered_in(c: &mut PgConnection, seq: i64, at: DateTime<Utc>) -> Result<bool, OutboxError> {
+    let done = sqlx::query(
+        "UPDATE subsync_outbox SET delivered_at = $2, attempts = attempts + 1, last_attempt_at = $2 \
+         WHERE seq = $1 AND delivered_at IS NULL",
+    )
+    .bind(seq)
+    .bind(at)
+    .execute(&mut *c)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub(super) async fn mark_failed(pool: &PgPool, seq: i64, at: DateTime<Utc>, error: &str) -> Result<(), OutboxError> {
     sqlx::query(
         "UPDATE subsync_outbox SET attempts = attempts + 1, last_attempt_at = $2, last_error = $3 \

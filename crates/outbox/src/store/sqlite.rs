@@ -77,6 +77,22 @@ pub(super) async fn mark_delivered(pool: &SqlitePool, seq: i64, at: DateTime<Utc
     Ok(done.rows_affected() == 1)
 }
 
+pub(super) async fn mark_delivered_in(
+    c: &mut SqliteConnection,
+    seq: i64,
+    at: DateTime<Utc>,
+) -> Result<bool, OutboxError> {
+    let done = sqlx::query(
+        "UPDATE subsync_outbox SET delivered_at = ?2, attempts = attempts + 1, last_attempt_at = ?2 \
+         WHERE seq = ?1 AND delivered_at IS NULL",
+    )
+    .bind(seq)
+    .bind(at.timestamp_millis())
+    .execute(&mut *c)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub(super) async fn mark_failed(
     pool: &SqlitePool,
     seq: i64,

@@ -10,6 +10,7 @@
 //! layer around each job, `run.rs` a handler run as a worker with graceful shutdown.
 
 mod backend;
+mod commit;
 mod lease;
 mod options;
 mod run;
@@ -19,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Notify;
 
 pub use backend::QueueBackend;
+pub use commit::{Committer, CommitterGuard, GroupCommit, Work};
 pub use lease::{LeaseLayer, LeaseService};
 pub use options::{AbortHandle, JobObserver, JobOutcome, WorkerOptions};
 pub use run::{RunConfig, run_jobs};

@@ -30,8 +30,8 @@ pub use backup::BackupSummary;
 pub use driver::Selection;
 pub(crate) use driver::{Driver, ExpiredLease, probe_size};
 pub use pg_batch::PgJobBatch;
-pub use tx::Tx;
 use tx::WakeScope;
+pub use tx::{Savepoint, Tx};
 pub use wake::WakeSubscription;
 
 /// The driver behind a store, in its dialect.
@@ -142,7 +142,14 @@ impl Store {
             }
             Dialect::Postgres(d) => (Dialect::Postgres(d.pool().begin().await?), None),
         };
-        Ok(Tx { inner, store: self.clone(), wake: WakeScope::None, on_commit: Vec::new(), _writer: writer })
+        Ok(Tx {
+            inner,
+            store: self.clone(),
+            wake: WakeScope::None,
+            on_commit: Vec::new(),
+            _writer: writer,
+            savepoints: 0,
+        })
     }
 
     /// Enqueues a job in the caller's transaction: the job exists if and only if the caller

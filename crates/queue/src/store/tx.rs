@@ -27,6 +27,17 @@ pub struct Tx {
     pub(super) wake: WakeScope,
     pub(super) on_commit: Vec<Box<dyn FnOnce() + Send>>,
     pub(super) _writer: Option<OwnedMutexGuard<()>>,
+    pub(super) savepoints: u32,
+}
+
+/// A point inside a [`Tx`] that the caller can roll back to without abandoning the rest of
+/// the transaction ([`Tx::savepoint`]): how several jobs share one commit, each keeping its
+/// effect and its completion together.
+#[derive(Debug)]
+#[must_use = "release it or roll back to it"]
+pub struct Savepoint {
+    name: String,
+    hooks: usize,
 }
 
 impl std::fmt::Debug for Tx {
@@ -51,7 +62,7 @@ impl Tx {
 
     /// Commits, then wakes workers if jobs became runnable.
     pub async fn commit(self) -> Result<(), QueueError> {
-        let Tx { inner, store, wake, on_commit, _writer } = self;
+        let Tx { inner, store, wake, on_commit, _writer, savepoints: _ } = self;
         match inner {
             Dialect::Sqlite(t) => t.commit().await?,
             Dialect::Postgres(t) => t.commit().await?,
@@ -64,6 +75,40 @@ impl Tx {
         }
         for hook in on_commit {
             hook();
+        }
+        Ok(())
+    }
+
+    /// Marks a point to roll back to: what follows (statements, jobs enqueued or completed,
+    /// commit hooks) can be undone by [`Tx::rollback_to`] while what came before stays.
+    pub async fn savepoint(&mut self) -> Result<Savepoint, QueueError> {
+        self.savepoints += 1;
+        let name = format!("subsync_sp_{}", self.savepoints);
+        self.execute(&format!("SAVEPOINT {name}")).await?;
+        Ok(Savepoint { name, hooks: self.on_commit.len() })
+    }
+
+    /// Keeps what was done since `point` (it commits with the transaction).
+    pub async fn release(&mut self, point: Savepoint) -> Result<(), QueueError> {
+        self.execute(&format!("RELEASE SAVEPOINT {}", point.name)).await
+    }
+
+    /// Undoes what was done since `point`, commit hooks included; the transaction goes on.
+    pub async fn rollback_to(&mut self, point: Savepoint) -> Result<(), QueueError> {
+        self.execute(&format!("ROLLBACK TO SAVEPOINT {}", point.name)).await?;
+        self.on_commit.truncate(point.hooks);
+        Ok(())
+    }
+
+    async fn execute(&mut self, sql: &str) -> Result<(), QueueError> {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match &mut self.inner {
+            Dialect::Sqlite(t) => {
+                sqlx::query(sql).execute(&mut **t).await?;
+            }
+            Dialect::Postgres(t) => {
+                sqlx::query(sql).execute(&mut **t).await?;
+            }
         }
         Ok(())
     }

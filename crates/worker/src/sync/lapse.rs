@@ -10,10 +10,12 @@
 //! user at `max(now, access_until)`: if a later event already changed the grant, nothing
 //! changes and nothing is written but the job's completion.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use subsync_eventlog::SYNC_QUEUE;
-use subsync_queue::{Job, JobError, NewJob, Tx};
+use subsync_queue::{Job, JobError, NewJob, Tx, Work};
 use tracing::Instrument;
 
 use super::refresh::{Cause, CauseKind, refresh_user};
@@ -85,20 +87,30 @@ pub(super) async fn run(job: &Job, ctx: &SyncContext, lapse: &LapseJob) -> Resul
     async {
         let access_until = lapse.at()?;
         let now = ctx.now().max(access_until);
-        let mut tx = ctx.store().begin().await?;
-        store::lock_users(&mut tx, &[lapse.user_id.as_str()]).await.map_err(job_error)?;
-        let cause = Cause {
-            kind: CauseKind::Lapse(access_until),
-            job_id: job.id(),
-            subscription_id: job.group_key(),
-            at: Utc::now(),
+        let change = Arc::new(std::sync::Mutex::new(None));
+        let work: Work = {
+            let (ctx, job, lapse, change) = (ctx.clone(), job.clone(), lapse.clone(), Arc::clone(&change));
+            Box::new(move |tx| {
+                Box::pin(async move {
+                    store::lock_users(tx, &[lapse.user_id.as_str()]).await.map_err(job_error)?;
+                    let cause = Cause {
+                        kind: CauseKind::Lapse(access_until),
+                        job_id: job.id(),
+                        subscription_id: job.group_key(),
+                        at: Utc::now(),
+                    };
+                    let changed = refresh_user(tx, &ctx, &lapse.user_id, &cause, now).await?;
+                    job.complete_in(tx).await?;
+                    if let Some(observer) = &ctx.observer {
+                        observer.releasing(&job);
+                    }
+                    *change.lock().unwrap_or_else(|p| p.into_inner()) = changed;
+                    Ok(())
+                })
+            })
         };
-        let change = refresh_user(&mut tx, ctx, &lapse.user_id, &cause, now).await?;
-        job.complete_in(&mut tx).await?;
-        if let Some(observer) = &ctx.observer {
-            observer.releasing(job);
-        }
-        tx.commit().await?;
+        ctx.committer.run(work).await?;
+        let change = change.lock().unwrap_or_else(|p| p.into_inner()).take();
         match change {
             Some(c) => tracing::info!(from = %c.from, to = %c.to, "grant lapsed"),
             None => tracing::debug!("lapse found nothing to change"),

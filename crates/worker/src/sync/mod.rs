@@ -22,7 +22,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use subsync_domain::{AccessPolicy, TierConfig};
 use subsync_eventlog::SyncJob;
-use subsync_queue::{Job, JobError, Store};
+use subsync_queue::{Committer, Job, JobError, Store, Work};
 use subsync_stripe::Envelope;
 use tracing::Instrument;
 
@@ -31,6 +31,7 @@ use crate::fetch::{RefetchMode, SubscriptionFetcher};
 
 pub use apply::TierChangeReport;
 pub use lapse::LapseJob;
+pub use subsync_queue::GroupCommit;
 
 /// Hooks around each job, for tests and metrics: e.g. checking that two jobs of one
 /// subscription never run at once. `finished` runs when the handler ends in any way,
@@ -63,6 +64,7 @@ pub struct SyncContext {
     refetch: RefetchMode,
     notifications: bool,
     wall_clock: bool,
+    committer: Committer,
 }
 
 impl std::fmt::Debug for SyncContext {
@@ -74,6 +76,7 @@ impl std::fmt::Debug for SyncContext {
             .field("stripe_api", &self.fetcher.is_some())
             .field("refetch", &self.refetch)
             .field("notifications", &self.notifications)
+            .field("committer", &self.committer)
             .finish()
     }
 }
@@ -82,6 +85,7 @@ impl SyncContext {
     /// A context deciding with `tiers` and `policy`, evaluating access at the wall clock.
     pub fn new(store: Store, tiers: TierConfig, policy: AccessPolicy) -> Self {
         Self {
+            committer: Committer::alone(store.clone()),
             store,
             tiers: Arc::new(tiers),
             policy,
@@ -93,6 +97,14 @@ impl SyncContext {
             notifications: false,
             wall_clock: true,
         }
+    }
+
+    /// Commits several jobs' transactions as one (each job in its own savepoint; see
+    /// [`GroupCommit`]), with up to `committers` batches at once on PostgreSQL, while
+    /// [`crate::run`] runs. A zero linger keeps one commit per job.
+    pub fn with_group_commit(mut self, config: GroupCommit, committers: usize) -> Self {
+        self.committer = Committer::grouped(self.store.clone(), config, committers);
+        self
     }
 
     /// Appends every change of a user's entitlement to the outbox (`subsync-outbox`), in the
@@ -154,6 +166,11 @@ impl SyncContext {
     ) -> Self {
         self.before_job = Some(Arc::new(hook));
         self
+    }
+
+    /// Starts the group committer, if any, for as long as the guard lives ([`crate::run`]).
+    pub(crate) fn start_committer(&self) -> Option<subsync_queue::CommitterGuard> {
+        self.committer.start()
     }
 
     /// The store jobs read and write.
@@ -238,20 +255,32 @@ async fn process(job: &Job, ctx: &SyncContext, args: &SyncJob) -> Result<(), Job
     }
 
     let now = ctx.now();
-    let mut tx = ctx.store.begin().await?;
-    let report = match apply::apply(&mut tx, ctx, job.id(), event_id, &decision, now).await {
-        Ok(report) => report,
-        Err(e) => {
-            drop(tx);
-            apply::record_dead_unmapped(ctx, event_id, &decision).await;
-            return Err(e);
-        }
+    let report = Arc::new(std::sync::Mutex::new(None));
+    let apply_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let work: Work = {
+        let (ctx, job, decision) = (ctx.clone(), job.clone(), decision.clone());
+        let (event_id, report, apply_failed) = (event_id.to_owned(), Arc::clone(&report), Arc::clone(&apply_failed));
+        Box::new(move |tx| {
+            Box::pin(async move {
+                let done = apply::apply(tx, &ctx, job.id(), &event_id, &decision, now).await.inspect_err(|_| {
+                    apply_failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                })?;
+                job.complete_in(tx).await?;
+                if let Some(observer) = &ctx.observer {
+                    observer.releasing(&job);
+                }
+                *report.lock().unwrap_or_else(|p| p.into_inner()) = Some(done);
+                Ok(())
+            })
+        })
     };
-    job.complete_in(&mut tx).await?;
-    if let Some(observer) = &ctx.observer {
-        observer.releasing(job);
+    if let Err(e) = ctx.committer.run(work).await {
+        if apply_failed.load(std::sync::atomic::Ordering::SeqCst) {
+            apply::record_dead_unmapped(ctx, event_id, &decision).await;
+        }
+        return Err(e);
     }
-    tx.commit().await?;
+    let report = report.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
 
     tracing::info!(
         event_type = %envelope.event_type,

@@ -24,8 +24,16 @@ pub use subsync_queue::testing::{TestDb, fast_config};
 /// changes nothing and returns the first job. Returns the job, if any.
 pub async fn deliver(store: &Store, body: &[u8]) -> Option<JobId> {
     let record = EventRecord::from_body(body).expect("test events parse");
-    let stored = subsync_eventlog::store_batch(store, &[&record]).await.expect("store event");
-    stored[0].job_id
+    // A transient failure (PostgreSQL resolving a deadlock with a worker's batch) is tried
+    // again, as Stripe retries a webhook the intake answered with 503.
+    for attempt in 1.. {
+        match subsync_eventlog::store_batch(store, &[&record]).await {
+            Ok(stored) => return stored[0].job_id,
+            Err(e) if e.is_transient() && attempt < 20 => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => panic!("store event: {e}"),
+        }
+    }
+    unreachable!("the loop returns or panics")
 }
 
 /// An operator replay: `{"event_id": …, "replay": true}`, no unique key, same group.
