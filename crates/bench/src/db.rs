@@ -1,7 +1,7 @@
 //! Throwaway databases for a benchmark run: the queue's shared test fixture
 //! (`subsync_queue::testing`) with a bench-sized pool; both dropped at the end.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use subsync_queue::testing::{TestDb, TestDbOptions};
 use subsync_queue::{QueueConfig, Store, StoreOptions};
 
@@ -46,5 +46,44 @@ fn plain_unless_asked(url: &str) -> String {
         url.to_owned()
     } else {
         format!("{url}{}sslmode=disable", if url.contains('?') { '&' } else { '?' })
+    }
+}
+
+/// Which databases a benchmark command runs on (`--postgres URL`, and SQLite unless
+/// `--no-sqlite`): one fresh database each, SQLite first.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Backends {
+    /// PostgreSQL server to benchmark (a scratch schema is created and dropped).
+    #[arg(long, env = "SUBSYNC_BENCH_POSTGRES_URL")]
+    pub postgres: Option<String>,
+    /// Skip the SQLite run.
+    #[arg(long)]
+    pub no_sqlite: bool,
+}
+
+impl Backends {
+    /// The chosen backends, as the PostgreSQL URL or `None` for SQLite; an error when none is.
+    pub fn chosen(&self) -> Result<Vec<Option<String>>> {
+        let mut out = Vec::new();
+        if !self.no_sqlite {
+            out.push(None);
+        }
+        if let Some(url) = &self.postgres {
+            out.push(Some(url.clone()));
+        }
+        if out.is_empty() {
+            bail!("nothing to run: give --postgres URL or drop --no-sqlite");
+        }
+        Ok(out)
+    }
+}
+
+impl BenchDb {
+    /// A fresh database on a backend [`Backends::chosen`] named.
+    pub async fn open(backend: Option<&str>, config: QueueConfig) -> Result<Self> {
+        match backend {
+            Some(url) => Self::postgres(url, config).await,
+            None => Self::sqlite(config).await,
+        }
     }
 }

@@ -15,7 +15,7 @@ use subsync_queue::Job;
 use subsync_stripe::signature::{Secret, Secrets, sign};
 use subsync_worker::{GroupCommit, SyncContext, SyncObserver, WorkerConfig};
 
-use crate::db::BenchDb;
+use crate::db::{Backends, BenchDb};
 use crate::load::event_body;
 use crate::stats::{per_sec, percentile_ms};
 
@@ -87,12 +87,8 @@ fn created(event: &str, sub: &str) -> Vec<u8> {
 /// Options of `subsync-bench e2e`: the webhook path with each worker commit linger, in one run.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// PostgreSQL server to benchmark (a scratch schema per run, dropped after).
-    #[arg(long, env = "SUBSYNC_BENCH_POSTGRES_URL")]
-    postgres: Option<String>,
-    /// Skip the SQLite runs.
-    #[arg(long)]
-    no_sqlite: bool,
+    #[command(flatten)]
+    backends: Backends,
     /// Worker commit lingers to compare, in ms (0: one commit per job).
     #[arg(long, value_delimiter = ',', default_value = "0,2")]
     linger_ms: Vec<u64>,
@@ -107,22 +103,9 @@ pub struct Args {
 /// One row per backend and linger, alternating lingers so drift hits them alike.
 pub async fn run(args: Args) -> Result<()> {
     let mut rows = Vec::new();
-    let mut backends = Vec::new();
-    if !args.no_sqlite {
-        backends.push(None);
-    }
-    if let Some(url) = &args.postgres {
-        backends.push(Some(url.clone()));
-    }
-    if backends.is_empty() {
-        bail!("nothing to run: give --postgres URL or drop --no-sqlite");
-    }
-    for url in &backends {
+    for backend in args.backends.chosen()? {
         for &linger in &args.linger_ms {
-            let db = match url {
-                Some(url) => BenchDb::postgres(url, subsync_queue::QueueConfig::default()).await?,
-                None => BenchDb::sqlite(subsync_queue::QueueConfig::default()).await?,
-            };
+            let db = BenchDb::open(backend.as_deref(), subsync_queue::QueueConfig::default()).await?;
             let group = GroupCommit { linger: Duration::from_millis(linger), ..GroupCommit::default() };
             let f = measure(&db, args.pairs, args.events, 16, group).await?;
             rows.push((db.label, linger, f));

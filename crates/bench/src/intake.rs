@@ -17,7 +17,7 @@ use subsync_intake::{IntakeConfig, IntakeState};
 use subsync_queue::QueueConfig;
 use subsync_stripe::signature::Secrets;
 
-use crate::db::BenchDb;
+use crate::db::{Backends, BenchDb};
 use crate::load;
 use crate::queue::raw_ceiling;
 use crate::stats::{per_sec, percentile_ms};
@@ -27,12 +27,8 @@ const SECRET: &str = "whsec_bench_intake";
 /// Options of `subsync-bench intake`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// PostgreSQL server to benchmark (a scratch schema is created and dropped).
-    #[arg(long, env = "SUBSYNC_BENCH_POSTGRES_URL")]
-    postgres: Option<String>,
-    /// Skip the SQLite run.
-    #[arg(long)]
-    no_sqlite: bool,
+    #[command(flatten)]
+    backends: Backends,
     /// Webhooks to send per backend.
     #[arg(long, default_value_t = 20_000)]
     requests: u64,
@@ -56,20 +52,11 @@ impl Args {
 
 pub async fn run(args: Args) -> Result<()> {
     let mut rows = Vec::new();
-    if !args.no_sqlite {
-        let db = BenchDb::sqlite(QueueConfig::default()).await?;
+    for backend in args.backends.chosen()? {
+        let db = BenchDb::open(backend.as_deref(), QueueConfig::default()).await?;
         let ceiling = raw_ceiling(&db.store, args.concurrency, args.requests).await?;
         rows.push(measure(&db, args.requests, args.concurrency, args.batching()).await?.row(ceiling));
         db.close().await;
-    }
-    if let Some(url) = &args.postgres {
-        let db = BenchDb::postgres(url, QueueConfig::default()).await?;
-        let ceiling = raw_ceiling(&db.store, args.concurrency, args.requests).await?;
-        rows.push(measure(&db, args.requests, args.concurrency, args.batching()).await?.row(ceiling));
-        db.close().await;
-    }
-    if rows.is_empty() {
-        bail!("nothing to run: give --postgres URL or drop --no-sqlite");
     }
     println!();
     println!(

@@ -18,7 +18,7 @@ use subsync_queue::QueueConfig;
 use subsync_stripe::signature::{Secret, Secrets, sign};
 use subsync_worker::{SyncContext, WorkerConfig};
 
-use crate::db::BenchDb;
+use crate::db::{Backends, BenchDb};
 use crate::load::event_body;
 use crate::stats::percentile_ms;
 
@@ -30,12 +30,8 @@ const TIME_LIMIT: Duration = Duration::from_secs(180);
 /// Options of `subsync-bench notify`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// PostgreSQL server to benchmark (a scratch schema is created and dropped).
-    #[arg(long, env = "SUBSYNC_BENCH_POSTGRES_URL")]
-    postgres: Option<String>,
-    /// Skip the SQLite run.
-    #[arg(long)]
-    no_sqlite: bool,
+    #[command(flatten)]
+    backends: Backends,
     /// Webhooks sent one at a time (unloaded).
     #[arg(long, default_value_t = 200)]
     unloaded: u64,
@@ -76,18 +72,10 @@ pub const HEADER: &str = "| backend | unloaded p50 / p99 (ms) | under load p50 /
 
 pub async fn run(args: Args) -> Result<()> {
     let mut rows = Vec::new();
-    if !args.no_sqlite {
-        let db = BenchDb::sqlite(QueueConfig::default()).await?;
+    for backend in args.backends.chosen()? {
+        let db = BenchDb::open(backend.as_deref(), QueueConfig::default()).await?;
         rows.push(measure(&db, &args).await?);
         db.close().await;
-    }
-    if let Some(url) = &args.postgres {
-        let db = BenchDb::postgres(url, QueueConfig::default()).await?;
-        rows.push(measure(&db, &args).await?);
-        db.close().await;
-    }
-    if rows.is_empty() {
-        bail!("nothing to run: give --postgres URL or drop --no-sqlite");
     }
     println!();
     println!(

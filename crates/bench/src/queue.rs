@@ -16,7 +16,7 @@ use serde_json::json;
 use subsync_queue::{Conn, Dialect, Job, JobError, NewJob, QueueBackend, QueueConfig, Store, WorkerOptions};
 use tokio::sync::Notify;
 
-use crate::db::BenchDb;
+use crate::db::{Backends, BenchDb};
 use crate::stats::{per_sec, percentile_ms};
 
 const QUEUE: &str = "bench";
@@ -24,12 +24,8 @@ const QUEUE: &str = "bench";
 /// Options of `subsync-bench queue`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// PostgreSQL server to benchmark (a scratch schema is created and dropped).
-    #[arg(long, env = "SUBSYNC_BENCH_POSTGRES_URL")]
-    postgres: Option<String>,
-    /// Skip the SQLite run.
-    #[arg(long)]
-    no_sqlite: bool,
+    #[command(flatten)]
+    backends: Backends,
     /// Distinct jobs to enqueue and drain.
     #[arg(long, default_value_t = 20_000)]
     jobs: u64,
@@ -75,18 +71,10 @@ pub async fn run(args: Args) -> Result<()> {
         duplicate_percent: args.duplicate_percent,
     };
     let mut results = Vec::new();
-    if !args.no_sqlite {
-        let db = BenchDb::sqlite(QueueConfig::default()).await?;
+    for backend in args.backends.chosen()? {
+        let db = BenchDb::open(backend.as_deref(), QueueConfig::default()).await?;
         results.push(measure(&db, workload).await?);
         db.close().await;
-    }
-    if let Some(url) = &args.postgres {
-        let db = BenchDb::postgres(url, QueueConfig::default()).await?;
-        results.push(measure(&db, workload).await?);
-        db.close().await;
-    }
-    if results.is_empty() {
-        bail!("nothing to run: give --postgres URL or drop --no-sqlite");
     }
     println!();
     println!(

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use subsync_appapi::{AppApiState, AppKeys};
 use subsync_domain::TierConfig;
 use subsync_queue::QueueConfig;
 use subsync_worker::testing::{Seed, put_entitlement};
 
-use crate::db::BenchDb;
+use crate::db::{Backends, BenchDb};
 use crate::stats::{per_sec, percentile_ms};
 
 const KEY: &str = "bench-app-key-0123456789";
@@ -25,12 +25,8 @@ const TIERS: [&str; 3] = ["basic", "pro", "agent"];
 /// Options of `subsync-bench read`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// PostgreSQL server to benchmark (a scratch schema is created and dropped).
-    #[arg(long, env = "SUBSYNC_BENCH_POSTGRES_URL")]
-    postgres: Option<String>,
-    /// Skip the SQLite run.
-    #[arg(long)]
-    no_sqlite: bool,
+    #[command(flatten)]
+    backends: Backends,
     /// Requests per backend.
     #[arg(long, default_value_t = 40_000)]
     requests: u64,
@@ -75,18 +71,10 @@ pub const HEADER: &str = "| backend | same reads without HTTP (reads/s) | read A
 
 pub async fn run(args: Args) -> Result<()> {
     let mut rows = Vec::new();
-    if !args.no_sqlite {
-        let db = BenchDb::sqlite(QueueConfig::default()).await?;
+    for backend in args.backends.chosen()? {
+        let db = BenchDb::open(backend.as_deref(), QueueConfig::default()).await?;
         rows.push(measure(&db, args.users, args.requests, args.concurrency).await?);
         db.close().await;
-    }
-    if let Some(url) = &args.postgres {
-        let db = BenchDb::postgres(url, QueueConfig::default()).await?;
-        rows.push(measure(&db, args.users, args.requests, args.concurrency).await?);
-        db.close().await;
-    }
-    if rows.is_empty() {
-        bail!("nothing to run: give --postgres URL or drop --no-sqlite");
     }
     println!();
     println!(

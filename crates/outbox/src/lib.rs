@@ -32,4 +32,4 @@ pub use store::{
 pub const NOTIFY_QUEUE: &str = "notify";
 
 /// The PostgreSQL channel [`announce`] notifies: payload `{"user_id", "version", "change_id"}`.
-pub const PG_CHANNEL: &str = "subsync_entitlements";
+pub const PG_CHANNEL: &str = "subsync_entitlement_changes";

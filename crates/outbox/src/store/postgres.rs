@@ -60,15 +60,8 @@ pub(super) async fn undelivered(
 }
 
 pub(super) async fn mark_delivered(pool: &PgPool, seq: i64, at: DateTime<Utc>) -> Result<bool, OutboxError> {
-    let done = sqlx::query(
-        "UPDATE subsync_outbox SET delivered_at = $2, attempts = attempts + 1, last_attempt_at = $2 \
-         WHERE seq = $1 AND delivered_at IS NULL",
-    )
-    .bind(seq)
-    .bind(at)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    let mut c = pool.acquire().await?;
+    mark_delivered_in(&mut c, seq, at).await
 }
 
 pub(super) async fn mark_delivered_in(c: &mut PgConnection, seq: i64, at: DateTime<Utc>) -> Result<bool, OutboxError> {
