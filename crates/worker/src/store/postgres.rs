@@ -253,17 +253,7 @@ pub(super) async fn outcome(pool: &PgPool, event_id: &str) -> Result<Option<Even
     .bind(event_id)
     .fetch_optional(pool)
     .await?;
-    row.map(|r| {
-        Ok(EventOutcomeRow {
-            event_id: r.try_get("event_id")?,
-            job_id: r.try_get("job_id")?,
-            subscription_id: r.try_get("subscription_id")?,
-            outcome: r.try_get("outcome")?,
-            reason: r.try_get("reason")?,
-            at: r.try_get("at")?,
-        })
-    })
-    .transpose()
+    row.as_ref().map(decode_outcome).transpose()
 }
 
 pub(super) async fn record_unmapped(c: &mut PgConnection, u: &UnmappedWrite<'_>) -> Result<(), WorkerError> {
@@ -346,4 +336,16 @@ pub(super) async fn customer_users(c: &mut PgConnection, customer_id: &str) -> R
 
 pub(super) async fn user_stripe_features(c: &mut PgConnection, user_id: &str) -> Result<Vec<String>, WorkerError> {
     Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(user_features_sql("$1"))).bind(user_id).fetch_all(&mut *c).await?)
+}
+
+/// An `subsync_event_outcomes` row (every column); the support view reads them too.
+pub(super) fn decode_outcome(r: &PgRow) -> Result<EventOutcomeRow, WorkerError> {
+    Ok(EventOutcomeRow {
+        event_id: r.try_get("event_id")?,
+        job_id: r.try_get("job_id")?,
+        subscription_id: r.try_get("subscription_id")?,
+        outcome: r.try_get("outcome")?,
+        reason: r.try_get("reason")?,
+        at: r.try_get("at")?,
+    })
 }

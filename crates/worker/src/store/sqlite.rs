@@ -247,17 +247,7 @@ pub(super) async fn outcome(pool: &SqlitePool, event_id: &str) -> Result<Option<
     .bind(event_id)
     .fetch_optional(pool)
     .await?;
-    row.map(|r| {
-        Ok(EventOutcomeRow {
-            event_id: r.try_get("event_id")?,
-            job_id: parse_job_id(r.try_get("job_id")?)?,
-            subscription_id: r.try_get("subscription_id")?,
-            outcome: r.try_get("outcome")?,
-            reason: r.try_get("reason")?,
-            at: from_ms(r.try_get("at")?)?,
-        })
-    })
-    .transpose()
+    row.as_ref().map(decode_outcome).transpose()
 }
 
 pub(super) async fn record_unmapped(c: &mut SqliteConnection, u: &UnmappedWrite<'_>) -> Result<(), WorkerError> {
@@ -343,4 +333,16 @@ pub(super) async fn customer_users(c: &mut SqliteConnection, customer_id: &str) 
 
 pub(super) async fn user_stripe_features(c: &mut SqliteConnection, user_id: &str) -> Result<Vec<String>, WorkerError> {
     Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(user_features_sql("?1"))).bind(user_id).fetch_all(&mut *c).await?)
+}
+
+/// An `subsync_event_outcomes` row (every column); the support view reads them too.
+pub(super) fn decode_outcome(r: &SqliteRow) -> Result<EventOutcomeRow, WorkerError> {
+    Ok(EventOutcomeRow {
+        event_id: r.try_get("event_id")?,
+        job_id: parse_job_id(r.try_get("job_id")?)?,
+        subscription_id: r.try_get("subscription_id")?,
+        outcome: r.try_get("outcome")?,
+        reason: r.try_get("reason")?,
+        at: from_ms(r.try_get("at")?)?,
+    })
 }

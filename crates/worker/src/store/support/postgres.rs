@@ -53,16 +53,5 @@ pub(super) async fn outcomes_of(
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(EventOutcomeRow {
-                event_id: r.try_get("event_id")?,
-                job_id: r.try_get("job_id")?,
-                subscription_id: r.try_get("subscription_id")?,
-                outcome: r.try_get("outcome")?,
-                reason: r.try_get("reason")?,
-                at: r.try_get("at")?,
-            })
-        })
-        .collect()
+    rows.iter().map(crate::store::postgres::decode_outcome).collect()
 }

@@ -4,7 +4,7 @@ use sqlx::{Row, SqlitePool};
 
 use super::SubscriptionLine;
 use crate::error::WorkerError;
-use crate::store::{EventOutcomeRow, from_ms, parse_job_id, parse_json};
+use crate::store::{EventOutcomeRow, from_ms, parse_json};
 
 pub(super) async fn user_of(pool: &SqlitePool, id: &str) -> Result<Option<String>, WorkerError> {
     let row = sqlx::query(
@@ -53,16 +53,5 @@ pub(super) async fn outcomes_of(
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(EventOutcomeRow {
-                event_id: r.try_get("event_id")?,
-                job_id: parse_job_id(r.try_get("job_id")?)?,
-                subscription_id: r.try_get("subscription_id")?,
-                outcome: r.try_get("outcome")?,
-                reason: r.try_get("reason")?,
-                at: from_ms(r.try_get("at")?)?,
-            })
-        })
-        .collect()
+    rows.iter().map(crate::store::sqlite::decode_outcome).collect()
 }
