@@ -130,12 +130,37 @@ pub(crate) async fn save_subscription(tx: &mut Tx, row: &SubscriptionWrite<'_>) 
     on_dialect!(tx.conn(), save_subscription(row))
 }
 
-/// Every subscription attributed to `user_id`, by subscription id.
-pub(crate) async fn user_subscriptions(
-    tx: &mut Tx,
-    user_id: &str,
-) -> Result<Vec<(String, serde_json::Value)>, WorkerError> {
-    on_dialect!(tx.conn(), user_subscriptions(user_id))
+/// What a user's entitlement is recomputed from, read in one statement inside the
+/// transaction (after [`lock_users`]): every subscription attributed to the user, by
+/// subscription id, and the stored entitlement with its version.
+#[derive(Debug, Default)]
+pub(crate) struct UserView {
+    /// `(subscription_id, state)`, by subscription id.
+    pub subscriptions: Vec<(String, serde_json::Value)>,
+    /// The stored entitlement, if any.
+    pub entitlement: Option<VersionedEntitlement>,
+}
+
+/// The user's subscriptions and stored entitlement ([`UserView`]): one round trip where
+/// two separate reads would take two.
+pub(crate) async fn user_view(tx: &mut Tx, user_id: &str) -> Result<UserView, WorkerError> {
+    on_dialect!(tx.conn(), user_view(user_id))
+}
+
+/// The `SELECT` of [`user_view`] for `dialect_columns` (the entitlement's columns) with
+/// the user id as parameter `param`: the user's entitlement (or nulls) joined to each of the
+/// user's subscriptions (or one row of nulls), subscription columns renamed so they do not
+/// clash with the entitlement's.
+fn user_view_sql(entitlement_columns: &str, param: &str) -> String {
+    let columns: Vec<String> = entitlement_columns.split(',').map(|c| format!("e.{}", c.trim())).collect();
+    format!(
+        "SELECT s.subscription_id AS view_subscription_id, s.state AS view_state, {} \
+         FROM (SELECT {param} AS user_id) u \
+         LEFT JOIN subsync_entitlements e ON e.user_id = u.user_id \
+         LEFT JOIN subsync_subscriptions s ON s.user_id = u.user_id \
+         ORDER BY s.subscription_id",
+        columns.join(", ")
+    )
 }
 
 /// Serializes entitlement writes per user across processes (PostgreSQL advisory locks, taken
@@ -151,11 +176,6 @@ pub(crate) async fn lock_users(tx: &mut Tx, users: &[&str]) -> Result<(), Worker
 /// a concurrent subscription sync names). A no-op on SQLite.
 pub(crate) async fn lock_customer(tx: &mut Tx, customer_id: &str) -> Result<(), WorkerError> {
     on_dialect!(tx.conn(), lock_customer(customer_id))
-}
-
-/// The stored entitlement of a user, with its version, inside the transaction.
-pub(crate) async fn entitlement_in(tx: &mut Tx, user_id: &str) -> Result<Option<VersionedEntitlement>, WorkerError> {
-    on_dialect!(tx.conn(), entitlement_in(user_id))
 }
 
 /// Inserts or replaces a user's entitlement and returns its `version` after the write: raised

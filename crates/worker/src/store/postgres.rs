@@ -2,13 +2,15 @@
 //! are locked first (`FOR UPDATE`, per-user advisory locks) so concurrent jobs of different
 //! subscriptions that share a user never lose each other's writes.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::{
     EventOutcomeRow, HistoryRow, HistoryWrite, OutcomeWrite, StoredEntitlement, StoredSummary, SubscriptionRow,
-    SubscriptionWrite, UnmappedPriceRow, UnmappedWrite, VersionedEntitlement, effect_name, unmapped_summary,
+    SubscriptionWrite, UnmappedPriceRow, UnmappedWrite, UserView, VersionedEntitlement, effect_name, unmapped_summary,
     user_features_sql, version_on_conflict,
 };
 use crate::error::WorkerError;
@@ -85,17 +87,20 @@ pub(super) async fn save_subscription(c: &mut PgConnection, w: &SubscriptionWrit
     Ok(())
 }
 
-pub(super) async fn user_subscriptions(
-    c: &mut PgConnection,
-    user_id: &str,
-) -> Result<Vec<(String, serde_json::Value)>, WorkerError> {
-    let rows = sqlx::query(
-        "SELECT subscription_id, state FROM subsync_subscriptions WHERE user_id = $1 ORDER BY subscription_id",
-    )
-    .bind(user_id)
-    .fetch_all(&mut *c)
-    .await?;
-    rows.iter().map(|r| Ok((r.try_get("subscription_id")?, r.try_get("state")?))).collect()
+static USER_VIEW: LazyLock<String> = LazyLock::new(|| super::user_view_sql(ENTITLEMENT_COLUMNS, "$1::text"));
+
+pub(super) async fn user_view(c: &mut PgConnection, user_id: &str) -> Result<UserView, WorkerError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(USER_VIEW.as_str())).bind(user_id).fetch_all(&mut *c).await?;
+    let mut view = UserView::default();
+    for (n, row) in rows.iter().enumerate() {
+        if n == 0 && row.try_get::<Option<String>, _>("user_id")?.is_some() {
+            view.entitlement = Some(decode_versioned(row)?);
+        }
+        if let Some(sub_id) = row.try_get::<Option<String>, _>("view_subscription_id")? {
+            view.subscriptions.push((sub_id, row.try_get("view_state")?));
+        }
+    }
+    Ok(view)
 }
 
 pub(super) async fn lock_users(c: &mut PgConnection, users: &[&str]) -> Result<(), WorkerError> {
@@ -116,15 +121,6 @@ pub(super) async fn lock_customer(c: &mut PgConnection, customer_id: &str) -> Re
         .execute(&mut *c)
         .await?;
     Ok(())
-}
-
-pub(super) async fn entitlement_in(
-    c: &mut PgConnection,
-    user_id: &str,
-) -> Result<Option<VersionedEntitlement>, WorkerError> {
-    let sql = format!("SELECT {ENTITLEMENT_COLUMNS} FROM subsync_entitlements WHERE user_id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_optional(&mut *c).await?;
-    row.as_ref().map(decode_versioned).transpose()
 }
 
 pub(super) async fn upsert_entitlement(c: &mut PgConnection, e: &StoredEntitlement) -> Result<i64, WorkerError> {

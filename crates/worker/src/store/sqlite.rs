@@ -2,14 +2,16 @@
 //! Write transactions hold SQLite's single write lock (`BEGIN IMMEDIATE`), so reads inside
 //! them need no row locks.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{
     EventOutcomeRow, HistoryRow, HistoryWrite, OutcomeWrite, StoredEntitlement, StoredSummary, SubscriptionRow,
-    SubscriptionWrite, UnmappedPriceRow, UnmappedWrite, VersionedEntitlement, effect_name, from_ms, from_ms_opt,
-    parse_job_id, parse_json, unmapped_summary, user_features_sql, version_on_conflict,
+    SubscriptionWrite, UnmappedPriceRow, UnmappedWrite, UserView, VersionedEntitlement, effect_name, from_ms,
+    from_ms_opt, parse_job_id, parse_json, unmapped_summary, user_features_sql, version_on_conflict,
 };
 use crate::error::WorkerError;
 
@@ -86,19 +88,20 @@ pub(super) async fn save_subscription(c: &mut SqliteConnection, w: &Subscription
     Ok(())
 }
 
-pub(super) async fn user_subscriptions(
-    c: &mut SqliteConnection,
-    user_id: &str,
-) -> Result<Vec<(String, serde_json::Value)>, WorkerError> {
-    let rows = sqlx::query(
-        "SELECT subscription_id, state FROM subsync_subscriptions WHERE user_id = ?1 ORDER BY subscription_id",
-    )
-    .bind(user_id)
-    .fetch_all(&mut *c)
-    .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("subscription_id")?, parse_json(r.try_get("state")?, "subscription state")?)))
-        .collect()
+static USER_VIEW: LazyLock<String> = LazyLock::new(|| super::user_view_sql(ENTITLEMENT_COLUMNS, "?1"));
+
+pub(super) async fn user_view(c: &mut SqliteConnection, user_id: &str) -> Result<UserView, WorkerError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(USER_VIEW.as_str())).bind(user_id).fetch_all(&mut *c).await?;
+    let mut view = UserView::default();
+    for (n, row) in rows.iter().enumerate() {
+        if n == 0 && row.try_get::<Option<String>, _>("user_id")?.is_some() {
+            view.entitlement = Some(decode_versioned(row)?);
+        }
+        if let Some(sub_id) = row.try_get::<Option<String>, _>("view_subscription_id")? {
+            view.subscriptions.push((sub_id, parse_json(row.try_get("view_state")?, "subscription state")?));
+        }
+    }
+    Ok(view)
 }
 
 pub(super) async fn lock_users(_c: &mut SqliteConnection, _users: &[&str]) -> Result<(), WorkerError> {
@@ -107,15 +110,6 @@ pub(super) async fn lock_users(_c: &mut SqliteConnection, _users: &[&str]) -> Re
 
 pub(super) async fn lock_customer(_c: &mut SqliteConnection, _customer_id: &str) -> Result<(), WorkerError> {
     Ok(())
-}
-
-pub(super) async fn entitlement_in(
-    c: &mut SqliteConnection,
-    user_id: &str,
-) -> Result<Option<VersionedEntitlement>, WorkerError> {
-    let sql = format!("SELECT {ENTITLEMENT_COLUMNS} FROM subsync_entitlements WHERE user_id = ?1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_optional(&mut *c).await?;
-    row.as_ref().map(decode_versioned).transpose()
 }
 
 pub(super) async fn upsert_entitlement(c: &mut SqliteConnection, e: &StoredEntitlement) -> Result<i64, WorkerError> {

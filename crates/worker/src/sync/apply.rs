@@ -6,11 +6,14 @@
 //! replaced by our app user id once the checkout link arrives), both the old and the new user
 //! are recomputed: the old row moves away (deleted when nothing is left).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use subsync_domain::{FeatureSummary, Input, Outcome, Snapshot, SubscriptionState, UnmappedPrice};
 use subsync_queue::{JobError, JobId, Tx};
 
+use super::fetched;
 use super::input::Decision;
 use super::refresh::{Cause, refresh_user};
 use super::{SyncContext, job_error};
@@ -120,6 +123,9 @@ pub(crate) async fn record_dead_unmapped(ctx: &SyncContext, event_id: &str, deci
     }
 }
 
+/// `conflict` is set (and the job fails before writing anything) when the event's snapshot
+/// conflicts with the stored state within one Stripe second and Stripe's API should settle
+/// it ([`fetched::needs_conflict_fetch`]); `None` once it has.
 pub(crate) async fn apply(
     tx: &mut Tx,
     ctx: &SyncContext,
@@ -127,6 +133,7 @@ pub(crate) async fn apply(
     event_id: &str,
     decision: &Decision,
     now: DateTime<Utc>,
+    conflict: Option<&AtomicBool>,
 ) -> Result<Report, JobError> {
     let at = Utc::now();
     let inputs = match decision {
@@ -150,6 +157,12 @@ pub(crate) async fn apply(
     let previous = store::lock_subscription(tx, sub_id).await.map_err(job_error)?;
     let state: Option<SubscriptionState> =
         previous.as_ref().map(|row| decode_state(sub_id, row.state.clone())).transpose()?;
+    if let Some(flag) = conflict
+        && fetched::needs_conflict_fetch(ctx, state.as_ref(), decision)
+    {
+        flag.store(true, Ordering::SeqCst);
+        return Err(JobError::retry(format!("{sub_id}: a same-second conflict, to be settled by Stripe's API first")));
+    }
     let outcome = subsync_domain::apply_all(state.as_ref(), inputs, ctx.tiers(), ctx.policy(), now.timestamp())
         .map_err(|e| JobError::permanent(format!("subscription {sub_id}: {e}")))?;
 

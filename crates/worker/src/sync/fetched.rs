@@ -17,7 +17,6 @@ use subsync_stripe::{CheckoutSession, Envelope, Expandable, StripeObject, Subscr
 use super::SyncContext;
 use super::input::{self, Decision};
 use crate::fetch::{FetchError, FetchedObject, RefetchMode};
-use crate::store;
 
 /// The inputs of a subscription Stripe's API returned at `date` (fetched at our
 /// `fetched_at`): its snapshot, and the links its expanded customer's metadata and its
@@ -72,10 +71,11 @@ fn now_nanos() -> i64 {
     Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
-/// Turns a decision that needs Stripe's answer into one that has it: thin events are
-/// fetched (skipped with a reason without an API key); a same-second conflict, or any
-/// snapshot in [`RefetchMode::Always`], gets the fetched subscription appended. A conflict
-/// whose fetch fails falls back to the rank rule (no worse than without a key) and says so.
+/// Turns a decision that needs Stripe's answer before the transaction into one that has
+/// it: thin events are fetched (skipped with a reason without an API key), and so is every
+/// snapshot in [`RefetchMode::Always`]. A same-second conflict is found only inside the
+/// transaction, where the stored state is read anyway ([`needs_conflict_fetch`]), and
+/// settled by [`fetch_beside`] before the job runs again.
 pub(crate) async fn resolve(ctx: &SyncContext, event_id: &str, decision: Decision) -> Result<Decision, JobError> {
     if let Decision::FetchThin { subscription_id } = &decision {
         let Some(fetcher) = ctx.fetcher() else {
@@ -87,29 +87,37 @@ pub(crate) async fn resolve(ctx: &SyncContext, event_id: &str, decision: Decisio
         let fetched = fetcher.subscription(subscription_id).await.map_err(|e| fetch_failed(subscription_id, e))?;
         return Ok(Decision::Apply(inputs_of(&fetched.object, fetched.date, now_nanos(), event_id, None)?));
     }
-    let Some(snapshot) = decision.event_snapshot() else { return Ok(decision) };
-    let sub_id = snapshot.subscription_id.clone();
-    let wanted = match ctx.refetch_mode() {
-        RefetchMode::Always => true,
-        RefetchMode::OnConflict => {
-            let stored = store::subscription(ctx.store(), &sub_id).await.map_err(super::job_error)?;
-            let state: Option<SubscriptionState> = stored
-                .map(|row| serde_json::from_value(row.state))
-                .transpose()
-                .map_err(|e| JobError::permanent(format!("stored state of {sub_id} does not decode: {e}")))?;
-            state.is_some_and(|s| s.same_second_conflict(snapshot))
-        }
-    };
-    if !wanted {
-        return Ok(decision);
+    if ctx.refetch_mode() == RefetchMode::Always && decision.event_snapshot().is_some() {
+        return fetch_beside(ctx, event_id, decision).await;
     }
-    let Some(fetcher) = ctx.fetcher() else {
+    Ok(decision)
+}
+
+/// Whether the event's snapshot conflicts, within one Stripe second, with the `stored`
+/// state, and Stripe's API can settle it (the job then rolls back, asks, and runs again).
+/// Without an API key the conflict is decided by the status rank, with a warning.
+pub(crate) fn needs_conflict_fetch(ctx: &SyncContext, stored: Option<&SubscriptionState>, decision: &Decision) -> bool {
+    let Some(snapshot) = decision.event_snapshot() else { return false };
+    if ctx.refetch_mode() != RefetchMode::OnConflict || !stored.is_some_and(|s| s.same_second_conflict(snapshot)) {
+        return false;
+    }
+    if ctx.fetcher().is_none() {
         tracing::warn!(
-            subscription_id = %sub_id,
+            subscription_id = %snapshot.subscription_id,
             "two different snapshots in one second: decided by the status rank, without Stripe (no API key)"
         );
-        return Ok(decision);
-    };
+        return false;
+    }
+    true
+}
+
+/// Appends the subscription as Stripe's API returns it now to the event's inputs: in
+/// [`RefetchMode::Always`], or to settle a same-second conflict [`needs_conflict_fetch`]
+/// found. A conflict whose fetch fails falls back to the rank rule (no worse than without a
+/// key) and says so.
+pub(crate) async fn fetch_beside(ctx: &SyncContext, event_id: &str, decision: Decision) -> Result<Decision, JobError> {
+    let (Some(fetcher), Some(snapshot)) = (ctx.fetcher(), decision.event_snapshot()) else { return Ok(decision) };
+    let sub_id = snapshot.subscription_id.clone();
     match fetcher.subscription(&sub_id).await {
         Ok(FetchedObject { object, date }) => {
             let Decision::Apply(mut inputs) = decision else { return Ok(decision) };

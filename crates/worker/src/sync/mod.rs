@@ -18,6 +18,7 @@ mod lapse;
 mod refresh;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use subsync_domain::{AccessPolicy, TierConfig};
@@ -254,33 +255,19 @@ async fn process(job: &Job, ctx: &SyncContext, args: &SyncJob) -> Result<(), Job
         tracing::Span::current().record("subscription_id", input.subscription_id());
     }
 
-    let now = ctx.now();
-    let report = Arc::new(std::sync::Mutex::new(None));
-    let apply_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let work: Work = {
-        let (ctx, job, decision) = (ctx.clone(), job.clone(), decision.clone());
-        let (event_id, report, apply_failed) = (event_id.to_owned(), Arc::clone(&report), Arc::clone(&apply_failed));
-        Box::new(move |tx| {
-            Box::pin(async move {
-                let done = apply::apply(tx, &ctx, job.id(), &event_id, &decision, now).await.inspect_err(|_| {
-                    apply_failed.store(true, std::sync::atomic::Ordering::SeqCst);
-                })?;
-                job.complete_in(tx).await?;
-                if let Some(observer) = &ctx.observer {
-                    observer.releasing(&job);
-                }
-                *report.lock().unwrap_or_else(|p| p.into_inner()) = Some(done);
-                Ok(())
-            })
-        })
-    };
-    if let Err(e) = ctx.committer.run(work).await {
-        if apply_failed.load(std::sync::atomic::Ordering::SeqCst) {
-            apply::record_dead_unmapped(ctx, event_id, &decision).await;
+    // A same-second conflict is found inside the transaction; it rolls back, Stripe's API
+    // is asked outside it, and the job's transaction runs once more with the answer.
+    let report = match commit(job, ctx, event_id, &decision, true).await {
+        Err(Attempt::Conflict) => {
+            let decision = fetched::fetch_beside(ctx, event_id, decision).await?;
+            commit(job, ctx, event_id, &decision, false).await
         }
-        return Err(e);
+        other => other,
     }
-    let report = report.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+    .map_err(|attempt| match attempt {
+        Attempt::Failed(e) => e,
+        Attempt::Conflict => JobError::retry("a same-second conflict came back after Stripe's answer".to_owned()),
+    })?;
 
     tracing::info!(
         event_type = %envelope.event_type,
@@ -292,6 +279,57 @@ async fn process(job: &Job, ctx: &SyncContext, args: &SyncJob) -> Result<(), Job
         tracing::info!(user_id = %change.user_id, from = %change.from, to = %change.to, "tier changed");
     }
     Ok(())
+}
+
+/// Why one run of a job's transaction did not commit.
+enum Attempt {
+    /// A same-second conflict that Stripe's API should settle first.
+    Conflict,
+    Failed(JobError),
+}
+
+/// Applies `decision` and completes the job in one transaction (alone or in a group commit);
+/// with `check_conflict`, stops at a same-second conflict Stripe's API should settle.
+async fn commit(
+    job: &Job,
+    ctx: &SyncContext,
+    event_id: &str,
+    decision: &input::Decision,
+    check_conflict: bool,
+) -> Result<apply::Report, Attempt> {
+    let now = ctx.now();
+    let report = Arc::new(std::sync::Mutex::new(None));
+    let apply_failed = Arc::new(AtomicBool::new(false));
+    let conflict = Arc::new(AtomicBool::new(false));
+    let work: Work = {
+        let (ctx, job, decision) = (ctx.clone(), job.clone(), decision.clone());
+        let (event_id, report) = (event_id.to_owned(), Arc::clone(&report));
+        let (apply_failed, conflict) = (Arc::clone(&apply_failed), Arc::clone(&conflict));
+        Box::new(move |tx| {
+            Box::pin(async move {
+                let conflict = check_conflict.then_some(conflict.as_ref());
+                let done = apply::apply(tx, &ctx, job.id(), &event_id, &decision, now, conflict)
+                    .await
+                    .inspect_err(|_| apply_failed.store(true, Ordering::SeqCst))?;
+                job.complete_in(tx).await?;
+                if let Some(observer) = &ctx.observer {
+                    observer.releasing(&job);
+                }
+                *report.lock().unwrap_or_else(|p| p.into_inner()) = Some(done);
+                Ok(())
+            })
+        })
+    };
+    if let Err(e) = ctx.committer.run(work).await {
+        if conflict.load(Ordering::SeqCst) {
+            return Err(Attempt::Conflict);
+        }
+        if apply_failed.load(Ordering::SeqCst) {
+            apply::record_dead_unmapped(ctx, event_id, decision).await;
+        }
+        return Err(Attempt::Failed(e));
+    }
+    Ok(report.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default())
 }
 
 /// Database trouble is worth retrying; a corrupt stored row is not.

@@ -84,7 +84,8 @@ pub(crate) async fn refresh_user(
     let tiers = ctx.tiers();
     let mut best: Option<(String, SubscriptionState, Entitlement)> = None;
     let mut addons: Vec<(String, Features)> = Vec::new();
-    for (sub_id, json) in store::user_subscriptions(tx, user_id).await.map_err(job_error)? {
+    let view = store::user_view(tx, user_id).await.map_err(job_error)?;
+    for (sub_id, json) in view.subscriptions {
         let state = decode_state(&sub_id, json)?;
         let ent = state
             .entitlement(tiers, ctx.policy(), now.timestamp())
@@ -113,7 +114,7 @@ pub(crate) async fn refresh_user(
     if let (Some((_, _, ent)), Some(grants)) = (best.as_mut(), &stripe_grants) {
         ent.features = ent.features.plus(grants, 1);
     }
-    let existing = store::entitlement_in(tx, user_id).await.map_err(job_error)?;
+    let existing = view.entitlement;
     let row = match best {
         None if stripe_grants.is_some() => {
             // Only Stripe's Entitlements speak for this user (no subscription of theirs is known).
