@@ -92,6 +92,26 @@ async fn gather<T>(rx: &mut mpsc::Receiver<T>, max_batch: usize, expect: usize, 
     Some(batch)
 }
 
+/// Attempts at a batch that keeps losing deadlocks or serialization races.
+const CONFLICT_ATTEMPTS: usize = 3;
+
+/// Stores `records` in one transaction, running it again at once when PostgreSQL rolled it
+/// back for a deadlock or a serialization failure with another writer (the worker's group
+/// commit holds queue-group rows until its commit): the database is fine, so the sender
+/// should not see a 503 for it.
+async fn store_conflicts_retried(store: &Store, records: &[&EventRecord]) -> Result<Vec<Stored>, QueueError> {
+    let mut attempt = 1;
+    loop {
+        match store_batch(store, records).await {
+            Err(e) if e.is_conflict() && attempt < CONFLICT_ATTEMPTS => {
+                tracing::debug!(error = %e, attempt, size = records.len(), "batch lost a lock race; storing it again");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 async fn run(store: Store, rx: Arc<Mutex<mpsc::Receiver<Submission>>>, batching: Batching, metrics: IntakeMetrics) {
     let mut expect = 1;
     loop {
@@ -103,7 +123,7 @@ async fn run(store: Store, rx: Arc<Mutex<mpsc::Receiver<Submission>>>, batching:
         expect = batch.len();
         metrics.batch_size.observe(batch.len() as f64);
         let records: Vec<&EventRecord> = batch.iter().map(|s| &s.record).collect();
-        match store_batch(&store, &records).await {
+        match store_conflicts_retried(&store, &records).await {
             Ok(results) => {
                 for (submission, result) in batch.into_iter().zip(results) {
                     let _ = submission.reply.send(Ok(result));
@@ -125,7 +145,7 @@ async fn run(store: Store, rx: Arc<Mutex<mpsc::Receiver<Submission>>>, batching:
                         let _ = submission.reply.send(Err(e.clone()));
                         continue;
                     }
-                    let result = store_batch(&store, &[&submission.record]).await.map_err(Arc::new);
+                    let result = store_conflicts_retried(&store, &[&submission.record]).await.map_err(Arc::new);
                     if let Err(e) = &result
                         && e.is_transient()
                     {

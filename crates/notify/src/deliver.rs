@@ -111,6 +111,7 @@ impl Deliverer {
             Ok(status) => {
                 match completing {
                     Some(job) => {
+                        let lock_key = job.group_key().to_owned();
                         let (job, seq) = (job.clone(), change.seq);
                         let work: Work = Box::new(move |tx| {
                             Box::pin(async move {
@@ -119,7 +120,7 @@ impl Deliverer {
                                 Ok(())
                             })
                         });
-                        self.committer.run(work).await?;
+                        self.committer.run(&lock_key, work).await?;
                     }
                     None => {
                         subsync_outbox::mark_delivered(&self.store, change.seq, now).await.map_err(outbox_error)?;

@@ -37,6 +37,18 @@ impl QueueError {
     pub fn is_transient(&self) -> bool {
         matches!(self, QueueError::Unavailable(_))
     }
+
+    /// True when the transaction lost a race with another (PostgreSQL deadlock `40P01` or
+    /// serialization failure `40001`) and was rolled back: running it again at once is the
+    /// documented answer; the database itself is fine.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            QueueError::Unavailable(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some("40P01" | "40001"))
+            }
+            _ => false,
+        }
+    }
 }
 
 impl From<sqlx::Error> for QueueError {

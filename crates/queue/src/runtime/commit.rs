@@ -15,11 +15,14 @@
 //! so a lone job never waits and batches grow with the load. `linger` 0 turns it off: each job
 //! commits alone, as before.
 //!
-//! Lock order across batches: a job takes its locks in a fixed order, but a batch holds every
-//! job's locks until its commit, so two batches can meet (for the sync worker: one user, two
-//! subscriptions) in opposite orders. PostgreSQL then aborts one statement with a deadlock
-//! error; that job alone rolls back to its savepoint (releasing its locks) and is retried
-//! with backoff, a clean retry.
+//! Lock order across batches: a batch holds every job's locks until its commit, so it runs
+//! its jobs in ascending *lock key* (the job's group): the queue-group rows its completions
+//! lock are then taken in the same order as the intake's batched enqueue takes them (by
+//! group), and the two wait for each other instead of deadlocking. Locks beyond those can
+//! still meet in opposite orders (for the sync worker: one user with two subscriptions in
+//! two batches). PostgreSQL then aborts one statement with a deadlock error; that job alone
+//! rolls back to its savepoint (releasing its locks) and is retried with backoff, a clean
+//! retry.
 //!
 //! The committers run as tasks started by [`Committer::start`], which the worker runner holds
 //! for as long as it runs: when the runner stops or is aborted, so are they (an abandoned
@@ -75,6 +78,7 @@ impl GroupCommit {
 }
 
 struct Request {
+    lock_key: String,
     work: Work,
     done: oneshot::Sender<Result<(), JobError>>,
 }
@@ -155,8 +159,9 @@ impl Committer {
     }
 
     /// Runs `work` in a transaction and commits it (alone, or with others while the
-    /// committers run); its result.
-    pub async fn run(&self, work: Work) -> Result<(), JobError> {
+    /// committers run); its result. `lock_key` orders the jobs of a batch: the job's group,
+    /// whose queue row its completion locks.
+    pub async fn run(&self, lock_key: &str, work: Work) -> Result<(), JobError> {
         let Some(g) = self.grouped.as_ref().filter(|g| g.started.load(Ordering::SeqCst)) else {
             let mut tx = self.store.begin().await?;
             work(&mut tx).await?;
@@ -165,7 +170,7 @@ impl Committer {
         };
         let (done, result) = oneshot::channel();
         g.sender
-            .send(Request { work, done })
+            .send(Request { lock_key: lock_key.to_owned(), work, done })
             .await
             .map_err(|_| JobError::retry("the committer has stopped".to_owned()))?;
         result.await.map_err(|_| JobError::retry("the committer stopped before committing the job".to_owned()))?
@@ -198,8 +203,9 @@ async fn committer(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Request>>>, 
     }
 }
 
-/// One transaction for the batch, a savepoint per job, one commit.
-async fn execute(store: &Store, batch: Vec<Request>) {
+/// One transaction for the batch, a savepoint per job in lock-key order, one commit.
+async fn execute(store: &Store, mut batch: Vec<Request>) {
+    batch.sort_by(|a, b| a.lock_key.cmp(&b.lock_key));
     let mut tx = match store.begin().await {
         Ok(tx) => tx,
         Err(e) => {

@@ -109,7 +109,7 @@ pub(super) async fn run(job: &Job, ctx: &SyncContext, lapse: &LapseJob) -> Resul
                 })
             })
         };
-        ctx.committer.run(work).await?;
+        ctx.committer.run(job.group_key(), work).await?;
         let change = change.lock().unwrap_or_else(|p| p.into_inner()).take();
         match change {
             Some(c) => tracing::info!(from = %c.from, to = %c.to, "grant lapsed"),

@@ -320,7 +320,7 @@ async fn commit(
             })
         })
     };
-    if let Err(e) = ctx.committer.run(work).await {
+    if let Err(e) = ctx.committer.run(job.group_key(), work).await {
         if conflict.load(Ordering::SeqCst) {
             return Err(Attempt::Conflict);
         }
