@@ -385,7 +385,7 @@ async fn database_unavailable_means_503_and_nothing_lost(b: Backend) {
             let warm = subscription_event("evt_warm", "sub_warm");
             let (status, _) = post(&client, &server.base, Some(&sign(SECRET, now(), &warm)), warm).await;
             assert_eq!(status, 200);
-            proxy.cut();
+            proxy.cut().await;
             for _ in 0..3 {
                 let (status, json) = post(&client, &server.base, Some(&sign(SECRET, now(), &body)), body.clone()).await;
                 assert_eq!(status, 503, "{json}");

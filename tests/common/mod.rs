@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -170,6 +170,17 @@ pub struct Proxy {
     pub addr: SocketAddr,
     open: Arc<AtomicBool>,
     generation: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Connections being pumped right now.
+    live: Arc<AtomicUsize>,
+}
+
+/// Counts a pumped connection until both its sockets are dropped.
+struct Live(Arc<AtomicUsize>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Proxy {
@@ -178,17 +189,23 @@ impl Proxy {
         let addr = listener.local_addr().expect("addr");
         let open = Arc::new(AtomicBool::new(true));
         let generation = Arc::new(tokio::sync::watch::Sender::new(0u64));
-        let (target, open2, gen2) = (target.to_string(), open.clone(), generation.clone());
+        let live = Arc::new(AtomicUsize::new(0));
+        let (target, open2, gen2, live2) = (target.to_string(), open.clone(), generation.clone(), live.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else { return };
+                // Subscribe before looking at `open`: a cut either shows here as closed or
+                // bumps the generation this subscription then sees.
+                let mut cut = gen2.subscribe();
                 if !open2.load(Ordering::SeqCst) {
                     let _ = inbound.shutdown().await;
                     continue;
                 }
+                live2.fetch_add(1, Ordering::SeqCst);
+                let pumping = Live(live2.clone());
                 let target = target.clone();
-                let mut cut = gen2.subscribe();
                 tokio::spawn(async move {
+                    let _pumping = pumping;
                     let Ok(mut outbound) = TcpStream::connect(&target).await else { return };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
@@ -197,13 +214,19 @@ impl Proxy {
                 });
             }
         });
-        Self { addr, open, generation }
+        Self { addr, open, generation, live }
     }
 
-    /// Drops every connection and refuses new ones.
-    pub fn cut(&self) {
+    /// Drops every connection and refuses new ones; returns once every connection is closed,
+    /// so nothing sent after it reaches the target.
+    pub async fn cut(&self) {
         self.open.store(false, Ordering::SeqCst);
         self.generation.send_modify(|g| *g += 1);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.live.load(Ordering::SeqCst) > 0 {
+            assert!(tokio::time::Instant::now() < deadline, "proxied connections did not close after a cut");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Accepts connections again.

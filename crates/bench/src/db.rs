@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use subsync_queue::testing::{TestDb, TestDbOptions};
-use subsync_queue::{QueueConfig, Store, StoreOptions};
+use subsync_queue::{Dialect, QueueConfig, Store, StoreOptions};
 
 /// A database that exists for one benchmark.
 pub struct BenchDb {
@@ -24,7 +24,21 @@ impl BenchDb {
         Ok(Self { label: "PostgreSQL", store: db.store.clone(), db })
     }
 
+    /// Closes the pool, then drops the scratch database. A stage's tasks (a stopped worker's
+    /// wake-up listener, say) can outlive it holding a clone of the store, and with it up to
+    /// a pool's worth of idle connections: over a report's many stages that ran the server
+    /// out of connections (`too many clients already`), and a later stage's intake out of
+    /// any (503).
     pub async fn close(self) {
+        let closing = async {
+            match self.store.pool() {
+                Dialect::Sqlite(pool) => pool.close().await,
+                Dialect::Postgres(pool) => pool.close().await,
+            }
+        };
+        if tokio::time::timeout(std::time::Duration::from_secs(10), closing).await.is_err() {
+            eprintln!("[{}] a connection was still in use 10 s after the stage ended", self.label);
+        }
         self.db.close().await;
     }
 }

@@ -16,7 +16,7 @@ use subsync_stripe::signature::{Secret, Secrets, sign};
 use subsync_worker::{GroupCommit, SyncContext, SyncObserver, WorkerConfig};
 
 use crate::db::{Backends, BenchDb};
-use crate::load::event_body;
+use crate::payload::Payload;
 use crate::stats::{per_sec, percentile_ms};
 
 const SECRET: &str = "whsec_bench_e2e";
@@ -77,8 +77,8 @@ fn checkout(event: &str, sub: &str, user: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn created(event: &str, sub: &str) -> Vec<u8> {
-    let body = event_body(event, sub);
+fn created(payload: Payload, event: &str, sub: &str) -> Vec<u8> {
+    let body = payload.body(event, sub);
     String::from_utf8_lossy(&body)
         .replace("customer.subscription.updated", "customer.subscription.created")
         .into_bytes()
@@ -98,18 +98,23 @@ pub struct Args {
     /// Race pairs.
     #[arg(long, default_value_t = 100)]
     pairs: u64,
+    /// Event bodies to measure, one row each per linger.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "realistic")]
+    payload: Vec<Payload>,
 }
 
 /// One row per backend and linger, alternating lingers so drift hits them alike.
 pub async fn run(args: Args) -> Result<()> {
     let mut rows = Vec::new();
     for backend in args.backends.chosen()? {
-        for &linger in &args.linger_ms {
-            let db = BenchDb::open(backend.as_deref(), subsync_queue::QueueConfig::default()).await?;
-            let group = GroupCommit { linger: Duration::from_millis(linger), ..GroupCommit::default() };
-            let f = measure(&db, args.pairs, args.events, 16, group).await?;
-            rows.push((db.label, linger, f));
-            db.close().await;
+        for &payload in &args.payload {
+            for &linger in &args.linger_ms {
+                let db = BenchDb::open(backend.as_deref(), subsync_queue::QueueConfig::default()).await?;
+                let group = GroupCommit { linger: Duration::from_millis(linger), ..GroupCommit::default() };
+                let f = measure(&db, args.pairs, args.events, 16, group, payload).await?;
+                rows.push((db.label, payload, linger, f));
+                db.close().await;
+            }
         }
     }
     println!();
@@ -119,13 +124,17 @@ pub async fn run(args: Args) -> Result<()> {
     );
     println!();
     println!(
-        "| backend | worker commit linger (ms) | drain (events/s) | × linger 0 | webhook → entitlement p50 / p99 (ms) | race pair p50 / p99 (ms) |"
+        "| backend | payload | worker commit linger (ms) | drain (events/s) | × linger 0 | webhook → entitlement p50 / p99 (ms) | race pair p50 / p99 (ms) |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (label, linger, f) in &rows {
-        let base = rows.iter().find(|(l, g, _)| l == label && *g == 0).map_or(f.drain, |(_, _, b)| b.drain);
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for (label, payload, linger, f) in &rows {
+        let base = rows
+            .iter()
+            .find(|(l, p, g, _)| l == label && p == payload && *g == 0)
+            .map_or(f.drain, |(_, _, _, b)| b.drain);
         println!(
-            "| {label} | {linger} | {:.0} | ×{:.2} | {:.1} / {:.1} | {:.1} / {:.1} |",
+            "| {label} | {} | {linger} | {:.0} | ×{:.2} | {:.1} / {:.1} | {:.1} / {:.1} |",
+            payload.label(),
             f.drain,
             f.drain / base,
             f.effect_p50,
@@ -137,9 +146,17 @@ pub async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Runs both measurements on `db`, the worker committing per `group`.
-pub async fn measure(db: &BenchDb, pairs: u64, events: u64, concurrency: usize, group: GroupCommit) -> Result<Figures> {
-    eprintln!("[{}] end to end (worker commit linger {:?})…", db.label, group.linger);
+/// Runs both measurements on `db`, the worker committing per `group`, the subscription
+/// events carrying `payload`.
+pub async fn measure(
+    db: &BenchDb,
+    pairs: u64,
+    events: u64,
+    concurrency: usize,
+    group: GroupCommit,
+    payload: Payload,
+) -> Result<Figures> {
+    eprintln!("[{}] end to end ({} body, worker commit linger {:?})…", db.label, payload.label(), group.linger);
     // The intake as `subsync intake` runs it (default configuration).
     let config = IntakeConfig::new(Secrets::parse(SECRET)?);
     let state = IntakeState::new(db.store.clone(), config, Arc::new(subsync_metrics::Registry::new()))?;
@@ -170,7 +187,8 @@ pub async fn measure(db: &BenchDb, pairs: u64, events: u64, concurrency: usize, 
         async move {
             let response = request.send().await?;
             if !response.status().is_success() {
-                bail!("intake answered {}", response.status());
+                let status = response.status();
+                bail!("intake answered {status}: {}", response.text().await.unwrap_or_default());
             }
             Ok::<(), anyhow::Error>(())
         }
@@ -184,7 +202,7 @@ pub async fn measure(db: &BenchDb, pairs: u64, events: u64, concurrency: usize, 
             let (sub, user) = (format!("sub_pair_{run}_{i}"), format!("user_pair_{i}"));
             let (a, c) = (format!("evt_pair_a_{run}_{i}"), format!("evt_pair_c_{run}_{i}"));
             let t0 = Instant::now();
-            let (ra, rc) = tokio::join!(post(checkout(&a, &sub, &user)), post(created(&c, &sub)));
+            let (ra, rc) = tokio::join!(post(checkout(&a, &sub, &user)), post(created(payload, &c, &sub)));
             ra?;
             rc?;
             waits.push((t0, vec![a, c]));
@@ -211,7 +229,7 @@ pub async fn measure(db: &BenchDb, pairs: u64, events: u64, concurrency: usize, 
                     return Ok::<(), anyhow::Error>(());
                 }
                 let id = format!("evt_e2e_{run}_{i}");
-                let body = event_body(&id, &format!("sub_e2e_{run}_{}", i % 2000));
+                let body = payload.body(&id, &format!("sub_e2e_{run}_{}", i % 2000));
                 let t0 = Instant::now();
                 let response = client
                     .post(&url)
@@ -221,7 +239,8 @@ pub async fn measure(db: &BenchDb, pairs: u64, events: u64, concurrency: usize, 
                     .send()
                     .await?;
                 if !response.status().is_success() {
-                    bail!("intake answered {}", response.status());
+                    let status = response.status();
+                    bail!("intake answered {status}: {}", response.text().await.unwrap_or_default());
                 }
                 if let Ok(mut s) = sent.lock() {
                     s.push((id, t0));

@@ -20,7 +20,7 @@ use subsync_stripe::signature::{Secret, sign};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::load::event_body;
+use crate::payload::Payload;
 use crate::stats::percentile_ms;
 
 const SECRET: &str = "whsec_bench_flood";
@@ -117,7 +117,7 @@ pub async fn run(args: Args) -> Result<()> {
     let started = Instant::now();
     let (mut webhooks, mut peak_rss, mut sent) = (Vec::new(), idle_rss, 0usize);
     while started.elapsed() < Duration::from_secs(args.seconds) {
-        let body = event_body(&format!("evt_flood_{sent}"), &format!("sub_flood_{sent}"));
+        let body = Payload::Realistic.body(&format!("evt_flood_{sent}"), &format!("sub_flood_{sent}"));
         let signature = sign(&secret, chrono::Utc::now().timestamp(), &body);
         let client = client.clone();
         webhooks.push(tokio::spawn(async move {
@@ -151,7 +151,7 @@ pub async fn run(args: Args) -> Result<()> {
     let metrics = client.get(format!("http://127.0.0.1:{port}/metrics")).send().await?.text().await?;
     let mut after_ok = 0;
     for i in 0..200 {
-        let body = event_body(&format!("evt_after_{i}"), &format!("sub_after_{i}"));
+        let body = Payload::Realistic.body(&format!("evt_after_{i}"), &format!("sub_after_{i}"));
         let signature = sign(&secret, chrono::Utc::now().timestamp(), &body);
         let response = client
             .post(format!("http://127.0.0.1:{port}/webhooks/stripe"))

@@ -19,6 +19,7 @@ use subsync_stripe::signature::Secrets;
 
 use crate::db::{Backends, BenchDb};
 use crate::load;
+use crate::payload::Payload;
 use crate::queue::raw_ceiling;
 use crate::stats::{per_sec, percentile_ms};
 
@@ -41,6 +42,9 @@ pub struct Args {
     /// Longest a committer waits to fill a batch, in microseconds; the intake's default.
     #[arg(long, default_value_t = subsync_intake::DEFAULT_COMMIT_LINGER.as_micros() as u64)]
     commit_linger_us: u64,
+    /// Event bodies to measure, one row each (the ceiling stores the same body).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "realistic,small")]
+    payload: Vec<Payload>,
 }
 
 impl Args {
@@ -53,10 +57,13 @@ impl Args {
 pub async fn run(args: Args) -> Result<()> {
     let mut rows = Vec::new();
     for backend in args.backends.chosen()? {
-        let db = BenchDb::open(backend.as_deref(), QueueConfig::default()).await?;
-        let ceiling = raw_ceiling(&db.store, args.concurrency, args.requests).await?;
-        rows.push(measure(&db, args.requests, args.concurrency, args.batching()).await?.row(ceiling));
-        db.close().await;
+        for &payload in &args.payload {
+            let db = BenchDb::open(backend.as_deref(), QueueConfig::default()).await?;
+            let ceiling = raw_ceiling(&db.store, args.concurrency, args.requests, Some(payload)).await?;
+            let figures = measure(&db, args.requests, args.concurrency, args.batching(), payload).await?;
+            rows.push(figures.row(ceiling));
+            db.close().await;
+        }
     }
     println!();
     println!(
@@ -65,9 +72,9 @@ pub async fn run(args: Args) -> Result<()> {
     );
     println!();
     println!(
-        "| backend | raw insert ceiling (rows/s) | same writes without HTTP (events/s) | intake (webhooks/s) | vs ceiling | vs without HTTP | p50 (ms) | p99 (ms) | events per commit | non-2xx | errors |"
+        "| backend | payload | raw insert ceiling, same payload (rows/s) | same writes without HTTP (events/s) | intake (webhooks/s) | vs ceiling | vs without HTTP | p50 (ms) | p99 (ms) | events per commit | non-2xx | errors |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!("{r}");
     }
@@ -77,6 +84,8 @@ pub async fn run(args: Args) -> Result<()> {
 /// Intake figures on one backend.
 pub struct Figures {
     pub label: &'static str,
+    /// The event body sent.
+    pub payload: Payload,
     /// The intake's storage path alone: the same events through the same group commit,
     /// submitted by `concurrency` tasks in process (no HTTP, no signature, no parsing).
     pub storage_rate: f64,
@@ -93,8 +102,9 @@ impl Figures {
     /// A markdown row beside `ceiling`.
     pub fn row(&self, ceiling: f64) -> String {
         format!(
-            "| {} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} |",
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} |",
             self.label,
+            self.payload.label(),
             ceiling,
             self.storage_rate,
             self.rate,
@@ -110,9 +120,15 @@ impl Figures {
 }
 
 /// Sends `requests` signed webhooks with `concurrency` senders to an in-process intake on `db`.
-pub async fn measure(db: &BenchDb, requests: u64, concurrency: usize, batching: Batching) -> Result<Figures> {
-    eprintln!("[{}] intake storage path without HTTP…", db.label);
-    let storage_rate = storage_path(db, requests, concurrency, batching).await?;
+pub async fn measure(
+    db: &BenchDb,
+    requests: u64,
+    concurrency: usize,
+    batching: Batching,
+    payload: Payload,
+) -> Result<Figures> {
+    eprintln!("[{}] intake storage path without HTTP ({} body)…", db.label, payload.label());
+    let storage_rate = storage_path(db, requests, concurrency, batching, payload).await?;
     eprintln!("[{}] intake…", db.label);
     let mut config = IntakeConfig::new(Secrets::parse(SECRET)?);
     config.batching = batching;
@@ -128,11 +144,13 @@ pub async fn measure(db: &BenchDb, requests: u64, concurrency: usize, batching: 
         concurrency,
         max_seconds: 300,
         duplicate_percent: 0,
+        payload,
     })
     .await?;
     server.abort();
     Ok(Figures {
         label: db.label,
+        payload,
         storage_rate,
         rate: per_sec(report.ok, report.elapsed),
         per_commit: batch_size.sum() / batch_size.count().max(1) as f64,
@@ -146,7 +164,13 @@ pub async fn measure(db: &BenchDb, requests: u64, concurrency: usize, batching: 
 /// Events/s through the intake's group commit alone: `concurrency` tasks submit the load
 /// generator's events (same size, same subscriptions) straight to a [`Committer`] set up as
 /// the intake sets it up, each waiting for its commit like a request does.
-async fn storage_path(db: &BenchDb, requests: u64, concurrency: usize, batching: Batching) -> Result<f64> {
+async fn storage_path(
+    db: &BenchDb,
+    requests: u64,
+    concurrency: usize,
+    batching: Batching,
+    payload: Payload,
+) -> Result<f64> {
     let metrics = IntakeMetrics::register(&subsync_metrics::Registry::new())?;
     let committer = Committer::start(db.store.clone(), batching, metrics);
     let next = Arc::new(AtomicU64::new(0));
@@ -162,7 +186,7 @@ async fn storage_path(db: &BenchDb, requests: u64, concurrency: usize, batching:
                     return Ok::<_, anyhow::Error>(());
                 }
                 let (event_id, subscription) = (format!("evt_direct_{run}_{n}"), format!("sub_load_{}", n % 2000));
-                let payload = String::from_utf8(load::event_body(&event_id, &subscription))?;
+                let body = String::from_utf8(payload.body(&event_id, &subscription))?;
                 let record = EventRecord {
                     event_id,
                     event_type: "customer.subscription.updated".into(),
@@ -172,7 +196,7 @@ async fn storage_path(db: &BenchDb, requests: u64, concurrency: usize, batching:
                     object_kind: "event",
                     group_key: subscription,
                     disposition: Disposition::Handled,
-                    payload,
+                    payload: body,
                 };
                 let stored = committer.submit(record).await.map_err(|e| anyhow::anyhow!("{e}"))?;
                 if stored.duplicate {

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use subsync_stripe::signature::{Secret, sign};
 
+use crate::payload::Payload;
+
 /// Options of `subsync-bench load`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -29,6 +31,9 @@ pub struct Args {
     /// Share of requests that repeat an earlier event, in percent.
     #[arg(long, default_value_t = 0)]
     pub duplicate_percent: u64,
+    /// Event body: the whole subscription as Stripe sends it, or only the fields read.
+    #[arg(long, value_enum, default_value_t = Payload::Realistic)]
+    pub payload: Payload,
 }
 
 /// What a load run saw.
@@ -52,16 +57,6 @@ pub fn check_loopback(url: &str) -> Result<()> {
         bail!("refusing to send load to `{url}`: only loopback targets (127.0.0.1, localhost, [::1]) are allowed");
     }
     Ok(())
-}
-
-/// A Stripe-shaped `customer.subscription.updated` event.
-pub fn event_body(event_id: &str, subscription: &str) -> Vec<u8> {
-    let now = chrono::Utc::now().timestamp();
-    format!(
-        r#"{{"id":"{event_id}","object":"event","api_version":"2025-03-31.basil","created":{now},"livemode":false,"type":"customer.subscription.updated","data":{{"object":{{"id":"{subscription}","object":"subscription","customer":"cus_{subscription}","status":"active","cancel_at_period_end":false,"metadata":{{}},"items":{{"object":"list","data":[{{"id":"si_load","object":"subscription_item","current_period_end":{end},"price":{{"id":"price_basic","object":"price","lookup_key":"basic_monthly"}}}}]}}}}}},"pending_webhooks":1,"request":{{"id":null,"idempotency_key":null}}}}"#,
-        end = now + 30 * 86400
-    )
-    .into_bytes()
 }
 
 /// Sends the load and reports.
@@ -94,7 +89,7 @@ pub async fn run_load(args: &Args) -> Result<Report> {
                 } else {
                     i
                 };
-                let body = event_body(&format!("evt_{run}_{n}"), &format!("sub_load_{}", n % 2000));
+                let body = args.payload.body(&format!("evt_{run}_{n}"), &format!("sub_load_{}", n % 2000));
                 let header = sign(&secret, chrono::Utc::now().timestamp(), &body);
                 let t0 = Instant::now();
                 let result = client

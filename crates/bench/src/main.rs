@@ -7,17 +7,19 @@
 //! cargo run --release -p subsync-bench -- intake --postgres postgres://postgres@127.0.0.1:5432/test
 //! cargo run --release -p subsync-bench -- read   --postgres postgres://postgres@127.0.0.1:5432/test
 //! cargo run --release -p subsync-bench -- notify --postgres postgres://postgres@127.0.0.1:5432/test
-//! cargo run --release -p subsync-bench -- report    # everything, both backends, < 5 min
+//! cargo run --release -p subsync-bench -- report --peers graphile-worker,pg-boss   # everything, both backends
+//! RUST_LOG=subsync_intake=warn cargo run --release -p subsync-bench -- e2e   # with the intake's warnings
 //! cargo build --release -p subsync-cli && cargo run --release -p subsync-bench -- flood
 //! ```
 
 mod db;
 mod e2e;
 mod flood;
-mod graphile;
 mod intake;
 mod load;
 mod notify;
+mod payload;
+mod peers;
 mod queue;
 mod read;
 mod report;
@@ -49,7 +51,7 @@ enum Command {
     /// Webhook in → application notified: p50/p99 from the intake's 2xx to the notification,
     /// one at a time and under load.
     Notify(notify::Args),
-    /// Every figure on SQLite and PostgreSQL in one run, written to docs/benchmarks.md (< 5 min).
+    /// Every figure on SQLite and PostgreSQL in one run, written to docs/benchmarks.md.
     Report(report::Args),
     /// Send signed webhook load to a running intake on this machine (loopback only, bounded).
     Load(load::Args),
@@ -60,6 +62,14 @@ enum Command {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<()> {
+    // The in-process intake and worker log through `tracing`: silent unless asked, so a
+    // failing run can say why (`RUST_LOG=subsync_intake=warn,subsync_worker=warn`).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match Cli::parse().command {
         Command::Queue(args) => queue::run(args).await,
         Command::Intake(args) => intake::run(args).await,

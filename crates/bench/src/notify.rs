@@ -19,7 +19,7 @@ use subsync_stripe::signature::{Secret, Secrets, sign};
 use subsync_worker::{SyncContext, WorkerConfig};
 
 use crate::db::{Backends, BenchDb};
-use crate::load::event_body;
+use crate::payload::Payload;
 use crate::stats::percentile_ms;
 
 const STRIPE_SECRET: &str = "whsec_bench_notify";
@@ -216,7 +216,7 @@ pub async fn measure(db: &BenchDb, args: &Args) -> Result<Figures> {
 
 /// Sends one signed webhook; the instant its 2xx arrived.
 async fn send(client: &reqwest::Client, url: &str, secret: &Secret, event: &str, sub: &str) -> Result<Instant> {
-    let body = event_body(event, sub);
+    let body = Payload::Realistic.body(event, sub);
     let response = client
         .post(url)
         .header("content-type", "application/json")

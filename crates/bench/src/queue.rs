@@ -5,7 +5,7 @@
 //!    each job a small upsert committed together with its completion, with a no-overlap check.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,10 +13,14 @@ use anyhow::{Result, bail};
 use apalis::layers::WorkerBuilderExt;
 use apalis_core::worker::builder::WorkerBuilder;
 use serde_json::json;
-use subsync_queue::{Conn, Dialect, Job, JobError, NewJob, QueueBackend, QueueConfig, Store, WorkerOptions};
+use subsync_queue::{
+    Committer, Conn, Dialect, GroupCommit, Job, JobError, NewJob, QueueBackend, QueueConfig, Store, Tx, Work,
+    WorkerOptions,
+};
 use tokio::sync::Notify;
 
 use crate::db::{Backends, BenchDb};
+use crate::payload::Payload;
 use crate::stats::{per_sec, percentile_ms};
 
 const QUEUE: &str = "bench";
@@ -47,7 +51,11 @@ pub struct Figures {
     pub enqueue: f64,
     pub enqueue_p50: f64,
     pub enqueue_p99: f64,
+    /// Each job's effect and completion committed alone.
     pub drain: f64,
+    /// The same, several jobs per commit, each in its own savepoint (`subsync_queue::Committer`
+    /// with [`GroupCommit::ON`]): still exactly once.
+    pub drain_grouped: f64,
     pub overlaps: u64,
 }
 
@@ -83,12 +91,12 @@ pub async fn run(args: Args) -> Result<()> {
     );
     println!();
     println!(
-        "| backend | raw insert ceiling (rows/s) | enqueue (calls/s) | vs ceiling | enqueue p50 / p99 (ms) | drain (jobs/s) | vs ceiling | overlaps |"
+        "| backend | raw insert ceiling (rows/s) | enqueue (calls/s) | vs ceiling | enqueue p50 / p99 (ms) | drain (jobs/s) | vs ceiling | drain, group commit (jobs/s) | vs ceiling | overlaps |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for f in &results {
         println!(
-            "| {} | {:.0} | {:.0} | {:.2} | {:.2} / {:.2} | {:.0} | {:.2} | {} |",
+            "| {} | {:.0} | {:.0} | {:.2} | {:.2} / {:.2} | {:.0} | {:.2} | {:.0} | {:.2} | {} |",
             f.label,
             f.ceiling,
             f.enqueue,
@@ -97,6 +105,8 @@ pub async fn run(args: Args) -> Result<()> {
             f.enqueue_p99,
             f.drain,
             f.drain / f.ceiling,
+            f.drain_grouped,
+            f.drain_grouped / f.ceiling,
             f.overlaps
         );
     }
@@ -106,30 +116,38 @@ pub async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Runs the three measurements on `db`.
+/// Runs the measurements on `db`: ceiling, enqueue, and the drain with one commit per job
+/// and with group commit (each over a fresh enqueue of the workload).
 pub async fn measure(db: &BenchDb, w: Workload) -> Result<Figures> {
     eprintln!("[{}] raw insert ceiling…", db.label);
-    let ceiling = raw_ceiling(&db.store, w.concurrency, w.jobs).await?;
+    let ceiling = raw_ceiling(&db.store, w.concurrency, w.jobs, None).await?;
     eprintln!("[{}] enqueue…", db.label);
-    let (enqueue, mut latencies) = enqueue(&db.store, w).await?;
+    let (enqueue_rate, mut latencies) = enqueue(&db.store, w, "first").await?;
     latencies.sort();
     eprintln!("[{}] drain…", db.label);
-    let (drain, overlaps) = drain(&db.store, w).await?;
+    let (drain_rate, overlaps) = drain(&db.store, w, GroupCommit::default()).await?;
+    enqueue(&db.store, w, "second").await?;
+    eprintln!("[{}] drain with group commit…", db.label);
+    let (drain_grouped, overlaps_grouped) = drain(&db.store, w, GroupCommit::ON).await?;
     Ok(Figures {
         label: db.label,
         ceiling,
-        enqueue,
+        enqueue: enqueue_rate,
         enqueue_p50: percentile_ms(&latencies, 50.0),
         enqueue_p99: percentile_ms(&latencies, 99.0),
-        drain,
-        overlaps,
+        drain: drain_rate,
+        drain_grouped,
+        overlaps: overlaps + overlaps_grouped,
     })
 }
 
 /// One committed `INSERT … ON CONFLICT DO NOTHING` per row, `clients` at once (autocommit on
 /// PostgreSQL; on SQLite a write transaction behind the same in-process writer lock the queue uses).
-pub async fn raw_ceiling(store: &Store, clients: usize, rows: u64) -> Result<f64> {
-    exec(store, "CREATE TABLE IF NOT EXISTS bench_ceiling (k TEXT PRIMARY KEY)").await?;
+/// With a `payload`, each row also stores that event body (the same-payload ceiling of the
+/// webhook path); without, only the key (the queue's ceiling).
+pub async fn raw_ceiling(store: &Store, clients: usize, rows: u64, payload: Option<Payload>) -> Result<f64> {
+    exec(store, "DROP TABLE IF EXISTS bench_ceiling").await?;
+    exec(store, "CREATE TABLE bench_ceiling (k TEXT PRIMARY KEY, body TEXT)").await?;
     exec(store, "DELETE FROM bench_ceiling").await?;
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -143,9 +161,12 @@ pub async fn raw_ceiling(store: &Store, clients: usize, rows: u64) -> Result<f64
                     return Ok::<(), anyhow::Error>(());
                 }
                 let key = format!("evt_{i}");
+                let body =
+                    payload.map(|p| String::from_utf8_lossy(&p.body(&key, &format!("sub_{}", i % 2000))).into_owned());
                 if let Dialect::Postgres(pool) = store.pool() {
-                    sqlx::query("INSERT INTO bench_ceiling (k) VALUES ($1) ON CONFLICT DO NOTHING")
+                    sqlx::query("INSERT INTO bench_ceiling (k, body) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                         .bind(key)
+                        .bind(body)
                         .execute(pool)
                         .await?;
                 } else {
@@ -153,8 +174,9 @@ pub async fn raw_ceiling(store: &Store, clients: usize, rows: u64) -> Result<f64
                     // instead of spinning in the busy handler.
                     let mut tx = store.begin().await?;
                     if let Conn::Sqlite(c) = tx.conn() {
-                        sqlx::query("INSERT INTO bench_ceiling (k) VALUES (?1) ON CONFLICT DO NOTHING")
+                        sqlx::query("INSERT INTO bench_ceiling (k, body) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
                             .bind(key)
+                            .bind(body)
                             .execute(c)
                             .await?;
                     }
@@ -183,8 +205,9 @@ async fn exec(store: &Store, sql: &'static str) -> Result<()> {
     Ok(())
 }
 
-/// Producers enqueue every job once, plus duplicates of random earlier keys.
-async fn enqueue(store: &Store, args: Workload) -> Result<(f64, Vec<Duration>)> {
+/// Producers enqueue every job once, plus duplicates of random earlier keys; `round` makes
+/// the keys distinct from an earlier round's.
+async fn enqueue(store: &Store, args: Workload, round: &'static str) -> Result<(f64, Vec<Duration>)> {
     let duplicates = args.jobs * args.duplicate_percent / (100 - args.duplicate_percent);
     let mut keys: Vec<u64> = (0..args.jobs).collect();
     keys.extend((0..duplicates).map(|_| fastrand::u64(0..args.jobs)));
@@ -204,7 +227,7 @@ async fn enqueue(store: &Store, args: Workload) -> Result<(f64, Vec<Duration>)> 
                 let Some(&k) = keys.get(i) else { return Ok::<_, anyhow::Error>(latencies) };
                 let group = format!("sub_{}", k % groups);
                 let job = NewJob::new(QUEUE, json!({ "group": group, "n": k }))
-                    .with_unique_key(format!("evt_{k}"))
+                    .with_unique_key(format!("evt_{round}_{k}"))
                     .with_group(group);
                 let t0 = Instant::now();
                 store.enqueue_one(job).await?;
@@ -219,27 +242,50 @@ async fn enqueue(store: &Store, args: Workload) -> Result<(f64, Vec<Duration>)> 
     Ok((per_sec(calls, start.elapsed()), latencies))
 }
 
-/// Drains every job with one worker, `concurrency` slots; returns jobs/s and overlaps seen.
-async fn drain(store: &Store, args: Workload) -> Result<(f64, u64)> {
+/// Drains every job with one worker, `concurrency` slots, committing through a
+/// [`Committer`] per `group`; returns jobs/s and overlaps seen.
+async fn drain(store: &Store, args: Workload, group: GroupCommit) -> Result<(f64, u64)> {
+    exec(store, "DROP TABLE IF EXISTS bench_effects").await?;
     exec(store, "CREATE TABLE bench_effects (group_key TEXT PRIMARY KEY, n BIGINT NOT NULL)").await?;
     let active: Arc<Mutex<HashSet<String>>> = Arc::default();
     let overlaps = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let finished = Arc::new(Notify::new());
     let total = args.jobs;
+    // As `subsync worker` sets it up: a quarter of the slots commit batches at once.
+    let committer = Committer::grouped(store.clone(), group, (args.concurrency / 4).max(1));
+    let _committers = committer.start();
     let handler = {
-        let (store, active, overlaps, done, finished) =
-            (store.clone(), active.clone(), overlaps.clone(), done.clone(), finished.clone());
+        let (committer, active, overlaps, done, finished) =
+            (committer.clone(), active.clone(), overlaps.clone(), done.clone(), finished.clone());
         move |job: Job| {
-            let (store, active, overlaps, done, finished) =
-                (store.clone(), active.clone(), overlaps.clone(), done.clone(), finished.clone());
+            let (committer, active, overlaps, done, finished) =
+                (committer.clone(), active.clone(), overlaps.clone(), done.clone(), finished.clone());
             async move {
                 let group = job.group_key().to_string();
                 if !active.lock().map_err(|_| JobError::retry("poisoned"))?.insert(group.clone()) {
                     overlaps.fetch_add(1, Ordering::Relaxed);
                 }
-                let result = upsert_and_complete(&store, &job, &group).await;
-                active.lock().map_err(|_| JobError::retry("poisoned"))?.remove(&group);
+                let ran = Arc::new(AtomicBool::new(false));
+                let work: Work = {
+                    let (job, group, active, ran) = (job.clone(), group.clone(), active.clone(), ran.clone());
+                    Box::new(move |tx| {
+                        Box::pin(async move {
+                            ran.store(true, Ordering::SeqCst);
+                            let result = upsert_and_complete(tx, &job, &group).await;
+                            // The exclusive section ends before the commit: the group's next
+                            // job can start right after it.
+                            if let Ok(mut active) = active.lock() {
+                                active.remove(&group);
+                            }
+                            result
+                        })
+                    })
+                };
+                let result = committer.run(&group, work).await;
+                if !ran.load(Ordering::SeqCst) {
+                    active.lock().map_err(|_| JobError::retry("poisoned"))?.remove(&group);
+                }
                 result?;
                 if done.fetch_add(1, Ordering::Relaxed) + 1 == total {
                     finished.notify_one();
@@ -274,8 +320,8 @@ async fn drain(store: &Store, args: Workload) -> Result<(f64, u64)> {
     Ok((per_sec(total, elapsed), overlaps.load(Ordering::Relaxed)))
 }
 
-async fn upsert_and_complete(store: &Store, job: &Job, group: &str) -> Result<(), JobError> {
-    let mut tx = store.begin().await?;
+/// The job's effect (a small upsert) and its completion, in the committer's transaction.
+async fn upsert_and_complete(tx: &mut Tx, job: &Job, group: &str) -> Result<(), JobError> {
     let result = match tx.conn() {
         Conn::Sqlite(c) => sqlx::query(
             "INSERT INTO bench_effects (group_key, n) VALUES (?1, 1) \
@@ -295,8 +341,7 @@ async fn upsert_and_complete(store: &Store, job: &Job, group: &str) -> Result<()
         .map(|r| r.rows_affected()),
     };
     result.map_err(|e| JobError::retry(e.to_string()))?;
-    job.complete_in(&mut tx).await?;
-    tx.commit().await?;
+    job.complete_in(tx).await?;
     Ok(())
 }
 
