@@ -66,9 +66,9 @@ impl GroupCommit {
 
     /// What `subsync serve`/`worker` use unless told otherwise: [`GroupCommit::ON`] on SQLite,
     /// where every write is serialized anyway (no deadlock is possible) and each commit is an
-    /// fsync under the write lock; off on PostgreSQL, where a batch holding its jobs' group
-    /// rows until its commit was measured meeting the intake's batched enqueue in deadlocks
-    /// under load (a deadlock is a clean retry, but the intake answers it with a 503).
+    /// fsync under the write lock; off on PostgreSQL, where it measured within noise of one
+    /// commit per job (`docs/benchmarks.md`) and every job's locks would be held a linger
+    /// longer for nothing.
     pub fn default_for(backend: Backend) -> Self {
         match backend {
             Backend::Sqlite => Self::ON,
