@@ -37,33 +37,10 @@
 // pg-boss 12 declares Node >= 22.12; it runs this workload on Node 20 (npm warns EBADENGINE).
 import { PgBoss } from "pg-boss";
 import pg from "pg";
+import { peerArgs } from "../peer-args.mjs";
 import { v5 as uuidv5 } from "uuid";
 
-function arg(name, fallback) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : fallback;
-}
-
-const url = arg("url", process.env.SUBSYNC_BENCH_POSTGRES_URL);
-if (!url) {
-  console.error("drain.mjs: give --url postgres://… (or SUBSYNC_BENCH_POSTGRES_URL)");
-  process.exit(2);
-}
-const u = new URL(url);
-if (!["127.0.0.1", "localhost", "[::1]"].includes(u.hostname)) {
-  console.error(`drain.mjs: refusing a non-loopback database host ${u.hostname}`);
-  process.exit(2);
-}
-const jobs = Number(arg("jobs", 20000));
-const groups = Number(arg("groups", 2000));
-const concurrency = Number(arg("concurrency", 16));
-const maxSeconds = Number(arg("max-seconds", 600));
-for (const [k, v] of Object.entries({ jobs, groups, concurrency, maxSeconds })) {
-  if (!Number.isInteger(v) || v < 1) {
-    console.error(`drain.mjs: --${k} must be a positive integer`);
-    process.exit(2);
-  }
-}
+const { url, jobs, groups, concurrency, maxSeconds } = peerArgs();
 
 const tag = `${process.pid}_${Date.now()}`;
 const bossSchema = `pgboss_${tag}`;
