@@ -181,6 +181,8 @@ impl Claimer {
             self.reserved += limit;
             let (store, buffered, reports) = (self.store.clone(), self.buffered.clone(), self.reports_tx.clone());
             let (queue, worker) = (self.options.queue.clone(), self.options.worker_id.clone());
+            let inflight = self.inflight.clone();
+            inflight.giving_back.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 let outcome = match store.claim(&queue, &worker, limit as u32).await {
                     Ok(jobs) => {
@@ -201,6 +203,7 @@ impl Claimer {
                     }
                     Err(e) => Err(e),
                 };
+                inflight.giving_back.fetch_sub(1, Ordering::SeqCst);
                 let _ = reports.send(ClaimReport { reserved: limit, outcome });
             });
         }
@@ -274,17 +277,24 @@ impl Backend for QueueBackend {
         if leftovers.is_empty() {
             return Poll::Ready(Ok(()));
         }
-        let store = self.store.clone();
+        let (store, inflight) = (self.store.clone(), self.inflight.clone());
+        inflight.giving_back.fetch_add(1, Ordering::SeqCst);
         let mut fut = Box::pin(async move {
+            let mut result = Ok(());
             for job in leftovers {
-                store.release(&job.lease).await?;
+                if let Err(e) = store.release(&job.lease).await {
+                    result = Err(e);
+                    break;
+                }
             }
-            Ok::<(), QueueError>(())
+            inflight.giving_back.fetch_sub(1, Ordering::SeqCst);
+            result
         });
         match fut.as_mut().poll(cx) {
             Poll::Ready(r) => Poll::Ready(r),
             Poll::Pending => {
-                // Finish the release in the background; shutdown must not hang on it.
+                // Finish the release in the background (the worker's `settled` waits for it);
+                // closing must not block on it.
                 tokio::spawn(fut);
                 Poll::Ready(Ok(()))
             }

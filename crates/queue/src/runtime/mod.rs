@@ -30,6 +30,9 @@ pub use run::{RunConfig, run_jobs};
 pub(crate) struct InFlight {
     pub(crate) running: AtomicUsize,
     pub(crate) freed: Notify,
+    /// Claims being made and jobs being given back in the background: a claim that lands
+    /// during shutdown gives its jobs back itself, and shutdown waits for that too.
+    pub(crate) giving_back: AtomicUsize,
 }
 
 impl InFlight {

@@ -108,11 +108,14 @@ impl AbortHandle {
     }
 
     /// Waits, at most `within`, until every job handed to a handler has had its outcome
-    /// recorded (completed, retried, released): the apalis worker can stop before the lease
-    /// layer has written the last of them. `false` when some were still being recorded.
+    /// recorded (completed, retried, released), and every job claimed but never started has
+    /// been given back: the apalis worker can stop before the lease layer has written the
+    /// last of them, and a claim can land after the worker stopped taking jobs. `false` when
+    /// some were still being recorded.
     pub async fn settled(&self, within: Duration) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
         let deadline = tokio::time::Instant::now() + within;
-        while self.inflight.running.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+        while self.inflight.running.load(SeqCst) > 0 || self.inflight.giving_back.load(SeqCst) > 0 {
             if tokio::time::Instant::now() >= deadline {
                 return false;
             }
