@@ -98,6 +98,9 @@ fn spawn_notifier(pool: PgPool, outgoing: Arc<Notify>) {
         loop {
             outgoing.notified().await;
             if let Err(e) = sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&pool).await {
+                if pool.is_closed() {
+                    return; // the store was closed: nothing left to wake
+                }
                 // Not fatal: other workers fall back to polling.
                 tracing::debug!(error = %e, "could not send wake-up notification");
             }
@@ -119,6 +122,7 @@ fn spawn_listener(pool: PgPool, local: watch::Sender<u64>) {
                         loop {
                             match listener.recv().await {
                                 Ok(_) => local.send_modify(|n| *n = n.wrapping_add(1)),
+                                Err(_) if pool.is_closed() => return,
                                 Err(e) => {
                                     tracing::warn!(error = %e, "lost the LISTEN connection; polling until it is back");
                                     break;
@@ -129,7 +133,8 @@ fn spawn_listener(pool: PgPool, local: watch::Sender<u64>) {
                 }
                 Err(e) => tracing::debug!(error = %e, "cannot open a LISTEN connection"),
             }
-            if local.is_closed() {
+            // Nobody listens any more, or the store's pool was closed: stop.
+            if local.is_closed() || pool.is_closed() {
                 return;
             }
             tokio::time::sleep(LISTEN_RETRY).await;
