@@ -141,6 +141,20 @@ pub(crate) struct UserView {
     pub entitlement: Option<VersionedEntitlement>,
 }
 
+impl UserView {
+    /// Folds the rows of [`user_view_sql`] (either dialect): the entitlement, repeated on
+    /// every row or null, from the first; a subscription from each row that has one.
+    fn from_rows<R>(
+        rows: &[R],
+        entitlement: impl Fn(&R) -> Result<Option<VersionedEntitlement>, WorkerError>,
+        subscription: impl Fn(&R) -> Result<Option<(String, serde_json::Value)>, WorkerError>,
+    ) -> Result<Self, WorkerError> {
+        let entitlement = rows.first().map(&entitlement).transpose()?.flatten();
+        let subscriptions = rows.iter().filter_map(|row| subscription(row).transpose()).collect::<Result<_, _>>()?;
+        Ok(Self { subscriptions, entitlement })
+    }
+}
+
 /// The user's subscriptions and stored entitlement ([`UserView`]): one round trip where
 /// two separate reads would take two.
 pub(crate) async fn user_view(tx: &mut Tx, user_id: &str) -> Result<UserView, WorkerError> {

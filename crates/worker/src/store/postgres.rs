@@ -91,16 +91,14 @@ static USER_VIEW: LazyLock<String> = LazyLock::new(|| super::user_view_sql(ENTIT
 
 pub(super) async fn user_view(c: &mut PgConnection, user_id: &str) -> Result<UserView, WorkerError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(USER_VIEW.as_str())).bind(user_id).fetch_all(&mut *c).await?;
-    let mut view = UserView::default();
-    for (n, row) in rows.iter().enumerate() {
-        if n == 0 && row.try_get::<Option<String>, _>("user_id")?.is_some() {
-            view.entitlement = Some(decode_versioned(row)?);
-        }
-        if let Some(sub_id) = row.try_get::<Option<String>, _>("view_subscription_id")? {
-            view.subscriptions.push((sub_id, row.try_get("view_state")?));
-        }
-    }
-    Ok(view)
+    UserView::from_rows(
+        &rows,
+        |row| row.try_get::<Option<String>, _>("user_id")?.map(|_| decode_versioned(row)).transpose(),
+        |row| {
+            let id: Option<String> = row.try_get("view_subscription_id")?;
+            id.map(|id| Ok((id, row.try_get("view_state")?))).transpose()
+        },
+    )
 }
 
 pub(super) async fn lock_users(c: &mut PgConnection, users: &[&str]) -> Result<(), WorkerError> {
